@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+/**
+ * The `thingloop` command. Each sub-command is a thin shell over node/, sdk/ or sim/.
+ */
+import { Command } from 'commander';
+import { VERSION } from '../node/index.js';
+import { addNodeOptions, serve } from './serve.js';
+
+const program = new Command()
+  .name('thingloop')
+  .description('Thingloop: an open terminal–edge–cloud IoT platform. Devices are not only connected, they are operated.')
+  .version(VERSION)
+  .showHelpAfterError('(add --help for usage)');
+
+addNodeOptions(
+  program
+    .command('serve')
+    .description('run a node: embedded MQTT broker, HTTP API and SQLite store (role cloud)')
+    .addHelpText('after', '\nExample:\n  thingloop serve --http-port 8080 --mqtt-port 1883 --data-dir ./.thingloop\n'),
+).action((options: Record<string, unknown>) => serve(options));
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`thingloop: ${(error as Error).message}\n`);
+  process.exit(1);
+});

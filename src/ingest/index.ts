@@ -1,0 +1,14 @@
+/**
+ * Ingest: the single pipeline that MQTT, HTTP and (later) CoAP and fieldbus adapters all
+ * feed. It validates each value against the device's thing model, keeps the good values of a
+ * partly bad message, stores durably and only then publishes to the bus.
+ */
+export { type DecodeLimits, type DecodeResult, decodeTelemetry, type Rejection, type RejectionReason } from './decode.js';
+export {
+  type IngestDependencies,
+  type IngestEvents,
+  type IngestMetrics,
+  type IngestOutcome,
+  IngestPipeline,
+  type IngestSource,
+} from './pipeline.js';

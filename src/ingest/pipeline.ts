@@ -1,0 +1,67 @@
+import type { EventBus } from '../bus/index.js';
+import type { CompiledThingModel } from '../model/index.js';
+import type { DeviceRecord } from '../registry/index.js';
+import type { TelemetrySample, TelemetryStore } from '../telemetry/index.js';
+import { type DecodeLimits, decodeTelemetry, type Rejection } from './decode.js';
+
+export type IngestSource = 'mqtt' | 'http' | 'edge';
+
+export type IngestEvents = {
+  /** Samples that are durable in the store, in arrival order per device. */
+  'telemetry.accepted': { device: DeviceRecord; samples: TelemetrySample[]; source: IngestSource };
+  'telemetry.rejected': { device: DeviceRecord; rejections: Rejection[]; source: IngestSource };
+};
+
+/** What the pipeline reports to whoever counts (Prometheus, in the node). */
+export interface IngestMetrics {
+  messageReceived(source: IngestSource): void;
+  messageAccepted(source: IngestSource, samples: number, values: number): void;
+  valueRejected(reason: Rejection['reason']): void;
+}
+
+export interface IngestOutcome {
+  acceptedSamples: number;
+  acceptedValues: number;
+  rejections: Rejection[];
+}
+
+export interface IngestDependencies {
+  store: TelemetryStore;
+  bus: EventBus<IngestEvents>;
+  metrics: IngestMetrics;
+  modelOf(device: DeviceRecord): Promise<CompiledThingModel>;
+  now(): number;
+  limits: DecodeLimits;
+}
+
+/**
+ * The one pipeline every protocol feeds: decode → validate → store (durable) → publish on
+ * the bus. Authentication and topic authorization happen in the transport, which hands
+ * over an already identified device.
+ */
+export class IngestPipeline {
+  constructor(private readonly deps: IngestDependencies) {}
+
+  async acceptTelemetry(device: DeviceRecord, payload: Buffer | unknown, source: IngestSource): Promise<IngestOutcome> {
+    const { deps } = this;
+    deps.metrics.messageReceived(source);
+    const model = await deps.modelOf(device);
+    const decoded = decodeTelemetry(payload, model, deps.now(), deps.limits);
+    let acceptedValues = 0;
+    const samples: TelemetrySample[] = decoded.samples.map((sample) => {
+      for (const _ in sample.values) acceptedValues++;
+      return { deviceId: device.id, deviceUid: device.uid, ts: sample.ts, values: sample.values };
+    });
+    if (samples.length > 0) {
+      // Resolves only once committed: the caller's acknowledgement waits on this.
+      await deps.store.append(samples);
+      deps.metrics.messageAccepted(source, samples.length, acceptedValues);
+      deps.bus.emit('telemetry.accepted', { device, samples, source });
+    }
+    if (decoded.rejections.length > 0) {
+      for (const rejection of decoded.rejections) deps.metrics.valueRejected(rejection.reason);
+      deps.bus.emit('telemetry.rejected', { device, rejections: decoded.rejections, source });
+    }
+    return { acceptedSamples: samples.length, acceptedValues, rejections: decoded.rejections };
+  }
+}

@@ -1,0 +1,258 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CODE_PREFIX, DEFAULT_IPV6_PREFIX } from '../identity/index.js';
+import { parseDuration } from '../time/index.js';
+
+export interface NodeConfig {
+  dataDir: string;
+  httpHost: string;
+  httpPort: number;
+  mqttHost: string;
+  mqttPort: number;
+  adminKey: string | undefined;
+  codePrefix: string;
+  ipv6Prefix: string;
+  retentionMs: number;
+  maxPayloadBytes: number;
+  maxSamplesPerMessage: number;
+  maxClockSkewMs: number;
+  durability: 'normal' | 'full';
+  logLevel: string;
+}
+
+type Origin = 'default' | 'config file' | 'environment' | 'flag';
+
+/** One setting: the same name as a flag, an env var and a config-file key. */
+export interface SettingSpec<K extends keyof NodeConfig = keyof NodeConfig> {
+  key: K;
+  flag: string;
+  env: string;
+  description: string;
+  defaultValue: NodeConfig[K];
+  parse(text: string): NodeConfig[K];
+  secret?: boolean;
+}
+
+function port(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`"${text}" is not a TCP port (0-65535; 0 picks a free one)`);
+  return value;
+}
+
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`"${text}" is not a positive integer`);
+  return value;
+}
+
+function duration(text: string): number {
+  const value = parseDuration(text);
+  if (value === undefined) throw new Error(`"${text}" is not a duration like 30s, 15m, 7d`);
+  return value;
+}
+
+function bytes(text: string): number {
+  const match = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a size like 262144, 256KiB or 1MiB`);
+  const unit = (match[2] ?? 'b').toLowerCase();
+  const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1;
+  return Number(match[1]) * factor;
+}
+
+function oneOf<T extends string>(...allowed: T[]) {
+  return (text: string): T => {
+    if (!(allowed as string[]).includes(text)) throw new Error(`"${text}" must be one of ${allowed.join(', ')}`);
+    return text as T;
+  };
+}
+
+const spec = <K extends keyof NodeConfig>(s: SettingSpec<K>): SettingSpec => s as unknown as SettingSpec;
+
+export const SETTINGS: SettingSpec[] = [
+  spec({
+    key: 'dataDir',
+    flag: 'data-dir',
+    env: 'THINGLOOP_DATA_DIR',
+    description: 'directory for the SQLite database and node state',
+    defaultValue: './.thingloop',
+    parse: String,
+  }),
+  spec({
+    key: 'httpPort',
+    flag: 'http-port',
+    env: 'THINGLOOP_HTTP_PORT',
+    description: 'HTTP API and console port',
+    defaultValue: 8080,
+    parse: port,
+  }),
+  spec({
+    key: 'httpHost',
+    flag: 'http-host',
+    env: 'THINGLOOP_HTTP_HOST',
+    description: 'HTTP listen address',
+    defaultValue: '0.0.0.0',
+    parse: String,
+  }),
+  spec({
+    key: 'mqttPort',
+    flag: 'mqtt-port',
+    env: 'THINGLOOP_MQTT_PORT',
+    description: 'embedded MQTT broker port',
+    defaultValue: 1883,
+    parse: port,
+  }),
+  spec({
+    key: 'mqttHost',
+    flag: 'mqtt-host',
+    env: 'THINGLOOP_MQTT_HOST',
+    description: 'MQTT listen address',
+    defaultValue: '0.0.0.0',
+    parse: String,
+  }),
+  spec({
+    key: 'adminKey',
+    flag: 'admin-key',
+    env: 'THINGLOOP_ADMIN_KEY',
+    description: 'admin API key (otherwise generated on first start and printed once)',
+    defaultValue: undefined,
+    parse: String,
+    secret: true,
+  }),
+  spec({
+    key: 'codePrefix',
+    flag: 'code-prefix',
+    env: 'THINGLOOP_CODE_PREFIX',
+    description: 'identification code prefix (codes are {prefix}/{id})',
+    defaultValue: DEFAULT_CODE_PREFIX,
+    parse: String,
+  }),
+  spec({
+    key: 'ipv6Prefix',
+    flag: 'ipv6-prefix',
+    env: 'THINGLOOP_IPV6_PREFIX',
+    description: 'IPv6 /64 that device addresses are derived in',
+    defaultValue: DEFAULT_IPV6_PREFIX,
+    parse: String,
+  }),
+  spec({
+    key: 'retentionMs',
+    flag: 'retention',
+    env: 'THINGLOOP_RETENTION',
+    description: 'how long telemetry is kept',
+    defaultValue: 30 * 86_400_000,
+    parse: duration,
+  }),
+  spec({
+    key: 'maxPayloadBytes',
+    flag: 'max-payload',
+    env: 'THINGLOOP_MAX_PAYLOAD',
+    description: 'largest telemetry payload accepted',
+    defaultValue: 256 * 1024,
+    parse: bytes,
+  }),
+  spec({
+    key: 'maxSamplesPerMessage',
+    flag: 'max-batch',
+    env: 'THINGLOOP_MAX_BATCH',
+    description: 'most samples in one batch message',
+    defaultValue: 1000,
+    parse: positiveInteger,
+  }),
+  spec({
+    key: 'maxClockSkewMs',
+    flag: 'max-clock-skew',
+    env: 'THINGLOOP_MAX_CLOCK_SKEW',
+    description: 'how far in the future a device timestamp may be',
+    defaultValue: 3_600_000,
+    parse: duration,
+  }),
+  spec({
+    key: 'durability',
+    flag: 'durability',
+    env: 'THINGLOOP_DURABILITY',
+    description: 'normal: survives a process kill; full: also power loss (slower)',
+    defaultValue: 'normal',
+    parse: oneOf('normal', 'full'),
+  }),
+  spec({
+    key: 'logLevel',
+    flag: 'log-level',
+    env: 'THINGLOOP_LOG_LEVEL',
+    description: 'trace, debug, info, warn, error',
+    defaultValue: 'info',
+    parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'silent'),
+  }),
+];
+
+export interface ResolvedConfig {
+  config: NodeConfig;
+  origins: Record<keyof NodeConfig, Origin>;
+}
+
+export interface ConfigSources {
+  /** Flag values by setting key, as strings (commander gives strings). */
+  flags?: Partial<Record<keyof NodeConfig, string>>;
+  env?: NodeJS.ProcessEnv;
+  configFile?: string;
+}
+
+export class ConfigError extends Error {}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  try {
+    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a mapping');
+    return parsed as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid YAML/JSON: ${(error as Error).message}`);
+  }
+}
+
+/** Precedence: flags > THINGLOOP_* environment > config file > defaults. */
+export function resolveConfig(sources: ConfigSources): ResolvedConfig {
+  const env = sources.env ?? {};
+  const file = sources.configFile ? readConfigFile(sources.configFile) : {};
+  const known = new Set(SETTINGS.flatMap((s) => [s.key, s.flag]));
+  const unknown = Object.keys(file).filter((key) => !known.has(key));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `config file ${sources.configFile} has unknown settings: ${unknown.join(', ')}; known: ${SETTINGS.map((s) => s.key).join(', ')}`,
+    );
+  }
+  const config = {} as Record<keyof NodeConfig, unknown>;
+  const origins = {} as Record<keyof NodeConfig, Origin>;
+  for (const setting of SETTINGS) {
+    const candidates: [Origin, unknown, string][] = [
+      ['flag', sources.flags?.[setting.key], `--${setting.flag}`],
+      ['environment', env[setting.env], setting.env],
+      ['config file', file[setting.key] ?? file[setting.flag], `${setting.key} in ${sources.configFile}`],
+    ];
+    const chosen = candidates.find(([, value]) => value !== undefined && value !== '');
+    if (!chosen) {
+      config[setting.key] = setting.defaultValue;
+      origins[setting.key] = 'default';
+      continue;
+    }
+    const [origin, value, where] = chosen;
+    try {
+      config[setting.key] = setting.parse(String(value));
+    } catch (error) {
+      throw new ConfigError(`${where}: ${(error as Error).message}`);
+    }
+    origins[setting.key] = origin;
+  }
+  return { config: config as unknown as NodeConfig, origins };
+}
+
+/** How to change a setting, for error messages: "--mqtt-port or THINGLOOP_MQTT_PORT". */
+export function howToSet(key: keyof NodeConfig): string {
+  const setting = SETTINGS.find((s) => s.key === key);
+  return setting ? `--${setting.flag} or ${setting.env}` : key;
+}

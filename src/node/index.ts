@@ -1,0 +1,7 @@
+/**
+ * The composition root: builds a node from its configuration. The only module that imports
+ * adapters (SQLite, Aedes, fastify) and wires them to the domain modules.
+ */
+export { type NodeOptions, type RunningNode, StartupError, startCloudNode } from './cloud-node.js';
+export { ConfigError, howToSet, type NodeConfig, type ResolvedConfig, resolveConfig, SETTINGS, type SettingSpec } from './config.js';
+export { VERSION } from './version.js';

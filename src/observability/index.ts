@@ -1,0 +1,116 @@
+/**
+ * Observability: Prometheus metrics and structured logs. Each node owns its own metric
+ * registry (several nodes can share a process in tests); domain modules see only the small
+ * reporting interfaces they declare, implemented here.
+ */
+
+import pino, { type Logger, type LoggerOptions } from 'pino';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { IngestMetrics, IngestSource, RejectionReason } from '../ingest/index.js';
+import type { WriteMetrics } from '../store/sqlite/index.js';
+
+export type { Logger } from 'pino';
+
+export function createLogger(options: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
+  const config: LoggerOptions = { level: options.level ?? 'info', base: { node: options.name ?? 'thingloop' } };
+  return options.destination ? pino(config, options.destination) : pino(config);
+}
+
+export interface TransportMetrics {
+  setConnectedDevices(count: number): void;
+  authFailed(protocol: 'mqtt' | 'http'): void;
+  aclDenied(action: 'publish' | 'subscribe'): void;
+}
+
+export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics {
+  readonly registry = new Registry();
+  private readonly received: Counter<'source'>;
+  private readonly accepted: Counter<'source'>;
+  private readonly samplesStored: Counter;
+  private readonly valuesStored: Counter;
+  private readonly rejected: Counter<'reason'>;
+  private readonly batchSeconds: Histogram;
+  private readonly connected: Gauge;
+  private readonly authFailures: Counter<'protocol'>;
+  private readonly aclDenials: Counter<'action'>;
+
+  constructor(queueDepth: () => number) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'thingloop_' });
+    this.received = new Counter({
+      name: 'thingloop_messages_received_total',
+      help: 'Telemetry messages received',
+      labelNames: ['source'],
+      registers,
+    });
+    this.accepted = new Counter({
+      name: 'thingloop_messages_accepted_total',
+      help: 'Telemetry messages with at least one value stored',
+      labelNames: ['source'],
+      registers,
+    });
+    this.samplesStored = new Counter({
+      name: 'thingloop_samples_stored_total',
+      help: 'Timestamped samples committed to the store',
+      registers,
+    });
+    this.valuesStored = new Counter({ name: 'thingloop_values_stored_total', help: 'Property values committed to the store', registers });
+    this.rejected = new Counter({
+      name: 'thingloop_values_rejected_total',
+      help: 'Values or messages refused, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.batchSeconds = new Histogram({
+      name: 'thingloop_batch_write_seconds',
+      help: 'Time to commit one telemetry batch',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    new Gauge({
+      name: 'thingloop_ingest_queue_depth',
+      help: 'Samples accepted but not yet committed',
+      registers,
+      collect() {
+        this.set(queueDepth());
+      },
+    });
+    this.connected = new Gauge({ name: 'thingloop_connected_devices', help: 'Devices with a live MQTT session', registers });
+    this.authFailures = new Counter({
+      name: 'thingloop_auth_failures_total',
+      help: 'Refused device credentials',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.aclDenials = new Counter({
+      name: 'thingloop_acl_denied_total',
+      help: "MQTT publishes/subscribes outside the device's own topics",
+      labelNames: ['action'],
+      registers,
+    });
+  }
+
+  messageReceived(source: IngestSource): void {
+    this.received.inc({ source });
+  }
+  messageAccepted(source: IngestSource, samples: number, values: number): void {
+    this.accepted.inc({ source });
+    this.samplesStored.inc(samples);
+    this.valuesStored.inc(values);
+  }
+  valueRejected(reason: RejectionReason): void {
+    this.rejected.inc({ reason });
+  }
+  batchCommitted(_samples: number, _rows: number, seconds: number): void {
+    this.batchSeconds.observe(seconds);
+  }
+  setConnectedDevices(count: number): void {
+    this.connected.set(count);
+  }
+  authFailed(protocol: 'mqtt' | 'http'): void {
+    this.authFailures.inc({ protocol });
+  }
+  aclDenied(action: 'publish' | 'subscribe'): void {
+    this.aclDenials.inc({ action });
+  }
+}

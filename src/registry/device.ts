@@ -1,0 +1,48 @@
+/** A device as the platform knows it: one object, one code, one number, one model. */
+
+export type AttributeValue = string | number | boolean | null;
+
+export interface DeviceRecord {
+  /** Platform id: also the MQTT username and the `{deviceId}` in every topic. */
+  id: string;
+  /** Internal surrogate number; telemetry is keyed by it so a re-registered id starts clean. */
+  uid: number;
+  name: string;
+  /** Thing model id and the version the device was registered with (until migrated). */
+  model: string;
+  modelVersion: number;
+  /** Identification code, Handle-style `{prefix}/{id}`. */
+  code: string;
+  /** Stable IPv6 address in the site's /64. */
+  ipv6: string;
+  attributes: Record<string, AttributeValue>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Ids appear in topics and URLs: no `/`, `+`, `#`, spaces or control characters. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export const MAX_ATTRIBUTES = 64;
+
+export interface DeviceQuery {
+  model?: string;
+  /** Keyset pagination: ids strictly after this one. */
+  after?: string;
+  limit: number;
+}
+
+/** Storage port for the registry. */
+export interface DeviceRepository {
+  /** Stores a new device and returns it with its assigned uid. */
+  insert(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord>;
+  get(id: string): Promise<DeviceRecord | undefined>;
+  findByCode(code: string): Promise<DeviceRecord | undefined>;
+  findByIpv6(ipv6: string): Promise<DeviceRecord | undefined>;
+  list(query: DeviceQuery): Promise<DeviceRecord[]>;
+  count(query: Pick<DeviceQuery, 'model'>): Promise<number>;
+  update(device: DeviceRecord): Promise<void>;
+  delete(id: string): Promise<boolean>;
+  tokenHash(id: string): Promise<string | undefined>;
+  setTokenHash(id: string, hash: string): Promise<void>;
+}

@@ -1,0 +1,70 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type SqliteDatabase = Database.Database;
+
+/**
+ * Ordered schema migrations; `user_version` records how many ran. Append only: a released
+ * migration is never edited, so every data directory converges on the same schema.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+   CREATE TABLE thing_models (
+     id TEXT NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL, created_at INTEGER NOT NULL,
+     PRIMARY KEY (id, version)) STRICT;
+   CREATE TABLE devices (
+     uid INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     model TEXT NOT NULL,
+     model_version INTEGER NOT NULL,
+     code TEXT NOT NULL UNIQUE,
+     ipv6 TEXT NOT NULL UNIQUE,
+     token_hash TEXT NOT NULL,
+     record TEXT NOT NULL) STRICT;
+   CREATE INDEX devices_by_model ON devices (model, id);
+   CREATE TABLE series (
+     id INTEGER PRIMARY KEY,
+     device_uid INTEGER NOT NULL,
+     property TEXT NOT NULL,
+     UNIQUE (device_uid, property)) STRICT;
+   -- One B-tree keyed by (series, ts): appends land at the end of each series and range
+   -- scans for charts read contiguous pages. Same (series, ts) twice is last-write-wins.
+   CREATE TABLE samples (
+     series INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     value ANY,
+     PRIMARY KEY (series, ts)) STRICT, WITHOUT ROWID;`,
+];
+
+export interface OpenOptions {
+  /** `normal` survives a process kill (WAL); `full` also survives power loss, slower. */
+  synchronous: 'normal' | 'full';
+}
+
+export function openDatabase(file: string, options: OpenOptions = { synchronous: 'normal' }): SqliteDatabase {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -65536');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: SqliteDatabase): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `the data directory was written by a newer Thingloop (schema ${current}, this build knows ${MIGRATIONS.length}); upgrade Thingloop or use another --data-dir`,
+    );
+  }
+  for (let index = current; index < MIGRATIONS.length; index++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[index] as string);
+      db.pragma(`user_version = ${index + 1}`);
+    })();
+  }
+}

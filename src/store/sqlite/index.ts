@@ -1,0 +1,7 @@
+/**
+ * The embedded storage adapter: one SQLite file (WAL) in the data directory holds models,
+ * devices, settings and telemetry. It implements the ports the domain modules declare.
+ */
+export { type OpenOptions, openDatabase, type SqliteDatabase } from './database.js';
+export { SqliteDevices, SqliteModels, SqliteSettings } from './metadata.js';
+export { SqliteTelemetryStore, type TelemetryWriterOptions, type WriteMetrics } from './telemetry.js';

@@ -1,0 +1,16 @@
+/**
+ * Telemetry: the samples devices report, the storage port they are kept behind, and the
+ * queries (raw pages, bucketed aggregates, latest values) that read them back.
+ */
+
+export {
+  DEFAULT_RAW_LIMIT,
+  encodeCursor,
+  MAX_BUCKETS,
+  MAX_RAW_LIMIT,
+  type PlannedQuery,
+  parseTime,
+  planTelemetryQuery,
+  type TelemetryQueryParams,
+} from './query.js';
+export * from './sample.js';

@@ -1,0 +1,68 @@
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** One timestamped set of property values from one device; the unit of ingest and storage. */
+export interface TelemetrySample {
+  deviceId: string;
+  deviceUid: number;
+  /** Epoch ms: the device's `ts` when it sent one, else the time of receipt. */
+  ts: number;
+  values: Record<string, JsonValue>;
+}
+
+export interface StoredValue {
+  property: string;
+  ts: number;
+  value: JsonValue;
+}
+
+export type AggregateFunction = 'avg' | 'min' | 'max' | 'count' | 'first' | 'last' | 'sum';
+export const AGGREGATE_FUNCTIONS: readonly AggregateFunction[] = ['avg', 'min', 'max', 'count', 'first', 'last', 'sum'];
+
+export interface RawQuery {
+  deviceUid: number;
+  properties: string[];
+  from: number;
+  /** Exclusive. */
+  to: number;
+  limit: number;
+  /** Resume after this (ts, property) position. */
+  after?: { ts: number; property: string };
+}
+
+export interface AggregateQuery {
+  deviceUid: number;
+  properties: string[];
+  from: number;
+  to: number;
+  bucketMs: number;
+  fn: AggregateFunction;
+}
+
+export interface AggregatePoint {
+  /** Start of the bucket, epoch ms. */
+  ts: number;
+  value: number | null;
+  count: number;
+}
+
+export interface AggregateSeries {
+  property: string;
+  points: AggregatePoint[];
+}
+
+/**
+ * Storage port for telemetry. `append` resolves only once the samples are durable, which is
+ * what lets transports acknowledge a QoS 1 message honestly.
+ */
+export interface TelemetryStore {
+  append(samples: TelemetrySample[]): Promise<void>;
+  raw(query: RawQuery): Promise<StoredValue[]>;
+  aggregate(query: AggregateQuery): Promise<AggregateSeries[]>;
+  latest(deviceUid: number): Promise<StoredValue[]>;
+  /** Deletes values older than `before` and of devices no longer registered; returns rows removed. */
+  prune(before: number, liveDeviceUids: () => Promise<Set<number>>): Promise<number>;
+  /** Samples accepted but not yet committed. */
+  pendingSamples(): number;
+  /** Commits everything pending. */
+  flush(): Promise<void>;
+}

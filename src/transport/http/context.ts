@@ -1,0 +1,26 @@
+import type { Registry } from 'prom-client';
+import type { EventBus } from '../../bus/index.js';
+import type { IngestEvents, IngestPipeline } from '../../ingest/index.js';
+import type { ModelCatalog } from '../../model/index.js';
+import type { Logger } from '../../observability/index.js';
+import type { DeviceRegistry } from '../../registry/index.js';
+import type { TelemetryStore } from '../../telemetry/index.js';
+
+/** What the HTTP API needs from the node; the node builds it, routes only read it. */
+export interface HttpApiContext {
+  models: ModelCatalog;
+  registry: DeviceRegistry;
+  ingest: IngestPipeline;
+  telemetry: TelemetryStore;
+  bus: EventBus<IngestEvents>;
+  isAdminKey(secret: string): boolean;
+  metricsRegistry: Registry;
+  /** Ready means every part has started and none is shutting down. */
+  readiness(): { ready: boolean; checks: Record<string, boolean> };
+  logger: Logger;
+  now(): number;
+  maxPayloadBytes: number;
+  /** Node-level facts reported by /api/v1/node (role, version, ports). */
+  nodeInfo(): Record<string, unknown>;
+  onAuthFailure(): void;
+}

@@ -1,0 +1,124 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { HttpApiContext } from '../context.js';
+import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses } from '../schemas.js';
+
+const IdParam = Type.Object({ id: Type.String() });
+const WithToken = Type.Object({ device: Device, token: Type.String({ description: 'Device token: shown once, stored hashed' }) });
+
+export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+  const tags = ['devices'];
+
+  app.post(
+    '/devices',
+    {
+      schema: {
+        summary: 'Register a device; returns its token once',
+        tags,
+        body: Type.Object(
+          {
+            id: Type.Optional(DeviceId),
+            name: Type.Optional(Type.String({ maxLength: 256 })),
+            model: Type.String({ description: 'Thing model id' }),
+            modelVersion: Type.Optional(Type.Integer({ minimum: 1, description: 'Defaults to the latest version' })),
+            attributes: Type.Optional(Type.Record(Type.String(), AttributeValue)),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: WithToken, ...errorResponses, 409: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const registered = await context.registry.register(request.body as Parameters<typeof context.registry.register>[0]);
+      return reply.code(201).header('location', `/api/v1/devices/${registered.device.id}`).send(registered);
+    },
+  );
+
+  app.get(
+    '/devices',
+    {
+      schema: {
+        summary: 'List devices, ordered by id, paginated with `after`',
+        tags,
+        querystring: Type.Object({
+          model: Type.Optional(Type.String()),
+          after: Type.Optional(Type.String({ description: 'The `next` value of the previous page' })),
+          limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+        }),
+        response: {
+          200: Type.Object({ items: Type.Array(Device), total: Type.Integer(), next: Type.Union([Type.String(), Type.Null()]) }),
+        },
+      },
+    },
+    async (request) => context.registry.list(request.query as { model?: string; after?: string; limit: number }),
+  );
+
+  app.get(
+    '/devices/:id',
+    { schema: { summary: 'Read a device', tags, params: IdParam, response: { 200: Device, 404: ErrorBody } } },
+    async (request) => context.registry.get((request.params as { id: string }).id),
+  );
+
+  app.patch(
+    '/devices/:id',
+    {
+      schema: {
+        summary: 'Rename, change attributes (null removes one) or migrate to another model version',
+        tags,
+        params: IdParam,
+        body: Type.Object(
+          {
+            name: Type.Optional(Type.String({ maxLength: 256 })),
+            attributes: Type.Optional(Type.Record(Type.String(), AttributeValue)),
+            model: Type.Optional(Type.String()),
+            modelVersion: Type.Optional(Type.Integer({ minimum: 1 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Device, ...errorResponses },
+      },
+    },
+    async (request) => context.registry.patch((request.params as { id: string }).id, request.body as object),
+  );
+
+  app.delete(
+    '/devices/:id',
+    {
+      schema: {
+        summary: 'Delete a device: revokes its credential and drops its live sessions',
+        tags,
+        params: IdParam,
+        response: { 204: Type.Null(), 404: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      await context.registry.remove((request.params as { id: string }).id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/devices/:id/token',
+    {
+      schema: {
+        summary: 'Issue a new device token; the old one stops working and live sessions are dropped',
+        tags,
+        params: IdParam,
+        response: { 200: WithToken, 404: ErrorBody },
+      },
+    },
+    async (request) => context.registry.rotateToken((request.params as { id: string }).id),
+  );
+
+  app.get(
+    '/resolve/*',
+    {
+      schema: {
+        summary: 'Resolve an identification code (e.g. 88.100.1/pump-0001) or an IPv6 address to its device',
+        tags: ['identity'],
+        response: { 200: Device, 404: ErrorBody },
+      },
+    },
+    async (request) => context.registry.resolve(decodeURIComponent((request.params as { '*': string })['*'])),
+  );
+};

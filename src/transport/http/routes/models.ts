@@ -1,0 +1,90 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { HttpApiContext } from '../context.js';
+import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
+
+const ModelVersion = Type.Object({
+  id: Type.String(),
+  version: Type.Integer(),
+  createdAt: Type.Integer(),
+  document: AnyObject,
+});
+
+const ModelId = Type.Object({ modelId: Type.String() });
+
+export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+  const tags = ['models'];
+
+  app.put(
+    '/models/:modelId',
+    {
+      schema: {
+        summary: 'Store a thing model (W3C WoT Thing Model JSON) as a new version',
+        description:
+          'Returns 201 with the new version, or 200 with the latest version when the document is unchanged. An invalid model is refused with every problem listed in `details`.',
+        tags,
+        params: ModelId,
+        body: AnyObject,
+        response: { 200: ModelVersion, 201: ModelVersion, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { model, created } = await context.models.put((request.params as { modelId: string }).modelId, request.body);
+      return reply.code(created ? 201 : 200).send(model);
+    },
+  );
+
+  app.get(
+    '/models',
+    {
+      schema: {
+        summary: 'List thing models (latest version of each)',
+        tags,
+        response: {
+          200: Type.Object({
+            items: Type.Array(
+              Type.Object({ id: Type.String(), title: Type.String(), latestVersion: Type.Integer(), updatedAt: Type.Integer() }),
+            ),
+          }),
+        },
+      },
+    },
+    async () => ({ items: await context.models.list() }),
+  );
+
+  app.get(
+    '/models/:modelId',
+    {
+      schema: {
+        summary: 'Read a thing model (latest, or ?version=N)',
+        tags,
+        params: ModelId,
+        querystring: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) }),
+        response: { 200: ModelVersion, 404: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { modelId } = request.params as { modelId: string };
+      const { version } = request.query as { version?: number };
+      return context.models.get(modelId, version);
+    },
+  );
+
+  app.get(
+    '/models/:modelId/versions',
+    {
+      schema: {
+        summary: 'Every version of a thing model, oldest first',
+        tags,
+        params: ModelId,
+        response: { 200: Type.Object({ items: Type.Array(ModelVersion) }), 404: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { modelId } = request.params as { modelId: string };
+      const items = await context.models.versions(modelId);
+      if (items.length === 0) await context.models.get(modelId);
+      return { items };
+    },
+  );
+};

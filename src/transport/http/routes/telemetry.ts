@@ -1,0 +1,192 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { DomainError } from '../../../errors/index.js';
+import { encodeCursor, planTelemetryQuery, type TelemetryQueryParams } from '../../../telemetry/index.js';
+import type { HttpApiContext } from '../context.js';
+import { ErrorBody, errorResponses, Rejection } from '../schemas.js';
+import { presentedSecret } from '../server.js';
+
+const IdParam = Type.Object({ id: Type.String() });
+
+const IngestResult = Type.Object({
+  acceptedSamples: Type.Integer(),
+  acceptedValues: Type.Integer(),
+  rejections: Type.Array(Rejection),
+  error: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+});
+
+const QueryResult = Type.Object({
+  deviceId: Type.String(),
+  from: Type.Integer(),
+  to: Type.Integer(),
+  items: Type.Optional(Type.Array(Type.Object({ property: Type.String(), ts: Type.Integer(), value: Type.Unknown() }))),
+  next: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  agg: Type.Optional(Type.String()),
+  bucketMs: Type.Optional(Type.Integer()),
+  series: Type.Optional(
+    Type.Array(
+      Type.Object({
+        property: Type.String(),
+        points: Type.Array(Type.Object({ ts: Type.Integer(), value: Type.Union([Type.Number(), Type.Null()]), count: Type.Integer() })),
+      }),
+    ),
+  ),
+});
+
+/** A device may act for itself with its token; the admin key may act for any device. */
+async function callerMayActFor(context: HttpApiContext, request: FastifyRequest, deviceId: string): Promise<boolean> {
+  const secret = presentedSecret(request);
+  if (!secret) return false;
+  if (context.isAdminKey(secret)) return true;
+  return (await context.registry.authenticate(deviceId, secret)) !== undefined;
+}
+
+export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+  const tags = ['telemetry'];
+  const unauthorized = () => {
+    context.onAuthFailure();
+    return new DomainError('unauthorized', 'send "Authorization: Bearer <device token>" (or the admin key)');
+  };
+
+  // Telemetry bodies reach the ingest pipeline as bytes, so malformed JSON gets the same
+  // reason code and counter as on MQTT instead of a generic parser error.
+  await app.register(async (raw) => {
+    raw.addContentTypeParser(
+      ['application/json', 'text/plain', 'application/octet-stream'],
+      { parseAs: 'buffer' },
+      (_request, body, done) => done(null, body),
+    );
+    raw.post(
+      '/devices/:id/telemetry',
+      {
+        config: { auth: 'device-or-admin' },
+        // Generous here: the pipeline enforces the configured limit and counts refusals.
+        bodyLimit: context.maxPayloadBytes * 16,
+        schema: {
+          summary: 'Report telemetry: one sample object of property values (optional `ts`) or an array of samples',
+          description:
+            "Every value is validated against the device's thing model. Valid values are stored even when others in the same message are refused; refusals are listed with a machine-readable reason. 200 when anything was stored, 400 when nothing was.",
+          tags,
+          params: IdParam,
+          response: { 200: IngestResult, 400: IngestResult, 401: ErrorBody, 404: ErrorBody },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        if (!(await callerMayActFor(context, request, id))) throw unauthorized();
+        const device = await context.registry.get(id);
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const outcome = await context.ingest.acceptTelemetry(device, body, 'http');
+        if (outcome.acceptedSamples === 0) {
+          return reply.code(400).send({ ...outcome, error: 'invalid', message: 'no value was stored; see rejections' });
+        }
+        return outcome;
+      },
+    );
+  });
+
+  app.get(
+    '/devices/:id/telemetry',
+    {
+      schema: {
+        summary: 'Query telemetry: raw values (paginated) or, with agg/bucket, bucketed aggregates',
+        tags,
+        params: IdParam,
+        querystring: Type.Object({
+          property: Type.Optional(
+            Type.Union([Type.String(), Type.Array(Type.String())], { description: 'One or more (repeat or comma-separate); default all' }),
+          ),
+          from: Type.Optional(Type.String({ description: 'Epoch ms, ISO 8601, or relative like -1h (default: to - 24h)' })),
+          to: Type.Optional(Type.String({ description: 'Exclusive; default now' })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+          cursor: Type.Optional(Type.String({ description: 'The `next` value of the previous page' })),
+          agg: Type.Optional(Type.String({ enum: ['avg', 'min', 'max', 'count', 'first', 'last', 'sum'] })),
+          bucket: Type.Optional(Type.String({ description: 'Bucket width like 10s, 1m, 1h (default 1m)' })),
+        }),
+        response: { 200: QueryResult, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const device = await context.registry.get(id);
+      const model = await context.models.compiled(device.model, device.modelVersion);
+      const plan = planTelemetryQuery(request.query as TelemetryQueryParams, model, context.now());
+      if (plan.kind === 'aggregate') {
+        const series = await context.telemetry.aggregate({ deviceUid: device.uid, ...plan });
+        return { deviceId: id, from: plan.from, to: plan.to, agg: plan.fn, bucketMs: plan.bucketMs, series };
+      }
+      const items = await context.telemetry.raw({ deviceUid: device.uid, ...plan });
+      const last = items.at(-1);
+      const next = items.length === plan.limit && last ? encodeCursor(last) : null;
+      return { deviceId: id, from: plan.from, to: plan.to, items, next };
+    },
+  );
+
+  app.get(
+    '/devices/:id/latest',
+    {
+      schema: {
+        summary: 'The last value of every property, with its time',
+        tags,
+        params: IdParam,
+        response: {
+          200: Type.Object({
+            deviceId: Type.String(),
+            values: Type.Record(Type.String(), Type.Object({ value: Type.Unknown(), ts: Type.Integer() })),
+          }),
+          404: ErrorBody,
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const device = await context.registry.get(id);
+      const latest = await context.telemetry.latest(device.uid);
+      return { deviceId: id, values: Object.fromEntries(latest.map((v) => [v.property, { value: v.value, ts: v.ts }])) };
+    },
+  );
+
+  app.get(
+    '/devices/:id/stream',
+    {
+      websocket: true,
+      config: { auth: 'device-or-admin' },
+      schema: {
+        summary: "WebSocket: live stream of the device's accepted telemetry, one JSON message per sample",
+        description:
+          'Authenticate with the Authorization header or, from a browser, `?key=<admin key>`. Messages: `{"deviceId","ts","values"}`.',
+        tags,
+        params: IdParam,
+      },
+    },
+    (socket, request) => {
+      const { id } = request.params as { id: string };
+      let unsubscribe: (() => void) | undefined;
+      socket.on('close', () => unsubscribe?.());
+      callerMayActFor(context, request, id).then(
+        async (allowed) => {
+          if (!allowed) {
+            context.onAuthFailure();
+            socket.close(4401, 'unauthorized');
+            return;
+          }
+          await context.registry.get(id);
+          if (socket.readyState !== socket.OPEN) return;
+          unsubscribe = context.bus.on('telemetry.accepted', (event) => {
+            if (event.device.id !== id) return;
+            // A consumer that cannot keep up is cut off rather than buffered without bound.
+            if (socket.bufferedAmount > 4 * 1024 * 1024) {
+              socket.close(1013, 'too slow: reconnect and read faster');
+              return;
+            }
+            for (const sample of event.samples) socket.send(JSON.stringify({ deviceId: id, ts: sample.ts, values: sample.values }));
+          });
+          socket.send(JSON.stringify({ subscribed: id }));
+        },
+        (error: Error) =>
+          socket.close(error instanceof DomainError && error.kind === 'not_found' ? 4404 : 1011, error.message.slice(0, 120)),
+      );
+    },
+  );
+};

@@ -1,0 +1,41 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+/** The one error body every endpoint returns: a kind, a sentence, and details to act on. */
+export const ErrorBody = Type.Object({
+  error: Type.String({ description: 'invalid | not_found | conflict | unauthorized | forbidden | too_large | unavailable' }),
+  message: Type.String(),
+  details: Type.Optional(Type.Unknown()),
+});
+
+export const AnyObject = Type.Object({}, { additionalProperties: true });
+
+export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'Platform device id' });
+
+export const AttributeValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
+
+export const Device = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  model: Type.String(),
+  modelVersion: Type.Integer(),
+  code: Type.String({ description: 'Identification code, {prefix}/{id}' }),
+  ipv6: Type.String({ description: 'Stable IPv6 address in the site /64' }),
+  attributes: Type.Record(Type.String(), AttributeValue),
+  createdAt: Type.Integer(),
+  updatedAt: Type.Integer(),
+});
+export type DeviceBody = Static<typeof Device>;
+
+export const Rejection = Type.Object({
+  reason: Type.String(),
+  message: Type.String(),
+  property: Type.Optional(Type.String()),
+  sample: Type.Optional(Type.Integer()),
+  value: Type.Optional(Type.Unknown()),
+});
+
+export const errorResponses = {
+  400: ErrorBody,
+  401: ErrorBody,
+  404: ErrorBody,
+};
