@@ -2,23 +2,28 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AdminAccess, type AdminKeySetup } from '../access/index.js';
 import { EventBus } from '../bus/index.js';
+import { CommandService } from '../commands/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
 import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
 import { ModelCatalog } from '../model/index.js';
 import { createLogger, type Logger, NodeMetrics } from '../observability/index.js';
-import { DeviceRegistry } from '../registry/index.js';
+import { type DeviceRecord, DeviceRegistry, PresenceBook } from '../registry/index.js';
 import {
   openDatabase,
   type SqliteDatabase,
   SqliteDevices,
+  SqliteInvocations,
   SqliteModels,
   SqliteSettings,
   SqliteTelemetryStore,
+  SqliteTwins,
 } from '../store/sqlite/index.js';
 import { type Clock, systemClock } from '../time/index.js';
 import { buildHttpApi } from '../transport/http/index.js';
-import { EmbeddedMqttBroker } from '../transport/mqtt/index.js';
+import { EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
+import { TwinService } from '../twin/index.js';
 import { howToSet, type NodeConfig } from './config.js';
+import { createDeviceLinks } from './device-links.js';
 import { VERSION } from './version.js';
 
 export interface NodeOptions {
@@ -35,6 +40,10 @@ export interface RunningNode {
   logger: Logger;
   registry: DeviceRegistry;
   models: ModelCatalog;
+  twins: TwinService;
+  commands: CommandService;
+  /** Runs the expiry sweep now (it also runs every second); lets tests drive an injected clock. */
+  sweep(): Promise<void>;
   /** Graceful: stop accepting, finish in-flight messages, flush every sample, close the database. */
   stop(): Promise<void>;
 }
@@ -42,6 +51,12 @@ export interface RunningNode {
 export class StartupError extends Error {}
 
 const RETENTION_SWEEP_MS = 3_600_000;
+const EXPIRY_SWEEP_MS = 1_000;
+const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
+/** How long an action waits for an offline (not sleepy) device. */
+const DEFAULT_AWAKE_TTL_MS = 3_600_000;
+/** How long actions and desired changes wait for a sleepy device's next window. */
+const DEFAULT_SLEEPY_TTL_MS = 86_400_000;
 
 async function listenHttp(app: FastifyInstance, config: NodeConfig): Promise<number> {
   try {
@@ -107,12 +122,13 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     cleanups.push(() => store.flush());
 
     const bus = new EventBus<IngestEvents>((error, event) => logger.error({ err: error, event }, 'bus listener failed'));
+    const modelOf = (device: DeviceRecord) => models.compiled(device.model, device.modelVersion);
     const ingest = new IngestPipeline({
       store,
       bus,
       metrics,
       now,
-      modelOf: (device) => models.compiled(device.model, device.modelVersion),
+      modelOf,
       limits: {
         maxPayloadBytes: config.maxPayloadBytes,
         maxSamplesPerMessage: config.maxSamplesPerMessage,
@@ -120,23 +136,66 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       },
     });
 
-    const broker = new EmbeddedMqttBroker({
+    const presence = new PresenceBook();
+    const twins = new TwinService({ repository: new SqliteTwins(db), modelOf, now, defaultDeliveryTtlMs: DEFAULT_SLEEPY_TTL_MS });
+    let broker: EmbeddedMqttBroker | undefined;
+    const liveBroker = () => {
+      if (!broker) throw new Error('the MQTT broker is not running');
+      return broker;
+    };
+    const commands = new CommandService({
+      repository: new SqliteInvocations(db),
+      modelOf,
+      now,
+      defaultTimeoutMs: DEFAULT_ACTION_TIMEOUT_MS,
+      queueTtlMs: { awake: DEFAULT_AWAKE_TTL_MS, sleepy: DEFAULT_SLEEPY_TTL_MS },
+      lastSeen: (deviceId) => presence.lastSeen(deviceId),
+      channel: {
+        reachable: (deviceId, action) => broker?.isListening(deviceId, thingTopics.action(deviceId, action)) ?? false,
+        send: (deviceId, action, request) => liveBroker().publish(thingTopics.action(deviceId, action), request),
+      },
+    });
+    const links = createDeviceLinks({ broker: liveBroker, ingest, twins, commands, presence, models, logger, now });
+
+    broker = new EmbeddedMqttBroker({
       port: config.mqttPort,
       host: config.mqttHost,
       registry,
-      ingest,
+      handleDeviceMessage: links.handleDeviceMessage,
+      sessions: links.sessions,
       isAdminKey: (secret) => admin.isAdminKey(secret),
       metrics,
       logger: logger.child({ component: 'mqtt' }),
-      now,
     });
+    const mqtt = broker;
     try {
-      await broker.start();
+      await mqtt.start();
     } catch (error) {
       throw portError(error, 'MQTT', config.mqttPort, 'mqttPort');
     }
-    cleanups.push(() => broker.stop());
-    bus.on('telemetry.rejected', (event) => broker.publishRejections(event.device.id, 'telemetry', event.rejections));
+    cleanups.push(() => mqtt.stop());
+    cleanups.push(() => twins.flush());
+
+    bus.on('telemetry.rejected', (event) => links.reportErrors(event.device.id, 'telemetry', event.rejections));
+    bus.on('telemetry.accepted', (event) => {
+      for (const sample of event.samples) {
+        twins
+          .report(event.device, sample.values, sample.ts, 'telemetry')
+          .catch((error: Error) => logger.error({ err: error.message }, 'twin update failed'));
+      }
+    });
+    twins.events.on('desired.changed', (event) => {
+      links
+        .publishDesired(event.device, event.twin)
+        .catch((error: Error) => logger.error({ err: error.message }, 'desired publish failed'));
+    });
+    registry.events.on('removed', (device) => {
+      presence.forget(device.id);
+      // An empty retained payload clears the retained desired state of the deleted device.
+      Promise.all([twins.forget(device), mqtt.publish(thingTopics.twin(device.id, 'desired'), null, { retain: true })]).catch(
+        (error: Error) => logger.error({ err: error.message }, 'cleaning up a deleted device failed'),
+      );
+    });
 
     let stopping = false;
     const startedAt = now();
@@ -146,10 +205,17 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       ingest,
       telemetry: store,
       bus,
+      twins,
+      commands,
+      presence: async (device) => {
+        const latest = presence.lastSeen(device.id) === null ? await store.latest(device.uid) : [];
+        const fallback = latest.length > 0 ? Math.max(...latest.map((v) => v.ts)) : null;
+        return presence.of(device, now(), fallback);
+      },
       isAdminKey: (secret) => admin.isAdminKey(secret),
       metricsRegistry: metrics.registry,
       readiness: () => {
-        const checks = { database: db.open, mqtt: broker.port > 0, accepting: !stopping };
+        const checks = { database: db.open, mqtt: mqtt.port > 0, accepting: !stopping };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
       logger,
@@ -160,8 +226,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         version: VERSION,
         startedAt,
         uptimeMs: now() - startedAt,
-        mqttPort: broker.port,
-        connectedDevices: broker.connectedDevices(),
+        mqttPort: mqtt.port,
+        connectedDevices: mqtt.connectedDevices(),
         ingestQueueDepth: store.pendingSamples(),
       }),
       onAuthFailure: () => metrics.authFailed('http'),
@@ -173,6 +239,13 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       const removed = await store.prune(now() - config.retentionMs, async () => devices.liveUids());
       if (removed > 0) logger.info({ removed }, 'retention removed old telemetry');
     };
+    const expiryTimer = setInterval(() => {
+      Promise.all([commands.expireDue(), twins.expireDue(), twins.flush()]).catch((error: Error) =>
+        logger.error({ err: error.message }, 'expiry sweep failed'),
+      );
+    }, EXPIRY_SWEEP_MS);
+    expiryTimer.unref();
+    cleanups.push(() => clearInterval(expiryTimer));
     const sweepTimer = setInterval(
       () => sweep().catch((error: Error) => logger.error({ err: error }, 'retention sweep failed')),
       RETENTION_SWEEP_MS,
@@ -181,16 +254,21 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     cleanups.push(() => clearInterval(sweepTimer));
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
-    logger.info({ httpPort, mqttPort: broker.port, dataDir: config.dataDir, version: VERSION }, 'cloud node started');
+    logger.info({ httpPort, mqttPort: mqtt.port, dataDir: config.dataDir, version: VERSION }, 'cloud node started');
     return {
       httpPort,
-      mqttPort: broker.port,
+      mqttPort: mqtt.port,
       httpUrl: `http://${hostFor(config.httpHost)}:${httpPort}`,
-      mqttUrl: `mqtt://${hostFor(config.mqttHost)}:${broker.port}`,
+      mqttUrl: `mqtt://${hostFor(config.mqttHost)}:${mqtt.port}`,
       adminKey,
       logger,
       registry,
       models,
+      twins,
+      commands,
+      async sweep() {
+        await Promise.all([commands.expireDue(), twins.expireDue()]);
+      },
       async stop() {
         if (stopping) return;
         stopping = true;

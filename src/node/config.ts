@@ -33,14 +33,20 @@ export interface SettingSpec<K extends keyof NodeConfig = keyof NodeConfig> {
   secret?: boolean;
 }
 
+/** Decimal digits only: Number() would also take '', ' ', '0x1F90', '1e3' and '-0'. */
+function wholeNumber(text: string): number {
+  const trimmed = text.trim();
+  return /^\d+$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+}
+
 function port(text: string): number {
-  const value = Number(text);
+  const value = wholeNumber(text);
   if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`"${text}" is not a TCP port (0-65535; 0 picks a free one)`);
   return value;
 }
 
 function positiveInteger(text: string): number {
-  const value = Number(text);
+  const value = wholeNumber(text);
   if (!Number.isInteger(value) || value < 1) throw new Error(`"${text}" is not a positive integer`);
   return value;
 }

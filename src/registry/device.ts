@@ -1,3 +1,5 @@
+import type { NetworkProfile } from './network.js';
+
 /** A device as the platform knows it: one object, one code, one number, one model. */
 
 export type AttributeValue = string | number | boolean | null;
@@ -16,6 +18,8 @@ export interface DeviceRecord {
   /** Stable IPv6 address in the site's /64. */
   ipv6: string;
   attributes: Record<string, AttributeValue>;
+  /** The bearer and its timing: reporting interval, keep-alive, sleepy or not. */
+  network: NetworkProfile;
   createdAt: number;
   updatedAt: number;
 }

@@ -3,6 +3,8 @@
  * addresses and credentials. Edge nodes, groups and network profiles join it later.
  */
 export * from './device.js';
+export * from './network.js';
+export * from './presence.js';
 export {
   type Addressing,
   type DevicePage,

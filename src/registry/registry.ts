@@ -4,6 +4,7 @@ import { EventBus } from '../bus/index.js';
 import { conflict, invalid, notFound } from '../errors/index.js';
 import type { ModelCatalog } from '../model/index.js';
 import { type AttributeValue, DEVICE_ID_PATTERN, type DeviceRecord, type DeviceRepository, MAX_ATTRIBUTES } from './device.js';
+import { type NetworkProfileInput, resolveNetworkProfile } from './network.js';
 
 export interface DeviceRegistration {
   id?: string;
@@ -11,6 +12,7 @@ export interface DeviceRegistration {
   model: string;
   modelVersion?: number;
   attributes?: Record<string, AttributeValue>;
+  network?: NetworkProfileInput;
 }
 
 export interface DevicePatch {
@@ -20,6 +22,7 @@ export interface DevicePatch {
   /** Migrate to another model or version (defaults to the model's latest version). */
   model?: string;
   modelVersion?: number;
+  network?: NetworkProfileInput;
 }
 
 export interface RegisteredDevice {
@@ -83,6 +86,7 @@ export class DeviceRegistry {
       throw invalid(`device id "${id}" is invalid: start with a letter or digit, then letters, digits, ".", "_", ":" or "-" (at most 128)`);
     }
     checkAttributes(registration.attributes);
+    const network = resolveNetworkProfile(registration.network);
     const model = await this.models.get(registration.model, registration.modelVersion);
     if (await this.repository.get(id)) throw conflict(`device "${id}" already exists`);
     const { code, ipv6 } = await this.freeAddress(id);
@@ -98,6 +102,7 @@ export class DeviceRegistry {
         code,
         ipv6,
         attributes,
+        network,
         createdAt: at,
         updatedAt: at,
       },
@@ -142,6 +147,7 @@ export class DeviceRegistry {
     checkAttributes(patch.attributes);
     const next: DeviceRecord = { ...current, updatedAt: this.now() };
     if (patch.name !== undefined) next.name = patch.name;
+    if (patch.network !== undefined) next.network = resolveNetworkProfile(patch.network);
     if (patch.attributes) {
       const merged = { ...current.attributes };
       for (const [key, value] of Object.entries(patch.attributes)) {

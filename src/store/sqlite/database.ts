@@ -35,6 +35,24 @@ const MIGRATIONS: string[] = [
      ts INTEGER NOT NULL,
      value ANY,
      PRIMARY KEY (series, ts)) STRICT, WITHOUT ROWID;`,
+  `CREATE TABLE twins (device_uid INTEGER PRIMARY KEY, state TEXT NOT NULL) STRICT;
+   CREATE TABLE twin_history (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     device_uid INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     section TEXT NOT NULL,
+     entry TEXT NOT NULL) STRICT;
+   CREATE INDEX twin_history_by_device ON twin_history (device_uid, seq);
+   CREATE TABLE invocations (
+     id TEXT PRIMARY KEY,
+     device_uid INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     idempotency_key TEXT,
+     created_at INTEGER NOT NULL,
+     record TEXT NOT NULL) STRICT;
+   CREATE UNIQUE INDEX invocations_by_key ON invocations (device_uid, idempotency_key) WHERE idempotency_key IS NOT NULL;
+   CREATE INDEX invocations_by_device ON invocations (device_uid, created_at);
+   CREATE INDEX invocations_open ON invocations (status, created_at) WHERE status IN ('queued', 'delivered');`,
 ];
 
 export interface OpenOptions {

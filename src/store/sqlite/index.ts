@@ -3,5 +3,7 @@
  * devices, settings and telemetry. It implements the ports the domain modules declare.
  */
 export { type OpenOptions, openDatabase, type SqliteDatabase } from './database.js';
+export { SqliteInvocations } from './invocations.js';
 export { SqliteDevices, SqliteModels, SqliteSettings } from './metadata.js';
 export { SqliteTelemetryStore, type TelemetryWriterOptions, type WriteMetrics } from './telemetry.js';
+export { SqliteTwins } from './twins.js';

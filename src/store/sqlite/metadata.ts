@@ -1,6 +1,6 @@
 import type { SettingsRepository } from '../../access/index.js';
 import type { ModelRepository, ModelSummary, ThingModel, ThingModelVersion } from '../../model/index.js';
-import type { DeviceQuery, DeviceRecord, DeviceRepository } from '../../registry/index.js';
+import { type DeviceQuery, type DeviceRecord, type DeviceRepository, resolveNetworkProfile } from '../../registry/index.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqliteSettings implements SettingsRepository {
@@ -84,7 +84,9 @@ const COLUMN_FIELDS = new Set(['uid', 'id', 'model', 'modelVersion', 'code', 'ip
 
 function toDevice(row: DeviceRow): DeviceRecord {
   const rest = JSON.parse(row.record) as Omit<DeviceRecord, 'uid' | 'id' | 'model' | 'modelVersion' | 'code' | 'ipv6'>;
-  return { ...rest, id: row.id, uid: row.uid, model: row.model, modelVersion: row.model_version, code: row.code, ipv6: row.ipv6 };
+  // Devices stored before network profiles existed are wired (ethernet) devices.
+  const network = rest.network ?? resolveNetworkProfile();
+  return { ...rest, network, id: row.id, uid: row.uid, model: row.model, modelVersion: row.model_version, code: row.code, ipv6: row.ipv6 };
 }
 
 function restOf(device: Omit<DeviceRecord, 'uid'>): string {

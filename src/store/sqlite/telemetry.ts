@@ -183,7 +183,9 @@ export class SqliteTelemetryStore implements TelemetryStore {
 
   async prune(before: number, liveDeviceUids: () => Promise<Set<number>>): Promise<number> {
     const live = await liveDeviceUids();
-    const all = this.db.prepare<[], { id: number; device_uid: number }>('SELECT id, device_uid FROM series').all();
+    const all = this.db
+      .prepare<[], { id: number; device_uid: number; property: string }>('SELECT id, device_uid, property FROM series')
+      .all();
     const deleteOld = this.db.prepare('DELETE FROM samples WHERE series = ? AND ts < ?');
     const deleteAll = this.db.prepare('DELETE FROM samples WHERE series = ?');
     const dropSeries = this.db.prepare('DELETE FROM series WHERE id = ?');
@@ -194,6 +196,9 @@ export class SqliteTelemetryStore implements TelemetryStore {
         if (live.has(row.device_uid)) return deleteOld.run(row.id, before).changes;
         const changes = deleteAll.run(row.id).changes;
         dropSeries.run(row.id);
+        // Forget the id before yielding: a batch committed meanwhile must not write values
+        // under a dropped series id (they would be orphaned, and the id may be reused).
+        this.seriesIds.delete(`${row.device_uid}\u0000${row.property}`);
         return changes;
       })();
       await new Promise((resolve) => setImmediate(resolve));

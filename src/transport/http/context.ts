@@ -1,10 +1,12 @@
 import type { Registry } from 'prom-client';
 import type { EventBus } from '../../bus/index.js';
+import type { CommandService } from '../../commands/index.js';
 import type { IngestEvents, IngestPipeline } from '../../ingest/index.js';
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger } from '../../observability/index.js';
-import type { DeviceRegistry } from '../../registry/index.js';
+import type { DeviceRecord, DeviceRegistry, Presence } from '../../registry/index.js';
 import type { TelemetryStore } from '../../telemetry/index.js';
+import type { TwinService } from '../../twin/index.js';
 
 /** What the HTTP API needs from the node; the node builds it, routes only read it. */
 export interface HttpApiContext {
@@ -13,6 +15,9 @@ export interface HttpApiContext {
   ingest: IngestPipeline;
   telemetry: TelemetryStore;
   bus: EventBus<IngestEvents>;
+  twins: TwinService;
+  commands: CommandService;
+  presence(device: DeviceRecord): Promise<Presence>;
   isAdminKey(secret: string): boolean;
   metricsRegistry: Registry;
   /** Ready means every part has started and none is shutting down. */

@@ -13,6 +13,34 @@ export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,12
 
 export const AttributeValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
 
+export const NetworkKind = Type.Union(
+  ['ethernet', 'wifi', 'cat1', 'redcap', 'nbiot', 'lpwan'].map((kind) => Type.Literal(kind)),
+  { description: 'Bearer profile' },
+);
+
+const DurationInput = Type.Union([Type.String(), Type.Number()], { description: 'Duration like 30s, 1h, or ms' });
+
+export const NetworkInput = Type.Object(
+  {
+    profile: NetworkKind,
+    reportInterval: Type.Optional(DurationInput),
+    keepAlive: Type.Optional(DurationInput),
+    sleepy: Type.Optional(Type.Boolean()),
+    psmPeriod: Type.Optional(DurationInput),
+    edrxCycle: Type.Optional(DurationInput),
+  },
+  { additionalProperties: false },
+);
+
+export const Network = Type.Object({
+  profile: Type.String(),
+  reportIntervalMs: Type.Integer(),
+  keepAliveMs: Type.Integer(),
+  sleepy: Type.Boolean(),
+  psmPeriodMs: Type.Optional(Type.Integer()),
+  edrxCycleMs: Type.Optional(Type.Integer()),
+});
+
 export const Device = Type.Object({
   id: Type.String(),
   name: Type.String(),

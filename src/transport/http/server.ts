@@ -3,10 +3,12 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DomainError, type ErrorKind } from '../../errors/index.js';
 import type { HttpApiContext } from './context.js';
+import { actionRoutes } from './routes/actions.js';
 import { deviceRoutes } from './routes/devices.js';
 import { modelRoutes } from './routes/models.js';
 import { operationsRoutes } from './routes/operations.js';
 import { telemetryRoutes } from './routes/telemetry.js';
+import { twinRoutes } from './routes/twins.js';
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {
   invalid: 400,
@@ -89,5 +91,7 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
   await app.register(modelRoutes, { context, prefix: '/api/v1' });
   await app.register(deviceRoutes, { context, prefix: '/api/v1' });
   await app.register(telemetryRoutes, { context, prefix: '/api/v1' });
+  await app.register(twinRoutes, { context, prefix: '/api/v1' });
+  await app.register(actionRoutes, { context, prefix: '/api/v1' });
   return app;
 }

@@ -1,24 +1,39 @@
 import { createServer, type Server } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
-import type { IngestPipeline, Rejection } from '../../ingest/index.js';
 import type { Logger, TransportMetrics } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../../registry/index.js';
-import { devicePublishAllowed, deviceSubscribeAllowed, parseDeviceTopic, thingTopics } from './topics.js';
+import { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, topicMatches } from './topics.js';
 
 /** The MQTT username that authenticates with the admin key (integrations, benchmarks). */
 export const ADMIN_USERNAME = '$admin';
 
 type Principal = { kind: 'device'; device: DeviceRecord } | { kind: 'admin' };
 
+/**
+ * What the broker does with a device's message, supplied by the node. The returned promise
+ * gates the PUBACK: a QoS 1 message is acknowledged only once its handler has finished.
+ */
+export type DeviceMessageHandler = (device: DeviceRecord, topic: DeviceTopic, payload: Buffer) => Promise<void>;
+
+/** Session facts the node turns into presence and wake-up delivery. */
+export interface SessionObserver {
+  opened(device: DeviceRecord): void;
+  closed(device: DeviceRecord): void;
+  /** The device subscribed to filters under its prefix (it can hear downlink now). */
+  subscribed(device: DeviceRecord, filters: string[]): void;
+  /** Any publish from the device, before it is handled. */
+  uplink(device: DeviceRecord): void;
+}
+
 export interface MqttBrokerOptions {
   port: number;
   host?: string;
   registry: DeviceRegistry;
-  ingest: IngestPipeline;
+  handleDeviceMessage: DeviceMessageHandler;
+  sessions: SessionObserver;
   isAdminKey(secret: string): boolean;
   metrics: TransportMetrics;
   logger: Logger;
-  now(): number;
 }
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -29,12 +44,13 @@ function authError(returnCode: number, message: string): AuthenticateError {
 
 /**
  * The embedded broker (Aedes, MQTT 3.1.1). Authentication is device id + token, the ACL keeps
- * each device under `things/{id}/`, and telemetry is ingested inside `authorizePublish`, so
- * the PUBACK of a QoS 1 message goes out only after its samples are committed.
+ * each device under `things/{id}/`, and device messages are handled inside `authorizePublish`,
+ * so the PUBACK of a QoS 1 telemetry message goes out only after its samples are committed.
  */
 export class EmbeddedMqttBroker {
   private readonly principals = new WeakMap<Client, Principal>();
   private readonly sessions = new Map<string, Set<Client>>();
+  private readonly subscriptions = new WeakMap<Client, Set<string>>();
   private broker!: Aedes;
   private server!: Server;
   private boundPort = 0;
@@ -59,6 +75,10 @@ export class EmbeddedMqttBroker {
     });
     this.broker.on('client', (client) => this.track(client, true));
     this.broker.on('clientDisconnect', (client) => this.track(client, false));
+    this.broker.on('subscribe', (subscriptions, client) => this.onSubscribe(client, subscriptions));
+    this.broker.on('unsubscribe', (filters, client) => {
+      for (const filter of filters) this.subscriptions.get(client)?.delete(filter);
+    });
     this.broker.on('clientError', (client, error) => options.logger.debug({ client: client.id, err: error.message }, 'mqtt client error'));
     this.server = createServer(this.broker.handle);
     await new Promise<void>((resolve, reject) => {
@@ -95,14 +115,26 @@ export class EmbeddedMqttBroker {
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
-    const refusal = this.publishRefusal(client, packet);
-    if (refusal !== undefined) {
-      done(refusal);
+    // Internal publishes (errors, desired state, action requests) come without a client.
+    if (!client) {
+      done(null);
       return;
     }
-    const principal = client && this.principals.get(client);
-    if (principal?.kind !== 'device' || parseDeviceTopic(packet.topic)?.kind !== 'telemetry') {
+    const principal = this.principals.get(client);
+    if (!principal) {
+      done(new Error('not authenticated'));
+      return;
+    }
+    if (principal.kind === 'admin') {
       done(null);
+      return;
+    }
+    const topic = devicePublishAllowed(principal.device.id, packet.topic);
+    if (!topic) {
+      this.options.metrics.aclDenied('publish');
+      this.options.logger.warn({ device: principal.device.id, topic: packet.topic }, "mqtt publish outside the device's topics refused");
+      // MQTT 3.1.1 has no negative PUBACK: the connection is closed, as AWS IoT and others do.
+      done(new Error(`device ${principal.device.id} may not publish to ${packet.topic}`));
       return;
     }
     const deviceId = principal.device.id;
@@ -111,30 +143,17 @@ export class EmbeddedMqttBroker {
       .find(deviceId)
       .then((record) => {
         if (!record) throw new Error(`device ${deviceId} no longer exists`);
-        return this.options.ingest.acceptTelemetry(record, packet.payload as Buffer, 'mqtt');
+        this.options.sessions.uplink(record);
+        return this.options.handleDeviceMessage(record, topic, packet.payload as Buffer);
       })
       .then(
         () => done(null),
-        // Not stored, so not acknowledged: the device keeps the message and resends it.
+        // Not handled (e.g. not stored), so not acknowledged: the device keeps the message and resends it.
         (error: Error) => {
-          this.options.logger.error({ device: deviceId, err: error.message }, 'telemetry could not be stored');
+          this.options.logger.error({ device: deviceId, topic: packet.topic, err: error.message }, 'device message could not be handled');
           done(error);
         },
       );
-  }
-
-  /** Why a publish is refused, or undefined when it may proceed. */
-  private publishRefusal(client: Client | null, packet: PublishPacket): Error | undefined {
-    // Internal publishes (errors, desired state) come without a client.
-    if (!client) return undefined;
-    const principal = this.principals.get(client);
-    if (!principal) return new Error('not authenticated');
-    if (principal.kind === 'admin') return undefined;
-    if (devicePublishAllowed(principal.device.id, packet.topic)) return undefined;
-    this.options.metrics.aclDenied('publish');
-    this.options.logger.warn({ device: principal.device.id, topic: packet.topic }, "mqtt publish outside the device's topics refused");
-    // MQTT 3.1.1 has no negative PUBACK: the connection is closed, as AWS IoT and others do.
-    return new Error(`device ${principal.device.id} may not publish to ${packet.topic}`);
   }
 
   private authorizeSubscribe(client: Client, subscription: Subscription): Subscription | null {
@@ -144,6 +163,21 @@ export class EmbeddedMqttBroker {
     this.options.metrics.aclDenied('subscribe');
     this.options.logger.warn({ client: client.id, filter: subscription.topic }, "mqtt subscription outside the device's topics refused");
     return null;
+  }
+
+  private onSubscribe(client: Client, subscriptions: Subscription[]): void {
+    const principal = this.principals.get(client);
+    if (principal?.kind !== 'device') return;
+    // Refused subscriptions arrive with qos 128 and are not listening.
+    const filters = subscriptions.filter((s) => (s.qos as number) !== 128).map((s) => s.topic);
+    if (filters.length === 0) return;
+    let set = this.subscriptions.get(client);
+    if (!set) {
+      set = new Set();
+      this.subscriptions.set(client, set);
+    }
+    for (const filter of filters) set.add(filter);
+    this.options.sessions.subscribed(principal.device, filters);
   }
 
   private track(client: Client, connected: boolean): void {
@@ -157,9 +191,13 @@ export class EmbeddedMqttBroker {
         this.sessions.set(id, set);
       }
       set.add(client);
+      this.options.sessions.opened(principal.device);
     } else if (set) {
       set.delete(client);
-      if (set.size === 0) this.sessions.delete(id);
+      if (set.size === 0) {
+        this.sessions.delete(id);
+        this.options.sessions.closed(principal.device);
+      }
     }
     this.options.metrics.setConnectedDevices(this.sessions.size);
   }
@@ -172,6 +210,16 @@ export class EmbeddedMqttBroker {
     return this.sessions.has(deviceId);
   }
 
+  /** True when a live session of the device subscribes to a filter matching `topic`. */
+  isListening(deviceId: string, topic: string): boolean {
+    for (const client of this.sessions.get(deviceId) ?? []) {
+      for (const filter of this.subscriptions.get(client) ?? []) {
+        if (topicMatches(filter, topic)) return true;
+      }
+    }
+    return false;
+  }
+
   private disconnectDevice(deviceId: string, why: string): void {
     for (const client of this.sessions.get(deviceId) ?? []) {
       this.options.logger.info({ device: deviceId, why }, 'closing mqtt session');
@@ -179,13 +227,15 @@ export class EmbeddedMqttBroker {
     }
   }
 
-  /** Tells a device what was wrong with what it sent. */
-  publishRejections(deviceId: string, source: string, rejections: Rejection[]): void {
-    const payload = JSON.stringify({ ts: this.options.now(), source, rejections });
-    this.broker.publish(
-      { cmd: 'publish', topic: thingTopics.errors(deviceId), payload: Buffer.from(payload), qos: 0, retain: false, dup: false },
-      () => {},
-    );
+  /** Publishes from the platform (QoS 1 by default); resolves once the broker has routed it. */
+  publish(topic: string, payload: unknown, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+    const body = payload === null ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload));
+    return new Promise((resolve, reject) => {
+      this.broker.publish(
+        { cmd: 'publish', topic, payload: body, qos: options.qos ?? 1, retain: options.retain ?? false, dup: false },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
   }
 
   async stop(): Promise<void> {

@@ -55,3 +55,15 @@ export function devicePublishAllowed(deviceId: string, topic: string): DeviceTop
 export function deviceSubscribeAllowed(deviceId: string, filter: string): boolean {
   return filter.startsWith(thingTopics.prefix(deviceId)) || filter === `${THINGS_ROOT}/${deviceId}/#`;
 }
+
+/** MQTT filter matching (`+` one level, `#` the rest). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

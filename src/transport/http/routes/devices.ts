@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HttpApiContext } from '../context.js';
-import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses } from '../schemas.js';
+import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, NetworkInput } from '../schemas.js';
 
 const IdParam = Type.Object({ id: Type.String() });
 const WithToken = Type.Object({ device: Device, token: Type.String({ description: 'Device token: shown once, stored hashed' }) });
@@ -22,6 +22,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
             model: Type.String({ description: 'Thing model id' }),
             modelVersion: Type.Optional(Type.Integer({ minimum: 1, description: 'Defaults to the latest version' })),
             attributes: Type.Optional(Type.Record(Type.String(), AttributeValue)),
+            network: Type.Optional(NetworkInput),
           },
           { additionalProperties: false },
         ),
@@ -72,6 +73,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
             attributes: Type.Optional(Type.Record(Type.String(), AttributeValue)),
             model: Type.Optional(Type.String()),
             modelVersion: Type.Optional(Type.Integer({ minimum: 1 })),
+            network: Type.Optional(NetworkInput),
           },
           { additionalProperties: false },
         ),

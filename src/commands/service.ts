@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { EventBus } from '../bus/index.js';
+import { invalid, notFound } from '../errors/index.js';
+import type { CompiledThingModel } from '../model/index.js';
+import type { DeviceRecord } from '../registry/index.js';
+import type { JsonValue } from '../telemetry/index.js';
+import { formatDuration } from '../time/index.js';
+import { type ActionResult, type Invocation, type InvocationStatus, isFinished } from './invocation.js';
+
+/** Storage port for invocations. */
+export interface InvocationRepository {
+  insert(deviceUid: number, invocation: Invocation): Promise<void>;
+  update(invocation: Invocation): Promise<void>;
+  get(id: string): Promise<Invocation | undefined>;
+  byIdempotencyKey(deviceUid: number, key: string): Promise<Invocation | undefined>;
+  listForDevice(deviceUid: number, query: { limit: number; before?: number; status?: InvocationStatus }): Promise<Invocation[]>;
+  /** Queued or delivered ones, oldest first (for delivery on wake and for expiry). */
+  open(deviceUid?: number): Promise<Invocation[]>;
+}
+
+/** The transport side of actions: who can be reached now, and how to send. */
+export interface ActionChannel {
+  /** The device has a live session listening on this action's topic. */
+  reachable(deviceId: string, action: string): boolean;
+  send(deviceId: string, action: string, request: { id: string; input: JsonValue | null }): Promise<void>;
+}
+
+export type CommandEvents = {
+  'invocation.changed': Invocation;
+};
+
+export interface InvokeRequest {
+  action: string;
+  input?: JsonValue | null;
+  idempotencyKey?: string;
+  timeoutMs?: number;
+  ttlMs?: number;
+  actor: string;
+}
+
+export interface InvokeOutcome {
+  invocation: Invocation;
+  /** True when the idempotency key matched an earlier invocation, which is returned instead. */
+  replayed: boolean;
+  /** Human note for queued invocations: why, and when delivery is expected. */
+  note?: string;
+}
+
+export interface CommandDependencies {
+  repository: InvocationRepository;
+  channel: ActionChannel;
+  modelOf(device: DeviceRecord): Promise<CompiledThingModel>;
+  now(): number;
+  defaultTimeoutMs: number;
+  /** How long an invocation waits for an unreachable device (awake profile / sleepy profile). */
+  queueTtlMs: { awake: number; sleepy: number };
+  lastSeen(deviceId: string): number | null;
+}
+
+/**
+ * Device actions: validated against the model, delivered when the device can hear them,
+ * answered on the result topic, and expired with a reason when nobody answers in time.
+ */
+export class CommandService {
+  readonly events = new EventBus<CommandEvents>();
+
+  constructor(private readonly deps: CommandDependencies) {}
+
+  async invoke(device: DeviceRecord, request: InvokeRequest): Promise<InvokeOutcome> {
+    const { deps } = this;
+    const model = await deps.modelOf(device);
+    const action = model.actions.get(request.action);
+    if (!action) {
+      const known = [...model.actions.keys()];
+      throw notFound(`model "${model.id}" v${model.version} has no action "${request.action}"; it has: ${known.join(', ') || '(none)'}`);
+    }
+    const input = request.input ?? null;
+    const problem = request.input === undefined ? null : action.checkInput(input);
+    if (problem) throw invalid(`input of ${request.action} ${problem.message}`, [{ reason: problem.reason, message: problem.message }]);
+
+    if (request.idempotencyKey) {
+      const earlier = await deps.repository.byIdempotencyKey(device.uid, request.idempotencyKey);
+      if (earlier) return { invocation: earlier, replayed: true };
+    }
+    const now = deps.now();
+    const ttl = request.ttlMs ?? (device.network.sleepy ? deps.queueTtlMs.sleepy : deps.queueTtlMs.awake);
+    const invocation: Invocation = {
+      id: randomUUID(),
+      deviceId: device.id,
+      action: request.action,
+      input,
+      status: 'queued',
+      actor: request.actor,
+      createdAt: now,
+      expiresAt: now + ttl,
+      timeoutMs: request.timeoutMs ?? deps.defaultTimeoutMs,
+    };
+    if (request.idempotencyKey) invocation.idempotencyKey = request.idempotencyKey;
+    await deps.repository.insert(device.uid, invocation);
+    this.events.emit('invocation.changed', invocation);
+    if (deps.channel.reachable(device.id, request.action)) {
+      await this.deliver(invocation);
+      return { invocation, replayed: false };
+    }
+    return { invocation, replayed: false, note: this.queuedNote(device, ttl) };
+  }
+
+  private queuedNote(device: DeviceRecord, ttl: number): string {
+    const lastSeen = this.deps.lastSeen(device.id);
+    if (device.network.sleepy) {
+      const next = lastSeen === null ? 'unknown (never seen)' : `~${new Date(lastSeen + device.network.reportIntervalMs).toISOString()}`;
+      return `queued (device asleep, next window expected ${next}); expires in ${formatDuration(ttl)} if it does not wake`;
+    }
+    return `queued (device offline); delivered when it reconnects, expires in ${formatDuration(ttl)}`;
+  }
+
+  private async deliver(invocation: Invocation): Promise<void> {
+    const now = this.deps.now();
+    await this.deps.channel.send(invocation.deviceId, invocation.action, { id: invocation.id, input: invocation.input });
+    invocation.status = 'delivered';
+    invocation.deliveredAt = now;
+    invocation.expiresAt = now + invocation.timeoutMs;
+    await this.save(invocation);
+  }
+
+  /** The device is listening again: send what waited for it, oldest first. */
+  async deviceAwake(device: DeviceRecord): Promise<number> {
+    const now = this.deps.now();
+    let sent = 0;
+    for (const invocation of await this.deps.repository.open(device.uid)) {
+      if (invocation.status !== 'queued' || invocation.expiresAt <= now) continue;
+      if (!this.deps.channel.reachable(device.id, invocation.action)) continue;
+      await this.deliver(invocation);
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Applies a device's answer. Returns a problem to report to the device, or undefined. */
+  async result(device: DeviceRecord, action: string, result: ActionResult): Promise<string | undefined> {
+    const invocation = await this.deps.repository.get(result.id);
+    if (!invocation || invocation.deviceId !== device.id || invocation.action !== action) {
+      return `no invocation ${result.id} of ${action} is waiting for ${device.id}`;
+    }
+    if (isFinished(invocation.status)) return `invocation ${result.id} is already ${invocation.status}`;
+    const now = this.deps.now();
+    invocation.completedAt = now;
+    if (result.error !== undefined) {
+      invocation.status = 'failed';
+      invocation.error = result.error;
+    } else {
+      const model = await this.deps.modelOf(device);
+      const problem = model.actions.get(action)?.checkOutput(result.output ?? null);
+      if (problem) {
+        invocation.status = 'failed';
+        invocation.error = `the device's output does not match the model: ${problem.message}`;
+        invocation.output = result.output ?? null;
+      } else {
+        invocation.status = 'succeeded';
+        invocation.output = result.output ?? null;
+      }
+    }
+    await this.save(invocation);
+    return invocation.status === 'failed' && result.error === undefined ? invocation.error : undefined;
+  }
+
+  /** Expires queued invocations past their TTL and delivered ones past their timeout. */
+  async expireDue(): Promise<number> {
+    const now = this.deps.now();
+    let expired = 0;
+    for (const invocation of await this.deps.repository.open()) {
+      if (invocation.expiresAt > now) continue;
+      invocation.error =
+        invocation.status === 'queued'
+          ? `device did not become reachable within ${formatDuration(invocation.expiresAt - invocation.createdAt)}`
+          : `no result within ${formatDuration(invocation.timeoutMs)} of delivery`;
+      invocation.status = 'expired';
+      invocation.completedAt = now;
+      await this.save(invocation);
+      expired++;
+    }
+    return expired;
+  }
+
+  async get(id: string): Promise<Invocation> {
+    const invocation = await this.deps.repository.get(id);
+    if (!invocation) throw notFound(`no invocation "${id}"`);
+    return invocation;
+  }
+
+  list(device: DeviceRecord, query: { limit: number; before?: number; status?: InvocationStatus }): Promise<Invocation[]> {
+    return this.deps.repository.listForDevice(device.uid, query);
+  }
+
+  /** Resolves with the invocation once finished, or as it stands after `ms`. */
+  async waitFor(id: string, ms: number): Promise<Invocation> {
+    const current = await this.get(id);
+    if (isFinished(current.status) || ms <= 0) return current;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        off();
+        this.get(id).then(resolve, () => resolve(current));
+      }, ms);
+      const off = this.events.on('invocation.changed', (changed) => {
+        if (changed.id !== id || !isFinished(changed.status)) return;
+        clearTimeout(timer);
+        off();
+        resolve(changed);
+      });
+    });
+  }
+
+  private async save(invocation: Invocation): Promise<void> {
+    await this.deps.repository.update(invocation);
+    this.events.emit('invocation.changed', { ...invocation });
+  }
+}

@@ -1,0 +1,145 @@
+import type { CommandService } from '../commands/index.js';
+import { parseActionResult } from '../commands/index.js';
+import type { IngestPipeline, Rejection } from '../ingest/index.js';
+import type { ModelCatalog } from '../model/index.js';
+import type { Logger } from '../observability/index.js';
+import type { DeviceRecord, PresenceBook } from '../registry/index.js';
+import type { JsonValue } from '../telemetry/index.js';
+import type { DeviceTopic, EmbeddedMqttBroker, SessionObserver } from '../transport/mqtt/index.js';
+import { thingTopics, topicMatches } from '../transport/mqtt/index.js';
+import type { TwinService, TwinView } from '../twin/index.js';
+
+export interface DeviceLinkParts {
+  broker: () => EmbeddedMqttBroker;
+  ingest: IngestPipeline;
+  twins: TwinService;
+  commands: CommandService;
+  presence: PresenceBook;
+  models: ModelCatalog;
+  logger: Logger;
+  now(): number;
+}
+
+/** The payload devices get on `things/{id}/twin/desired` (retained, so a reconnect gets it). */
+export function desiredMessage(twin: TwinView, now: number) {
+  return { version: twin.version, desired: twin.desired, delta: twin.delta, ts: now };
+}
+
+function parseJson(payload: Buffer): { value: unknown } | { error: string } {
+  try {
+    return { value: JSON.parse(payload.toString('utf8')) };
+  } catch (error) {
+    return { error: `payload is not JSON: ${(error as Error).message}` };
+  }
+}
+
+/**
+ * Links device sessions and messages to the domain: telemetry to ingest, twin reports to the
+ * twin, action results to commands; subscriptions and uplinks wake queued deliveries.
+ */
+export function createDeviceLinks(parts: DeviceLinkParts) {
+  const { ingest, twins, commands, presence, logger } = parts;
+
+  const reportErrors = (deviceId: string, source: string, rejections: Rejection[]) =>
+    parts
+      .broker()
+      .publish(thingTopics.errors(deviceId), { ts: parts.now(), source, rejections }, { qos: 0 })
+      .catch((error: Error) => logger.warn({ err: error.message }, 'could not publish to the errors topic'));
+
+  const publishDesired = async (device: DeviceRecord, twin?: TwinView) => {
+    const view = twin ?? (await twins.get(device));
+    await parts.broker().publish(thingTopics.twin(device.id, 'desired'), desiredMessage(view, parts.now()), { retain: true });
+  };
+
+  async function twinReported(device: DeviceRecord, payload: Buffer): Promise<void> {
+    const parsed = parseJson(payload);
+    if ('error' in parsed || typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) {
+      await reportErrors(device.id, 'twin', [
+        {
+          reason: 'error' in parsed ? 'malformed_json' : 'not_an_object',
+          message: 'error' in parsed ? parsed.error : 'a twin report is a JSON object of property values',
+        },
+      ]);
+      return;
+    }
+    const model = await parts.models.compiled(device.model, device.modelVersion);
+    const accepted: Record<string, JsonValue> = {};
+    const rejections: Rejection[] = [];
+    for (const [key, value] of Object.entries(parsed.value as Record<string, JsonValue>)) {
+      const property = model.properties.get(key);
+      const problem = property
+        ? property.check(value)
+        : { reason: 'unknown_property' as const, message: `model "${model.id}" has no property "${key}"` };
+      if (problem) rejections.push({ property: key, reason: problem.reason, message: problem.message, value });
+      else accepted[key] = value;
+    }
+    if (Object.keys(accepted).length > 0) await twins.report(device, accepted, parts.now(), 'device');
+    if (rejections.length > 0) await reportErrors(device.id, 'twin', rejections);
+  }
+
+  async function actionResult(device: DeviceRecord, action: string, payload: Buffer): Promise<void> {
+    const parsed = parseJson(payload);
+    const result = 'error' in parsed ? parsed.error : parseActionResult(parsed.value);
+    if (typeof result === 'string') {
+      await reportErrors(device.id, 'action', [{ reason: 'invalid_value', message: result }]);
+      return;
+    }
+    const problem = await commands.result(device, action, result);
+    if (problem) await reportErrors(device.id, 'action', [{ reason: 'invalid_value', message: problem }]);
+  }
+
+  async function handleDeviceMessage(device: DeviceRecord, topic: DeviceTopic, payload: Buffer): Promise<void> {
+    switch (topic.kind) {
+      case 'telemetry':
+        await ingest.acceptTelemetry(device, payload, 'mqtt');
+        return;
+      case 'twin-reported':
+        await twinReported(device, payload);
+        return;
+      case 'twin-get':
+        await publishDesired(device);
+        return;
+      case 'action-result':
+        await actionResult(device, topic.name, payload);
+        return;
+      case 'event':
+        // Events pass through the broker to their subscribers; storing them arrives with agents.
+        return;
+    }
+  }
+
+  /** The device can hear downlink again: deliver what waited for it. */
+  async function wake(device: DeviceRecord): Promise<void> {
+    const broker = parts.broker();
+    const desiredTopic = thingTopics.twin(device.id, 'desired');
+    if (broker.isListening(device.id, desiredTopic)) {
+      const twin = await twins.get(device);
+      // The retained message already reached a fresh subscriber; an uplink from a device that
+      // kept its session needs the desired state sent again.
+      if (twin.pendingDelivery.length > 0) await publishDesired(device, twin);
+      await twins.delivered(device);
+    }
+    await commands.deviceAwake(device);
+  }
+
+  const wakeLogged = (device: DeviceRecord) =>
+    wake(device).catch((error: Error) => logger.error({ device: device.id, err: error.message }, 'delivery on wake failed'));
+
+  const sessions: SessionObserver = {
+    opened: (device) => presence.opened(device.id, parts.now()),
+    closed: (device) => presence.closed(device.id, parts.now()),
+    subscribed: (device, filters) => {
+      const desired = thingTopics.twin(device.id, 'desired');
+      const actions = thingTopics.action(device.id, '');
+      const hearsDownlink = (filter: string) =>
+        topicMatches(filter, desired) || filter.startsWith(actions) || topicMatches(filter, `${actions}any`);
+      if (filters.some(hearsDownlink)) wakeLogged(device);
+    },
+    uplink: (device) => {
+      presence.uplink(device.id, parts.now());
+      if (device.network.sleepy) wakeLogged(device);
+    },
+  };
+
+  return { handleDeviceMessage, sessions, publishDesired, reportErrors };
+}
