@@ -4,7 +4,9 @@
  */
 import { Command } from 'commander';
 import { VERSION } from '../node/index.js';
+import { addDemoCommand } from './demo.js';
 import { addNodeOptions, serve } from './serve.js';
+import { addSimCommand } from './sim.js';
 
 const program = new Command()
   .name('thingloop')
@@ -18,6 +20,9 @@ addNodeOptions(
     .description('run a node: embedded MQTT broker, HTTP API and SQLite store (role cloud)')
     .addHelpText('after', '\nExample:\n  thingloop serve --http-port 8080 --mqtt-port 1883 --data-dir ./.thingloop\n'),
 ).action((options: Record<string, unknown>) => serve(options));
+
+addDemoCommand(program);
+addSimCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`thingloop: ${(error as Error).message}\n`);

@@ -1,5 +1,14 @@
 import type { Command } from 'commander';
-import { ConfigError, type NodeConfig, type RunningNode, resolveConfig, SETTINGS, StartupError, startCloudNode } from '../node/index.js';
+import {
+  ConfigError,
+  type NodeConfig,
+  type ResolvedConfig,
+  type RunningNode,
+  resolveConfig,
+  SETTINGS,
+  StartupError,
+  startCloudNode,
+} from '../node/index.js';
 
 /** Adds one option per setting, named and described as in the settings table. */
 export function addNodeOptions(command: Command): Command {
@@ -21,12 +30,16 @@ export function flagValues(options: Record<string, unknown>): Partial<Record<key
   return flags;
 }
 
-export function loadConfig(options: Record<string, unknown>): NodeConfig {
+export function loadResolvedConfig(options: Record<string, unknown>): ResolvedConfig {
   return resolveConfig({
     flags: flagValues(options),
     env: process.env,
     configFile: typeof options.config === 'string' ? options.config : undefined,
-  }).config;
+  });
+}
+
+export function loadConfig(options: Record<string, unknown>): NodeConfig {
+  return loadResolvedConfig(options).config;
 }
 
 /** Prints a one-time admin key where a human will see it, outside the JSON log stream. */

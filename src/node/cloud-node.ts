@@ -42,7 +42,7 @@ export interface RunningNode {
   models: ModelCatalog;
   twins: TwinService;
   commands: CommandService;
-  /** Runs the expiry sweep now (it also runs every second); lets tests drive an injected clock. */
+  /** Runs the expiry and retention sweeps now (they also run on timers); lets tests drive an injected clock. */
   sweep(): Promise<void>;
   /** Graceful: stop accepting, finish in-flight messages, flush every sample, close the database. */
   stop(): Promise<void>;
@@ -51,6 +51,7 @@ export interface RunningNode {
 export class StartupError extends Error {}
 
 const RETENTION_SWEEP_MS = 3_600_000;
+const FIRST_RETENTION_SWEEP_MS = 60_000;
 const EXPIRY_SWEEP_MS = 1_000;
 const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
 /** How long an action waits for an offline (not sleepy) device. */
@@ -235,10 +236,6 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const httpPort = await listenHttp(app, config);
     cleanups.push(() => app.close());
 
-    const sweep = async () => {
-      const removed = await store.prune(now() - config.retentionMs, async () => devices.liveUids());
-      if (removed > 0) logger.info({ removed }, 'retention removed old telemetry');
-    };
     const expiryTimer = setInterval(() => {
       Promise.all([commands.expireDue(), twins.expireDue(), twins.flush()]).catch((error: Error) =>
         logger.error({ err: error.message }, 'expiry sweep failed'),
@@ -246,12 +243,28 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     }, EXPIRY_SWEEP_MS);
     expiryTimer.unref();
     cleanups.push(() => clearInterval(expiryTimer));
-    const sweepTimer = setInterval(
-      () => sweep().catch((error: Error) => logger.error({ err: error }, 'retention sweep failed')),
-      RETENTION_SWEEP_MS,
-    );
+
+    let retentionSweep: Promise<number> = Promise.resolve(0);
+    const sweepRetention = () => {
+      retentionSweep = retentionSweep
+        .then(() => store.prune(now() - config.retentionMs, async () => devices.liveUids()))
+        .then((removed) => {
+          if (removed > 0) logger.info({ removed }, 'retention removed old telemetry');
+          return removed;
+        });
+      return retentionSweep;
+    };
+    const logSweepFailure = (error: Error) => logger.error({ err: error.message }, 'retention sweep failed');
+    // One sweep soon after start: a node restarted more often than hourly must still prune.
+    const firstSweep = setTimeout(() => sweepRetention().catch(logSweepFailure), FIRST_RETENTION_SWEEP_MS);
+    const sweepTimer = setInterval(() => sweepRetention().catch(logSweepFailure), RETENTION_SWEEP_MS);
+    firstSweep.unref();
     sweepTimer.unref();
-    cleanups.push(() => clearInterval(sweepTimer));
+    cleanups.push(async () => {
+      clearTimeout(firstSweep);
+      clearInterval(sweepTimer);
+      await retentionSweep.catch(() => 0);
+    });
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
     logger.info({ httpPort, mqttPort: mqtt.port, dataDir: config.dataDir, version: VERSION }, 'cloud node started');
@@ -267,7 +280,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       twins,
       commands,
       async sweep() {
-        await Promise.all([commands.expireDue(), twins.expireDue()]);
+        await Promise.all([commands.expireDue(), twins.expireDue(), sweepRetention()]);
       },
       async stop() {
         if (stopping) return;

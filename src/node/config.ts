@@ -57,12 +57,21 @@ function duration(text: string): number {
   return value;
 }
 
+/** Retention shorter than a minute would delete data as it arrives: almost surely a typo. */
+function retention(text: string): number {
+  const value = duration(text);
+  if (value < 60_000) throw new Error(`"${text}" is shorter than the 1m minimum retention`);
+  return value;
+}
+
 function bytes(text: string): number {
   const match = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i.exec(text.trim());
   if (!match) throw new Error(`"${text}" is not a size like 262144, 256KiB or 1MiB`);
   const unit = (match[2] ?? 'b').toLowerCase();
   const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1;
-  return Number(match[1]) * factor;
+  const value = Number(match[1]) * factor;
+  if (value < 1) throw new Error(`"${text}" must be at least 1 byte`);
+  return value;
 }
 
 function oneOf<T extends string>(...allowed: T[]) {
@@ -144,9 +153,9 @@ export const SETTINGS: SettingSpec[] = [
     key: 'retentionMs',
     flag: 'retention',
     env: 'THINGLOOP_RETENTION',
-    description: 'how long telemetry is kept',
+    description: 'how long telemetry is kept (at least 1m)',
     defaultValue: 30 * 86_400_000,
-    parse: duration,
+    parse: retention,
   }),
   spec({
     key: 'maxPayloadBytes',

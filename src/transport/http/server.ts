@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { DomainError, type ErrorKind } from '../../errors/index.js';
 import type { HttpApiContext } from './context.js';
 import { actionRoutes } from './routes/actions.js';
@@ -39,7 +39,8 @@ export function sendUnauthorized(reply: FastifyReply, message: string): FastifyR
 export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: context.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request logs would drown the node's log at device rates; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4 * 1024 * 1024,
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
   });

@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { Fleet, HttpProvisioner, SCENARIOS } from '../sim/index.js';
+
+interface SimOptions {
+  scenario: string;
+  devices: string;
+  url: string;
+  api: string;
+  adminKey?: string;
+  rate?: string;
+  speedup: string;
+  fault?: string[];
+}
+
+/** `pump-0003:bearing-wear@30s` or `pump-0001:cavitation@60s+120s` (start, optional duration). */
+function parseFault(text: string): { deviceId: string; fault: string; atS: number; durationS?: number } {
+  const match = /^([^:]+):([a-z-]+)@(\d+)s(?:\+(\d+)s)?$/.exec(text);
+  if (!match) throw new Error(`--fault "${text}" must look like pump-0003:bearing-wear@30s or pump-0001:cavitation@60s+120s`);
+  return {
+    deviceId: match[1] as string,
+    fault: match[2] as string,
+    atS: Number(match[3]),
+    ...(match[4] ? { durationS: Number(match[4]) } : {}),
+  };
+}
+
+export function addSimCommand(program: Command): void {
+  program
+    .command('sim')
+    .description('simulate a fleet of devices on the device SDK against a running node')
+    .requiredOption('--scenario <name>', `scenario: ${Object.keys(SCENARIOS).join(', ')}`, 'pump-station')
+    .option('--devices <n>', 'number of devices', '8')
+    .option('--url <mqtt-url>', 'broker the devices connect to', 'mqtt://localhost:1883')
+    .option('--api <http-url>', 'node API used to register models and devices', 'http://localhost:8080')
+    .option('--admin-key <key>', 'admin key for registration (env THINGLOOP_ADMIN_KEY)')
+    .option('--rate <msgs-per-second>', 'fleet-wide telemetry rate (default: each device at its profile interval)')
+    .option('--speedup <factor>', 'plant seconds per real second', '1')
+    .option('--fault <spec...>', 'scheduled fault, e.g. pump-0001:bearing-wear@30s or pump-0002:cavitation@60s+120s')
+    .addHelpText(
+      'after',
+      '\nExample:\n  thingloop sim --scenario pump-station --devices 1000 --url mqtt://localhost:1883 --api http://localhost:8080 --admin-key $KEY\n',
+    )
+    .action(async (options: SimOptions) => {
+      const scenario = SCENARIOS[options.scenario];
+      if (!scenario) throw new Error(`unknown scenario "${options.scenario}"; choose one of ${Object.keys(SCENARIOS).join(', ')}`);
+      const adminKey = options.adminKey ?? process.env.THINGLOOP_ADMIN_KEY;
+      if (!adminKey) throw new Error('the simulator registers its devices through the API: pass --admin-key or set THINGLOOP_ADMIN_KEY');
+      const devices = Number(options.devices);
+      if (!Number.isInteger(devices) || devices < 1) throw new Error('--devices must be a positive integer');
+      const faults = (options.fault ?? []).map(parseFault);
+      const fleet = new Fleet({
+        url: options.url,
+        scenario,
+        devices,
+        provisioner: new HttpProvisioner(options.api, adminKey),
+        rate: options.rate ? Number(options.rate) : undefined,
+        speedup: Number(options.speedup),
+        progress: (line) => process.stderr.write(`sim: ${line}\n`),
+      });
+      await fleet.start();
+      for (const fault of faults) {
+        setTimeout(() => {
+          try {
+            fleet.plant.injectFault(fault.deviceId, fault.fault, fault.durationS);
+            process.stderr.write(`sim: injected ${fault.fault} on ${fault.deviceId}\n`);
+          } catch (error) {
+            process.stderr.write(`sim: ${(error as Error).message}\n`);
+          }
+        }, fault.atS * 1000).unref();
+      }
+      process.stderr.write(`sim: ${scenario.name} running with ${devices} devices; Ctrl-C stops\n`);
+      const status = setInterval(() => process.stderr.write(`sim: ${JSON.stringify(fleet.stats())}\n`), 10_000);
+      const stop = async () => {
+        clearInterval(status);
+        await fleet.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,17 @@
+/**
+ * The simulator: plants with physics-like coupling (commands change readings) and fault
+ * injection, run as real devices on the device SDK. Used by `thingloop sim`, the demo, tests
+ * and benchmarks.
+ */
+export { Fleet, type FleetOptions, type FleetStats } from './fleet.js';
+export * from './physics.js';
+export { type DeviceSpec, HttpProvisioner, type Provisioner } from './provisioning.js';
+export {
+  type Plant,
+  pumpStation,
+  SCENARIOS,
+  type Scenario,
+  type SimulatedDevice,
+  streetLights,
+  type ThingModelDocument,
+} from './scenarios.js';
