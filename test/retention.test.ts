@@ -1,6 +1,6 @@
 /**
  * Telemetry retention in the SQLite store, on a real database file: `prune(before, live)`
- * removes values older than the cut-off, keeps newer ones, and removes every value of devices
+ * removes samples older than the cut-off, keeps newer ones, and removes every sample of devices
  * that no longer exist. (The node runs it on an hourly timer; this tests the store directly.)
  */
 import assert from 'node:assert/strict';
@@ -55,15 +55,15 @@ describe('SqliteTelemetryStore.prune (retention)', () => {
     devices = new SqliteDevices(db);
     store = new SqliteTelemetryStore(db, new NodeMetrics(() => 0));
   };
-  const stored = (device: DeviceRecord): Promise<StoredValue[]> =>
-    store.raw({ deviceUid: device.uid, properties: ['mode', 'vibration'], from: 0, to: NOW + DAY, limit: 10_000 });
+  const stored = async (device: DeviceRecord): Promise<StoredValue[]> =>
+    (await store.raw({ deviceUid: device.uid, properties: ['mode', 'vibration'], from: 0, to: NOW + DAY, limit: 10_000 })).items;
   const expected = (device: DeviceRecord, times: number[]): StoredValue[] =>
     times.flatMap((ts) => {
       const values = valuesAt(device, ts);
-      // raw() orders by (ts, series); vibration's series was created first.
+      // raw() orders by (ts, arrival, property name).
       return [
-        { property: 'vibration', ts, value: values.vibration as JsonValue },
         { property: 'mode', ts, value: values.mode as JsonValue },
+        { property: 'vibration', ts, value: values.vibration as JsonValue },
       ];
     });
   const rows = (sql: string): number => (db.prepare<[], { n: number }>(sql).get() as { n: number }).n;
@@ -78,32 +78,31 @@ describe('SqliteTelemetryStore.prune (retention)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('removes values older than the cut-off, keeps the rest, and drops every value of deleted devices', async () => {
+  test('removes samples older than the cut-off, keeps the rest, and drops every sample of deleted devices', async () => {
     const kept = await addDevice(devices, 'pump-kept', 1);
     const other = await addDevice(devices, 'pump-other', 2);
     const deleted = await addDevice(devices, 'pump-deleted', 3);
     for (const device of [kept, other, deleted]) {
       await store.append(TIMES.map((ts) => ({ deviceId: device.id, deviceUid: device.uid, ts, values: valuesAt(device, ts) })));
     }
-    assert.equal(rows('SELECT count(*) AS n FROM samples'), 3 * TIMES.length * 2);
+    assert.equal(rows('SELECT count(*) AS n FROM telemetry'), 3 * TIMES.length);
     assert.equal(await devices.delete(deleted.id), true);
 
     const removed = await store.prune(CUTOFF, async () => devices.liveUids());
-    // Two old times × two properties for each live device; everything of the deleted one.
-    assert.equal(removed, 2 * 2 * 2 + TIMES.length * 2);
+    // Two old samples for each live device; every sample of the deleted one.
+    assert.equal(removed, 2 * 2 + TIMES.length);
 
     const newer = TIMES.filter((ts) => ts >= CUTOFF);
     assert.deepEqual(await stored(kept), expected(kept, newer), 'a value exactly at the cut-off is kept');
     assert.deepEqual(await stored(other), expected(other, newer));
     assert.deepEqual(await stored(deleted), []);
-    assert.equal(rows(`SELECT count(*) AS n FROM series WHERE device_uid = ${deleted.uid}`), 0, "the deleted device's series are gone");
-    assert.equal(rows('SELECT count(*) AS n FROM samples WHERE series NOT IN (SELECT id FROM series)'), 0, 'no orphaned values');
+    assert.equal(rows(`SELECT count(*) AS n FROM telemetry WHERE device_uid = ${deleted.uid}`), 0, "the deleted device's samples are gone");
 
     // It is on disk: a fresh connection to the file sees the same.
     db.close();
     open();
     assert.deepEqual(await stored(kept), expected(kept, newer));
-    assert.equal(rows('SELECT count(*) AS n FROM samples'), 2 * newer.length * 2);
+    assert.equal(rows('SELECT count(*) AS n FROM telemetry'), 2 * newer.length);
 
     // A second sweep with the same cut-off has nothing left to do; new values still go in.
     assert.equal(await store.prune(CUTOFF, async () => devices.liveUids()), 0);
@@ -117,14 +116,14 @@ describe('SqliteTelemetryStore.prune (retention)', () => {
     const live = async () => devices.liveUids();
     assert.equal(await store.prune(NOW - 20 * DAY, live), 0, 'nothing is that old');
     assert.deepEqual(await stored(device), expected(device, TIMES));
-    assert.equal(await store.prune(CUTOFF, live), 4);
-    assert.equal(await store.prune(NOW - 500, live), 3 * 2);
+    assert.equal(await store.prune(CUTOFF, live), 2);
+    assert.equal(await store.prune(NOW - 500, live), 3);
     assert.deepEqual(await stored(device), []);
-    assert.equal(rows(`SELECT count(*) AS n FROM series WHERE device_uid = ${device.uid}`), 2, 'a live device keeps its series');
+    await store.append([{ deviceId: device.id, deviceUid: device.uid, ts: NOW, values: valuesAt(device, NOW) }]);
+    assert.deepEqual(await stored(device), expected(device, [NOW]), 'a live device keeps reporting after a full prune');
   });
 
-  test('a value of a deleted device committed while the sweep runs is not left orphaned', async () => {
-    // The deleted device's series come first, so the sweep drops them before it yields.
+  test('a sample of a deleted device committed while the sweep runs is removed by the next sweep', async () => {
     const deleted = await addDevice(devices, 'pump-deleted', 1);
     const live = await addDevice(devices, 'pump-live', 2);
     await store.append([{ deviceId: deleted.id, deviceUid: deleted.uid, ts: NOW - DAY, values: valuesAt(deleted, NOW - DAY) }]);
@@ -136,12 +135,24 @@ describe('SqliteTelemetryStore.prune (retention)', () => {
     const late = store.append([{ deviceId: deleted.id, deviceUid: deleted.uid, ts: NOW, values: valuesAt(deleted, NOW) }]);
     await Promise.all([sweep, late]);
 
-    assert.equal(rows('SELECT count(*) AS n FROM samples WHERE series NOT IN (SELECT id FROM series)'), 0, 'no value without its series');
-    // The next sweep then removes whatever the deleted device left behind.
     await store.prune(CUTOFF, async () => devices.liveUids());
     assert.deepEqual(await stored(deleted), []);
-    assert.equal(rows(`SELECT count(*) AS n FROM series WHERE device_uid = ${deleted.uid}`), 0);
-    assert.equal(rows('SELECT count(*) AS n FROM samples WHERE series NOT IN (SELECT id FROM series)'), 0);
+    assert.equal(rows(`SELECT count(*) AS n FROM telemetry WHERE device_uid = ${deleted.uid}`), 0);
     assert.deepEqual(await stored(live), expected(live, [NOW - DAY]));
+  });
+
+  test('samples with the same timestamp are all kept, in arrival order', async () => {
+    // A server-stamped timestamp is only millisecond-precise: two samples can share one.
+    const device = await addDevice(devices, 'pump-1', 1);
+    const ts = NOW - 1000;
+    await store.append([
+      { deviceId: device.id, deviceUid: device.uid, ts, values: { vibration: 1 } },
+      { deviceId: device.id, deviceUid: device.uid, ts, values: { vibration: 2 } },
+    ]);
+    await store.append([{ deviceId: device.id, deviceUid: device.uid, ts, values: { vibration: 3 } }]);
+    assert.deepEqual(
+      (await stored(device)).map((v) => v.value),
+      [1, 2, 3],
+    );
   });
 });

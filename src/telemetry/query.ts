@@ -1,7 +1,7 @@
 import { invalid } from '../errors/index.js';
 import type { CompiledThingModel } from '../model/index.js';
 import { parseDuration } from '../time/index.js';
-import { AGGREGATE_FUNCTIONS, type AggregateFunction } from './sample.js';
+import { AGGREGATE_FUNCTIONS, type AggregateFunction, type RawPosition } from './sample.js';
 
 /** What a caller may ask for in `GET …/telemetry`, as strings straight off a URL. */
 export interface TelemetryQueryParams {
@@ -15,7 +15,7 @@ export interface TelemetryQueryParams {
 }
 
 export type PlannedQuery =
-  | { kind: 'raw'; properties: string[]; from: number; to: number; limit: number; after?: { ts: number; property: string } }
+  | { kind: 'raw'; properties: string[]; from: number; to: number; limit: number; after?: RawPosition }
   | { kind: 'aggregate'; properties: string[]; from: number; to: number; fn: AggregateFunction; bucketMs: number };
 
 export const DEFAULT_WINDOW_MS = 86_400_000;
@@ -34,14 +34,14 @@ export function parseTime(text: string, now: number): number | undefined {
   return Number.isNaN(parsed) ? undefined : parsed;
 }
 
-export function encodeCursor(position: { ts: number; property: string }): string {
-  return Buffer.from(JSON.stringify([position.ts, position.property])).toString('base64url');
+export function encodeCursor(position: RawPosition): string {
+  return Buffer.from(JSON.stringify([position.ts, position.seq, position.property])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): { ts: number; property: string } {
+function decodeCursor(cursor: string): RawPosition {
   try {
-    const [ts, property] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof ts === 'number' && typeof property === 'string') return { ts, property };
+    const [ts, seq, property] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown, unknown];
+    if (typeof ts === 'number' && typeof seq === 'number' && typeof property === 'string') return { ts, seq, property };
   } catch {
     // fall through to the error below
   }

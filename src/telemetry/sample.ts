@@ -18,6 +18,19 @@ export interface StoredValue {
 export type AggregateFunction = 'avg' | 'min' | 'max' | 'count' | 'first' | 'last' | 'sum';
 export const AGGREGATE_FUNCTIONS: readonly AggregateFunction[] = ['avg', 'min', 'max', 'count', 'first', 'last', 'sum'];
 
+/** Where a page of raw values ended: the sample (time, then arrival order) and the property within it. */
+export interface RawPosition {
+  ts: number;
+  seq: number;
+  property: string;
+}
+
+export interface RawPage {
+  items: StoredValue[];
+  /** Set when more values may follow. */
+  next?: RawPosition;
+}
+
 export interface RawQuery {
   deviceUid: number;
   properties: string[];
@@ -25,8 +38,8 @@ export interface RawQuery {
   /** Exclusive. */
   to: number;
   limit: number;
-  /** Resume after this (ts, property) position. */
-  after?: { ts: number; property: string };
+  /** Resume after this position (from the previous page's `next`). */
+  after?: RawPosition;
 }
 
 export interface AggregateQuery {
@@ -56,11 +69,14 @@ export interface AggregateSeries {
  */
 export interface TelemetryStore {
   append(samples: TelemetrySample[]): Promise<void>;
-  raw(query: RawQuery): Promise<StoredValue[]>;
+  raw(query: RawQuery): Promise<RawPage>;
   aggregate(query: AggregateQuery): Promise<AggregateSeries[]>;
-  latest(deviceUid: number): Promise<StoredValue[]>;
-  /** Deletes values older than `before` and of devices no longer registered; returns rows removed. */
+  /** The newest value of each of `properties`. */
+  latest(deviceUid: number, properties: string[]): Promise<StoredValue[]>;
+  /** Deletes samples older than `before` and of devices no longer registered; returns samples removed. */
   prune(before: number, liveDeviceUids: () => Promise<Set<number>>): Promise<number>;
+  /** Time of the newest stored sample of a device, or null. */
+  lastSampleAt(deviceUid: number): Promise<number | null>;
   /** Samples accepted but not yet committed. */
   pendingSamples(): number;
   /** Commits everything pending. */

@@ -53,6 +53,45 @@ const MIGRATIONS: string[] = [
    CREATE UNIQUE INDEX invocations_by_key ON invocations (device_uid, idempotency_key) WHERE idempotency_key IS NOT NULL;
    CREATE INDEX invocations_by_device ON invocations (device_uid, created_at);
    CREATE INDEX invocations_open ON invocations (status, created_at) WHERE status IN ('queued', 'delivered');`,
+  `CREATE TABLE agents (id TEXT PRIMARY KEY, definition TEXT NOT NULL) STRICT;
+   CREATE TABLE agent_states (
+     agent_id TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL,
+     PRIMARY KEY (agent_id, device_id)) STRICT, WITHOUT ROWID;
+   CREATE TABLE decisions (
+     id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     ts INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     open INTEGER NOT NULL,
+     record TEXT NOT NULL) STRICT;
+   CREATE INDEX decisions_by_agent ON decisions (agent_id, ts);
+   CREATE INDEX decisions_by_device ON decisions (device_id, ts);
+   CREATE INDEX decisions_open ON decisions (open) WHERE open = 1;
+   CREATE TABLE alarms (
+     id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     state TEXT NOT NULL,
+     raised_at INTEGER NOT NULL,
+     record TEXT NOT NULL) STRICT;
+   CREATE INDEX alarms_open ON alarms (agent_id, device_id, type) WHERE state != 'cleared';
+   CREATE INDEX alarms_by_time ON alarms (raised_at);`,
+  // One row per sample instead of one per value: a server-stamped (series, ts) key let two
+  // samples of the same millisecond replace each other, and one B-tree entry per value was
+  // the write bottleneck. Existing values move over as one-value samples.
+  `CREATE TABLE telemetry (
+     id INTEGER PRIMARY KEY,
+     device_uid INTEGER NOT NULL,
+     ts INTEGER NOT NULL,
+     payload TEXT NOT NULL) STRICT;
+   INSERT INTO telemetry (device_uid, ts, payload)
+     SELECT s.device_uid, v.ts, json_object(s.property, CASE WHEN typeof(v.value) = 'text' THEN json(v.value) ELSE v.value END)
+     FROM samples v JOIN series s ON s.id = v.series ORDER BY v.ts;
+   DROP TABLE samples;
+   DROP TABLE series;
+   CREATE INDEX telemetry_by_device ON telemetry (device_uid, ts);`,
 ];
 
 export interface OpenOptions {

@@ -2,6 +2,7 @@ import type {
   AggregateQuery,
   AggregateSeries,
   JsonValue,
+  RawPage,
   RawQuery,
   StoredValue,
   TelemetrySample,
@@ -14,7 +15,7 @@ export interface WriteMetrics {
 }
 
 export interface TelemetryWriterOptions {
-  /** Commit as soon as this many samples wait, without waiting for the next tick. */
+  /** Commit as soon as this many samples wait, without waiting for the next turn of the loop. */
   maxBatchSamples: number;
 }
 
@@ -23,54 +24,35 @@ interface PendingBatch {
   waiters: { resolve: () => void; reject: (error: unknown) => void }[];
 }
 
-// Numbers are stored as SQLite numbers so aggregates run in SQL; every other JSON value is
-// stored as its JSON text (a string value keeps its quotes), so decoding is unambiguous.
-const encodeValue = (value: JsonValue): number | string => (typeof value === 'number' ? value : JSON.stringify(value));
-const decodeValue = (stored: number | string): JsonValue => (typeof stored === 'number' ? stored : (JSON.parse(stored) as JsonValue));
+interface SampleRow {
+  id: number;
+  ts: number;
+  payload: string;
+}
+
+/** JSON path of a property; model property names are [A-Za-z_][A-Za-z0-9_-]*, quoted for the dash. */
+const pathOf = (property: string) => `$."${property}"`;
 
 /**
- * Telemetry in SQLite with group commit: appends that arrive while the event loop is busy
- * are committed together in one transaction at the next turn, and every caller's promise
- * settles after that commit. One writer (this class) and WAL keep readers unblocked.
+ * Telemetry in SQLite, one row per sample (device, time, values as JSON), with group commit:
+ * appends that arrive while the event loop is busy are committed together in one transaction
+ * at the next turn, and every caller's promise settles after that commit. Samples with equal
+ * timestamps are all kept, in arrival order.
  */
 export class SqliteTelemetryStore implements TelemetryStore {
-  private readonly seriesIds = new Map<string, number>();
   private pending: PendingBatch = { samples: [], waiters: [] };
   private scheduled = false;
-  private readonly insertSample;
-  private readonly insertSeries;
-  private readonly findSeries;
   private readonly commit;
 
   constructor(
     private readonly db: SqliteDatabase,
     private readonly metrics: WriteMetrics,
-    private readonly options: TelemetryWriterOptions = { maxBatchSamples: 20_000 },
+    private readonly options: TelemetryWriterOptions = { maxBatchSamples: 5_000 },
   ) {
-    this.insertSample = db.prepare('INSERT OR REPLACE INTO samples (series, ts, value) VALUES (?, ?, ?)');
-    this.insertSeries = db.prepare('INSERT OR IGNORE INTO series (device_uid, property) VALUES (?, ?)');
-    this.findSeries = db.prepare<[number, string], { id: number }>('SELECT id FROM series WHERE device_uid = ? AND property = ?');
+    const insert = db.prepare('INSERT INTO telemetry (device_uid, ts, payload) VALUES (?, ?, ?)');
     this.commit = db.transaction((samples: TelemetrySample[]) => {
-      let rows = 0;
-      for (const sample of samples) {
-        for (const property in sample.values) {
-          this.insertSample.run(this.seriesId(sample.deviceUid, property), sample.ts, encodeValue(sample.values[property] as JsonValue));
-          rows++;
-        }
-      }
-      return rows;
+      for (const sample of samples) insert.run(sample.deviceUid, sample.ts, JSON.stringify(sample.values));
     });
-  }
-
-  private seriesId(deviceUid: number, property: string): number {
-    const key = `${deviceUid}\u0000${property}`;
-    let id = this.seriesIds.get(key);
-    if (id === undefined) {
-      this.insertSeries.run(deviceUid, property);
-      id = (this.findSeries.get(deviceUid, property) as { id: number }).id;
-      this.seriesIds.set(key, id);
-    }
-    return id;
   }
 
   append(samples: TelemetrySample[]): Promise<void> {
@@ -94,13 +76,14 @@ export class SqliteTelemetryStore implements TelemetryStore {
     this.pending = { samples: [], waiters: [] };
     const started = process.hrtime.bigint();
     try {
-      const rows = this.commit(batch.samples);
-      this.metrics.batchCommitted(batch.samples.length, rows, Number(process.hrtime.bigint() - started) / 1e9);
+      this.commit(batch.samples);
+      let values = 0;
+      for (const sample of batch.samples) for (const _ in sample.values) values++;
+      this.metrics.batchCommitted(batch.samples.length, values, Number(process.hrtime.bigint() - started) / 1e9);
       for (const waiter of batch.waiters) waiter.resolve();
     } catch (error) {
-      // The transaction rolled back: nothing of this batch is stored, so nobody is acked and
-      // devices resend. A cached series id may name a row that was rolled back: forget them.
-      this.seriesIds.clear();
+      // The transaction rolled back: nothing of this batch is stored, so nobody is acknowledged
+      // and devices resend.
       for (const waiter of batch.waiters) waiter.reject(error);
     }
   }
@@ -113,98 +96,110 @@ export class SqliteTelemetryStore implements TelemetryStore {
     this.writePending();
   }
 
-  private seriesOf(deviceUid: number, properties: string[]): Map<number, string> {
-    const found = new Map<number, string>();
-    for (const property of properties) {
-      const row = this.findSeries.get(deviceUid, property);
-      if (row) found.set(row.id, property);
+  async raw(query: RawQuery): Promise<RawPage> {
+    const properties = [...new Set(query.properties)].sort();
+    const { after } = query;
+    const rows = after
+      ? this.db
+          .prepare<[number, number, number, number, number, number], SampleRow>(
+            `SELECT id, ts, payload FROM telemetry
+             WHERE device_uid = ? AND ts >= ? AND ts < ? AND (ts > ? OR (ts = ? AND id >= ?))
+             ORDER BY ts, id`,
+          )
+          .iterate(query.deviceUid, Math.max(query.from, after.ts), query.to, after.ts, after.ts, after.seq)
+      : this.db
+          .prepare<[number, number, number], SampleRow>(
+            'SELECT id, ts, payload FROM telemetry WHERE device_uid = ? AND ts >= ? AND ts < ? ORDER BY ts, id',
+          )
+          .iterate(query.deviceUid, query.from, query.to);
+    // Values are ordered by (time, arrival, property name); a page may end inside a sample.
+    const items: (StoredValue & { seq: number })[] = [];
+    let more = false;
+    scan: for (const row of rows) {
+      const values = JSON.parse(row.payload) as Record<string, JsonValue>;
+      for (const property of properties) {
+        if (!(property in values)) continue;
+        if (after && row.id === after.seq && property <= after.property) continue;
+        if (items.length === query.limit) {
+          more = true;
+          break scan;
+        }
+        items.push({ property, ts: row.ts, value: values[property] as JsonValue, seq: row.id });
+      }
     }
-    return found;
-  }
-
-  async raw(query: RawQuery): Promise<StoredValue[]> {
-    const series = this.seriesOf(query.deviceUid, query.properties);
-    if (series.size === 0) return [];
-    const ids = [...series.keys()];
-    const params: (number | string)[] = [...ids, query.from, query.to];
-    let resume = '';
-    if (query.after) {
-      const afterSeries = this.findSeries.get(query.deviceUid, query.after.property)?.id ?? -1;
-      // Pages are ordered by (ts, property); series ids order properties within a timestamp.
-      resume = 'AND (ts > ? OR (ts = ? AND series > ?))';
-      params.push(query.after.ts, query.after.ts, afterSeries);
-    }
-    params.push(query.limit);
-    const rows = this.db
-      .prepare<(number | string)[], { series: number; ts: number; value: number | string }>(
-        `SELECT series, ts, value FROM samples
-         WHERE series IN (${ids.map(() => '?').join(',')}) AND ts >= ? AND ts < ? ${resume}
-         ORDER BY ts, series LIMIT ?`,
-      )
-      .all(...params);
-    return rows.map((row) => ({ property: series.get(row.series) as string, ts: row.ts, value: decodeValue(row.value) }));
+    const last = items.at(-1);
+    return {
+      items: items.map(({ seq: _seq, ...value }) => value),
+      ...(more && last ? { next: { ts: last.ts, seq: last.seq, property: last.property } } : {}),
+    };
   }
 
   async aggregate(query: AggregateQuery): Promise<AggregateSeries[]> {
     const select: Record<AggregateQuery['fn'], string> = {
-      avg: 'avg(value) AS value',
-      min: 'min(value) AS value',
-      max: 'max(value) AS value',
-      sum: 'sum(value) AS value',
-      count: 'count(*) AS value',
+      avg: 'avg(v) AS value',
+      min: 'min(v) AS value',
+      max: 'max(v) AS value',
+      sum: 'sum(v) AS value',
+      count: 'count(v) AS value',
       // SQLite takes a bare column from the row that holds min()/max(): the first/last value.
-      first: 'value, min(ts) AS edge',
-      last: 'value, max(ts) AS edge',
+      first: 'v AS value, min(ts) AS edge',
+      last: 'v AS value, max(ts) AS edge',
     };
-    const statement = this.db.prepare<[number, number, number, number], { bucket: number; value: number | null; n: number }>(
-      `SELECT (ts / CAST(? AS INTEGER)) AS bucket, ${select[query.fn]}, count(*) AS n FROM samples
-       WHERE series = ? AND ts >= ? AND ts < ? GROUP BY bucket ORDER BY bucket`,
+    const statement = this.db.prepare<[number, string, number, number, number], { bucket: number; value: number | null; n: number }>(
+      `SELECT bucket, ${select[query.fn]}, count(v) AS n FROM (
+         SELECT ts, (ts / CAST(? AS INTEGER)) AS bucket, json_extract(payload, ?) AS v
+         FROM telemetry WHERE device_uid = ? AND ts >= ? AND ts < ?)
+       WHERE v IS NOT NULL GROUP BY bucket ORDER BY bucket`,
     );
-    return query.properties.map((property) => {
-      const id = this.findSeries.get(query.deviceUid, property)?.id;
-      const rows = id === undefined ? [] : statement.all(query.bucketMs, id, query.from, query.to);
-      return {
-        property,
-        points: rows.map((row) => ({ ts: row.bucket * query.bucketMs, value: row.value, count: row.n })),
-      };
-    });
+    return query.properties.map((property) => ({
+      property,
+      points: statement
+        .all(query.bucketMs, pathOf(property), query.deviceUid, query.from, query.to)
+        .map((row) => ({ ts: row.bucket * query.bucketMs, value: row.value, count: row.n })),
+    }));
   }
 
-  async latest(deviceUid: number): Promise<StoredValue[]> {
+  async latest(deviceUid: number, properties: string[]): Promise<StoredValue[]> {
+    // Newest first until every property is found; most devices send all of them each time, so
+    // this usually reads one row. Sparse properties cost a bounded scan.
+    const missing = new Set(properties);
+    const found: StoredValue[] = [];
     const rows = this.db
-      .prepare<[number], { property: string; ts: number; value: number | string }>(
-        `SELECT s.property, v.ts, v.value FROM series s
-         JOIN samples v ON v.series = s.id AND v.ts = (SELECT max(ts) FROM samples WHERE series = s.id)
-         WHERE s.device_uid = ? ORDER BY s.property`,
-      )
-      .all(deviceUid);
-    return rows.map((row) => ({ property: row.property, ts: row.ts, value: decodeValue(row.value) }));
+      .prepare<[number], SampleRow>('SELECT id, ts, payload FROM telemetry WHERE device_uid = ? ORDER BY ts DESC, id DESC LIMIT 10000')
+      .iterate(deviceUid);
+    for (const row of rows) {
+      const values = JSON.parse(row.payload) as Record<string, JsonValue>;
+      for (const property of missing) {
+        if (!(property in values)) continue;
+        found.push({ property, ts: row.ts, value: values[property] as JsonValue });
+        missing.delete(property);
+      }
+      if (missing.size === 0) break;
+    }
+    return found.sort((a, b) => (a.property < b.property ? -1 : 1));
+  }
+
+  async lastSampleAt(deviceUid: number): Promise<number | null> {
+    const row = this.db.prepare<[number], { ts: number | null }>('SELECT max(ts) AS ts FROM telemetry WHERE device_uid = ?').get(deviceUid);
+    return row?.ts ?? null;
   }
 
   async prune(before: number, liveDeviceUids: () => Promise<Set<number>>): Promise<number> {
     const live = await liveDeviceUids();
-    const all = this.db
-      .prepare<[], { id: number; device_uid: number; property: string }>('SELECT id, device_uid, property FROM series')
-      .all();
-    const deleteOld = this.db.prepare('DELETE FROM samples WHERE series = ? AND ts < ?');
-    const deleteAll = this.db.prepare('DELETE FROM samples WHERE series = ?');
-    const dropSeries = this.db.prepare('DELETE FROM series WHERE id = ?');
+    const devices = this.db.prepare<[], { device_uid: number }>('SELECT DISTINCT device_uid FROM telemetry').all();
+    const deleteOld = this.db.prepare(
+      'DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE device_uid = ? AND ts < ? LIMIT 5000)',
+    );
+    const deleteAll = this.db.prepare('DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE device_uid = ? LIMIT 5000)');
     let removed = 0;
-    for (const row of all) {
-      // One series per transaction, yielding between them: pruning must not stall ingest.
-      removed += this.db.transaction(() => {
-        if (live.has(row.device_uid)) return deleteOld.run(row.id, before).changes;
-        const changes = deleteAll.run(row.id).changes;
-        dropSeries.run(row.id);
-        // Forget the id before yielding: a batch committed meanwhile must not write values
-        // under a dropped series id (they would be orphaned, and the id may be reused).
-        this.seriesIds.delete(`${row.device_uid}\u0000${row.property}`);
-        return changes;
-      })();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    for (const key of [...this.seriesIds.keys()]) {
-      if (!live.has(Number(key.split('\u0000')[0]))) this.seriesIds.delete(key);
+    for (const { device_uid: uid } of devices) {
+      // Small chunks, yielding between them: pruning must not stall ingest.
+      for (;;) {
+        const changes = live.has(uid) ? deleteOld.run(uid, before).changes : deleteAll.run(uid).changes;
+        removed += changes;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (changes < 5000) break;
+      }
     }
     return removed;
   }

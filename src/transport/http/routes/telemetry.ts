@@ -116,10 +116,8 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         const series = await context.telemetry.aggregate({ deviceUid: device.uid, ...plan });
         return { deviceId: id, from: plan.from, to: plan.to, agg: plan.fn, bucketMs: plan.bucketMs, series };
       }
-      const items = await context.telemetry.raw({ deviceUid: device.uid, ...plan });
-      const last = items.at(-1);
-      const next = items.length === plan.limit && last ? encodeCursor(last) : null;
-      return { deviceId: id, from: plan.from, to: plan.to, items, next };
+      const page = await context.telemetry.raw({ deviceUid: device.uid, ...plan });
+      return { deviceId: id, from: plan.from, to: plan.to, items: page.items, next: page.next ? encodeCursor(page.next) : null };
     },
   );
 
@@ -142,51 +140,57 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     async (request) => {
       const { id } = request.params as { id: string };
       const device = await context.registry.get(id);
-      const latest = await context.telemetry.latest(device.uid);
+      const model = await context.models.compiled(device.model, device.modelVersion);
+      const latest = await context.telemetry.latest(device.uid, [...model.properties.keys()]);
       return { deviceId: id, values: Object.fromEntries(latest.map((v) => [v.property, { value: v.value, ts: v.ts }])) };
     },
   );
 
-  app.get(
-    '/devices/:id/stream',
-    {
-      websocket: true,
-      config: { auth: 'device-or-admin' },
-      schema: {
-        summary: "WebSocket: live stream of the device's accepted telemetry, one JSON message per sample",
-        description:
-          'Authenticate with the Authorization header or, from a browser, `?key=<admin key>`. Messages: `{"deviceId","ts","values"}`.',
-        tags,
-        params: IdParam,
-      },
+  // Declared as a plain route with a wsHandler so it appears in the OpenAPI document
+  // (@fastify/websocket hides `websocket: true` routes); a GET without upgrade gets 426.
+  app.route({
+    method: 'GET',
+    url: '/devices/:id/stream',
+    config: { auth: 'device-or-admin' },
+    schema: {
+      summary: "WebSocket: live stream of the device's accepted telemetry, one JSON message per sample",
+      description:
+        'Upgrade to WebSocket. Authenticate with the Authorization header or, from a browser, `?key=<admin key>`. Messages: `{"deviceId","ts","values"}`. Close codes: 4401 unauthorized, 4404 unknown device, 1013 consumer too slow.',
+      tags,
+      params: IdParam,
+      response: { 426: ErrorBody },
     },
-    (socket, request) => {
+    handler: async (_request, reply) =>
+      reply
+        .code(426)
+        .header('upgrade', 'websocket')
+        .send({ error: 'invalid', message: 'this endpoint is a WebSocket: connect with an Upgrade: websocket request' }),
+    wsHandler: (socket, request) => {
       const { id } = request.params as { id: string };
       let unsubscribe: (() => void) | undefined;
       socket.on('close', () => unsubscribe?.());
-      callerMayActFor(context, request, id).then(
-        async (allowed) => {
-          if (!allowed) {
-            context.onAuthFailure();
-            socket.close(4401, 'unauthorized');
+      const subscribe = async () => {
+        if (!(await callerMayActFor(context, request, id))) {
+          context.onAuthFailure();
+          socket.close(4401, 'unauthorized');
+          return;
+        }
+        await context.registry.get(id);
+        if (socket.readyState !== socket.OPEN) return;
+        unsubscribe = context.bus.on('telemetry.accepted', (event) => {
+          if (event.device.id !== id) return;
+          // A consumer that cannot keep up is cut off rather than buffered without bound.
+          if (socket.bufferedAmount > 4 * 1024 * 1024) {
+            socket.close(1013, 'too slow: reconnect and read faster');
             return;
           }
-          await context.registry.get(id);
-          if (socket.readyState !== socket.OPEN) return;
-          unsubscribe = context.bus.on('telemetry.accepted', (event) => {
-            if (event.device.id !== id) return;
-            // A consumer that cannot keep up is cut off rather than buffered without bound.
-            if (socket.bufferedAmount > 4 * 1024 * 1024) {
-              socket.close(1013, 'too slow: reconnect and read faster');
-              return;
-            }
-            for (const sample of event.samples) socket.send(JSON.stringify({ deviceId: id, ts: sample.ts, values: sample.values }));
-          });
-          socket.send(JSON.stringify({ subscribed: id }));
-        },
-        (error: Error) =>
-          socket.close(error instanceof DomainError && error.kind === 'not_found' ? 4404 : 1011, error.message.slice(0, 120)),
+          for (const sample of event.samples) socket.send(JSON.stringify({ deviceId: id, ts: sample.ts, values: sample.values }));
+        });
+        socket.send(JSON.stringify({ subscribed: id }));
+      };
+      subscribe().catch((error: Error) =>
+        socket.close(error instanceof DomainError && error.kind === 'not_found' ? 4404 : 1011, error.message.slice(0, 120)),
       );
     },
-  );
+  });
 };
