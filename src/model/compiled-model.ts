@@ -69,13 +69,26 @@ function describe(error: ErrorObject): string {
 
 const ACCEPT_ANYTHING: ValueCheck = () => null;
 
+/** The JSON pointer of the first NaN or ±Infinity in a value ('' for the value itself), or undefined. */
+function nonFinitePath(value: unknown, path: string): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    const found = nonFinitePath(child, `${path}/${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 function compileCheck(schema: DataSchema | undefined): ValueCheck {
   if (!schema) return ACCEPT_ANYTHING;
   const validate: ValidateFunction = valueAjv.compile(schema);
   return (value) => {
-    // JSON has no NaN/Infinity, but the HTTP path and SDKs hand us JS numbers.
-    if (typeof value === 'number' && !Number.isFinite(value)) {
-      return { reason: 'wrong_type', message: 'must be a finite number' };
+    // JSON has no NaN/Infinity, but the HTTP path and SDKs hand us JS numbers (also inside
+    // objects and arrays, where JSON.stringify would silently turn them into null).
+    const where = nonFinitePath(value, '');
+    if (where !== undefined) {
+      return { reason: 'wrong_type', message: `${where ? `${where} ` : ''}must be a finite number` };
     }
     if (validate(value)) return null;
     const error = validate.errors?.[0];

@@ -115,8 +115,14 @@ function objectOrEmpty<T>(value: Record<string, T> | undefined): Record<string, 
 function checkDataSchema(schema: DataSchema, path: string, problems: ModelProblem[]): void {
   const low = schema.minimum ?? schema.exclusiveMinimum;
   const high = schema.maximum ?? schema.exclusiveMaximum;
+  // An exclusive bound makes an equal pair empty too: no value is > 10 and < 10.
+  const open =
+    (schema.minimum === undefined && schema.exclusiveMinimum !== undefined) ||
+    (schema.maximum === undefined && schema.exclusiveMaximum !== undefined);
   if (typeof low === 'number' && typeof high === 'number' && low > high) {
     problems.push({ path, message: `minimum (${low}) is greater than maximum (${high})` });
+  } else if (open && typeof low === 'number' && low === high) {
+    problems.push({ path, message: `no value fits: the range between ${low} and ${high} is empty with an exclusive bound` });
   }
   const numeric = schema.type === 'number' || schema.type === 'integer';
   if (!numeric && schema.type !== undefined && (schema.minimum !== undefined || schema.maximum !== undefined)) {
@@ -147,7 +153,11 @@ function checkDataSchema(schema: DataSchema, path: string, problems: ModelProble
 
 function checkAffordanceNames(kind: string, names: string[], problems: ModelProblem[]): void {
   for (const name of names) {
-    if (!AFFORDANCE_NAME_PATTERN.test(name)) {
+    // `__proto__` matches the pattern, but as a key of a plain object it sets the prototype
+    // instead of a value: a sample carrying it would lose the value (or pollute the sample).
+    if (name === '__proto__') {
+      problems.push({ path: `/${kind}/${name}`, message: 'name "__proto__" is not allowed' });
+    } else if (!AFFORDANCE_NAME_PATTERN.test(name)) {
       problems.push({
         path: `/${kind}/${name}`,
         message: `name must match ${AFFORDANCE_NAME_PATTERN.source} (it is used in MQTT topics)`,

@@ -11,14 +11,16 @@ export const AnyObject = Type.Object({}, { additionalProperties: true });
 
 export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'Platform device id' });
 
-export const AttributeValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
+// One JSON-Schema type list, not a union: with type coercion on, a union's first member (string)
+// would swallow 2, true and null as "2", "true" and "".
+export const AttributeValue = Type.Unsafe<string | number | boolean | null>({ type: ['string', 'number', 'boolean', 'null'] });
 
 export const NetworkKind = Type.Union(
   ['ethernet', 'wifi', 'cat1', 'redcap', 'nbiot', 'lpwan'].map((kind) => Type.Literal(kind)),
   { description: 'Bearer profile' },
 );
 
-const DurationInput = Type.Union([Type.String(), Type.Number()], { description: 'Duration like 30s, 1h, or ms' });
+const DurationInput = Type.Unsafe<string | number>({ type: ['string', 'number'], description: 'Duration like 30s, 1h, or ms' });
 
 export const NetworkInput = Type.Object(
   {
@@ -49,6 +51,7 @@ export const Device = Type.Object({
   code: Type.String({ description: 'Identification code, {prefix}/{id}' }),
   ipv6: Type.String({ description: 'Stable IPv6 address in the site /64' }),
   attributes: Type.Record(Type.String(), AttributeValue),
+  network: Network,
   createdAt: Type.Integer(),
   updatedAt: Type.Integer(),
 });

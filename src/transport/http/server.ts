@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { DomainError, type ErrorKind } from '../../errors/index.js';
 import type { HttpApiContext } from './context.js';
 import { actionRoutes } from './routes/actions.js';
+import { agentRoutes } from './routes/agents.js';
 import { deviceRoutes } from './routes/devices.js';
 import { modelRoutes } from './routes/models.js';
 import { operationsRoutes } from './routes/operations.js';
@@ -42,7 +43,7 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
     // Per-request logs would drown the node's log at device rates; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4 * 1024 * 1024,
-    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
+    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array', allowUnionTypes: true } },
   });
 
   await app.register(swagger, {
@@ -94,5 +95,7 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
   await app.register(telemetryRoutes, { context, prefix: '/api/v1' });
   await app.register(twinRoutes, { context, prefix: '/api/v1' });
   await app.register(actionRoutes, { context, prefix: '/api/v1' });
+  await app.register(agentRoutes, { context, prefix: '/api/v1' });
+  await app.register((await import('./console.js')).consoleRoutes);
   return app;
 }
