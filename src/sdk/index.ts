@@ -103,7 +103,7 @@ export class ThingloopDevice extends EventEmitter {
           this.emit('connect');
           this.pump();
         },
-        (error: Error) => this.emit('error', error),
+        (error: Error) => this.fail(error),
       );
     });
     this.client.on('close', () => {
@@ -113,8 +113,17 @@ export class ThingloopDevice extends EventEmitter {
       this.client.options.reconnectPeriod = Math.round(next * (0.75 + Math.random() * 0.5));
       this.emit('disconnect');
     });
-    this.client.on('error', (error) => this.emit('error', error));
+    this.client.on('error', (error) => this.fail(error));
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  /**
+   * Reports a problem to `error` listeners. Connection errors are routine for a device (the SDK
+   * reconnects by itself), so without a listener they must not crash the process as an
+   * unhandled EventEmitter `error` would.
+   */
+  private fail(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 
   /** Connects and resolves once the session is up (or rejects on a refused login). */
@@ -158,7 +167,9 @@ export class ThingloopDevice extends EventEmitter {
    * in a bounded buffer and keep their time; they are sent in order once connected.
    */
   report(values: Record<string, Json>, ts: number = Date.now()): void {
-    if (this.queue.length + this.inFlight >= this.maxBuffered) {
+    // In-flight samples count toward the bound but are not dropped here (MQTT.js holds them until
+    // acknowledged), so only a queued sample can make room: never count a drop that did not happen.
+    if (this.queue.length > 0 && this.queue.length + this.inFlight >= this.maxBuffered) {
       this.queue.shift();
       this.counters.dropped++;
     }
@@ -223,7 +234,7 @@ export class ThingloopDevice extends EventEmitter {
     try {
       body = payload.length === 0 ? null : JSON.parse(payload.toString('utf8'));
     } catch {
-      this.emit('error', new Error(`unreadable message on ${topic}`));
+      this.fail(new Error(`unreadable message on ${topic}`));
       return;
     }
     if (topic === this.topics.desired) {

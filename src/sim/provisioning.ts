@@ -38,7 +38,10 @@ export class HttpProvisioner implements Provisioner {
   }
 
   async ensureDevice(spec: DeviceSpec): Promise<string> {
-    const created = await this.call('POST', '/devices', spec);
+    // Only the registration fields: callers pass richer objects (a simulated device carries its
+    // behaviour), and the API refuses unknown fields.
+    const { id, model, name, attributes, network } = spec;
+    const created = await this.call('POST', '/devices', { id, model, name, attributes, network });
     if (created.status === 201) return created.body.token as string;
     if (created.status === 409) {
       const rotated = await this.call('POST', `/devices/${encodeURIComponent(spec.id)}/token`);

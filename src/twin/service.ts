@@ -30,6 +30,8 @@ export interface TwinRepository {
     query: { limit: number; before?: number; section?: 'desired' | 'reported' },
   ): Promise<(TwinHistoryEntry & { seq: number })[]>;
   delete(deviceUid: number): Promise<void>;
+  /** Twins holding desired changes still waiting for a sleepy device. */
+  withPendingDelivery(): Promise<TwinState[]>;
 }
 
 export type TwinEvents = {
@@ -84,6 +86,22 @@ export class TwinService {
       this.loading.set(device.uid, pending);
     }
     return pending;
+  }
+
+  /**
+   * Loads twins whose desired changes still wait for a sleepy device, so they expire on time
+   * after a restart even if nothing else touches those twins.
+   */
+  async resumePending(find: (deviceId: string) => Promise<DeviceRecord | undefined>): Promise<number> {
+    let resumed = 0;
+    for (const twin of await this.deps.repository.withPendingDelivery()) {
+      const device = await find(twin.deviceId);
+      if (!device || this.twins.has(device.uid)) continue;
+      this.twins.set(device.uid, twin);
+      this.devices.set(device.uid, device);
+      resumed++;
+    }
+    return resumed;
   }
 
   async get(device: DeviceRecord): Promise<TwinView> {
@@ -170,12 +188,20 @@ export class TwinService {
       if (due.length === 0) continue;
       const device = this.devices.get(uid);
       if (!device) continue;
+      const queued = twin.pending;
       twin.pending = twin.pending.filter((p) => p.expiresAt > now);
       for (const entry of due) {
-        // Withdraw only what still holds the expired value; later writes win.
+        // Withdraw only what still holds the expired value (null: a removal); later writes win.
         const revert: Record<string, JsonValue | null> = {};
         for (const [key, value] of Object.entries(entry.values)) {
-          if (isDeepStrictEqual(twin.desired[key], value)) revert[key] = entry.previous[key] ?? null;
+          if (isDeepStrictEqual(twin.desired[key] ?? null, value)) {
+            revert[key] = entry.previous[key] ?? null;
+          } else {
+            // A later pending change replaced this value; if that one is withdrawn too, it must
+            // revert past this withdrawn value, to what stood before it.
+            const later = queued.find((p) => p.version > entry.version && key in p.values);
+            if (later) later.previous[key] = entry.previous[key] ?? null;
+          }
         }
         const changes = applyDesired(twin, revert, 'system', now);
         const reason = `device asleep: not delivered within ${formatDuration(entry.expiresAt - entry.queuedAt)} (queued as version ${entry.version})`;

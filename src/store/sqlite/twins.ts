@@ -46,6 +46,12 @@ export class SqliteTwins implements TwinRepository {
       .all(...params, query.limit)
       .map((row) => ({ seq: row.seq, ...(JSON.parse(row.entry) as TwinHistoryEntry) }));
   }
+  async withPendingDelivery(): Promise<TwinState[]> {
+    return this.db
+      .prepare<[], { state: string }>("SELECT state FROM twins WHERE json_array_length(state, '$.pending') > 0")
+      .all()
+      .map((row) => JSON.parse(row.state) as TwinState);
+  }
   async delete(deviceUid: number): Promise<void> {
     this.db.prepare('DELETE FROM twins WHERE device_uid = ?').run(deviceUid);
   }
