@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AdminAccess, type AdminKeySetup } from '../access/index.js';
+import type { AgentEngine, AlarmService } from '../agents/index.js';
 import { EventBus } from '../bus/index.js';
 import { CommandService } from '../commands/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
@@ -22,6 +23,7 @@ import { type Clock, systemClock } from '../time/index.js';
 import { buildHttpApi } from '../transport/http/index.js';
 import { EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
 import { TwinService } from '../twin/index.js';
+import { alarmSinks, createAgents, loadAgentFiles, plantAccess } from './agents-wiring.js';
 import { howToSet, type NodeConfig } from './config.js';
 import { createDeviceLinks } from './device-links.js';
 import { VERSION } from './version.js';
@@ -42,6 +44,8 @@ export interface RunningNode {
   models: ModelCatalog;
   twins: TwinService;
   commands: CommandService;
+  agents: AgentEngine;
+  alarms: AlarmService;
   /** Runs the expiry and retention sweeps now (they also run on timers); lets tests drive an injected clock. */
   sweep(): Promise<void>;
   /** Graceful: stop accepting, finish in-flight messages, flush every sample, close the database. */
@@ -156,6 +160,18 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         send: (deviceId, action, request) => liveBroker().publish(thingTopics.action(deviceId, action), request),
       },
     });
+    await twins.resumePending((deviceId) => registry.find(deviceId));
+    const plant = plantAccess(registry, twins, commands);
+    const { engine: agents, alarms } = createAgents(db, plant, alarmSinks(config, liveBroker), now, logger.child({ component: 'agents' }));
+    await agents.start();
+    if (config.agentsDir) {
+      const loaded = await loadAgentFiles(agents, config.agentsDir, logger);
+      logger.info({ directory: config.agentsDir, agents: loaded }, 'agent definitions loaded');
+    }
+    cleanups.push(async () => {
+      await agents.idle();
+      await agents.flush();
+    });
     const links = createDeviceLinks({ broker: liveBroker, ingest, twins, commands, presence, models, logger, now });
 
     broker = new EmbeddedMqttBroker({
@@ -179,6 +195,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     bus.on('telemetry.rejected', (event) => links.reportErrors(event.device.id, 'telemetry', event.rejections));
     bus.on('telemetry.accepted', (event) => {
+      agents.onTelemetry(event.device, event.samples);
       for (const sample of event.samples) {
         twins
           .report(event.device, sample.values, sample.ts, 'telemetry')
@@ -208,9 +225,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       bus,
       twins,
       commands,
+      agents,
+      alarms,
       presence: async (device) => {
-        const latest = presence.lastSeen(device.id) === null ? await store.latest(device.uid) : [];
-        const fallback = latest.length > 0 ? Math.max(...latest.map((v) => v.ts)) : null;
+        const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
         return presence.of(device, now(), fallback);
       },
       isAdminKey: (secret) => admin.isAdminKey(secret),
@@ -237,8 +255,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     cleanups.push(() => app.close());
 
     const expiryTimer = setInterval(() => {
-      Promise.all([commands.expireDue(), twins.expireDue(), twins.flush()]).catch((error: Error) =>
-        logger.error({ err: error.message }, 'expiry sweep failed'),
+      Promise.all([commands.expireDue(), twins.expireDue(), twins.flush(), agents.tick().then(() => agents.flush())]).catch(
+        (error: Error) => logger.error({ err: error.message }, 'expiry sweep failed'),
       );
     }, EXPIRY_SWEEP_MS);
     expiryTimer.unref();
@@ -279,8 +297,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       models,
       twins,
       commands,
+      agents,
+      alarms,
       async sweep() {
-        await Promise.all([commands.expireDue(), twins.expireDue(), sweepRetention()]);
+        await Promise.all([commands.expireDue(), twins.expireDue(), agents.tick(), sweepRetention()]);
       },
       async stop() {
         if (stopping) return;

@@ -17,6 +17,9 @@ export interface NodeConfig {
   maxSamplesPerMessage: number;
   maxClockSkewMs: number;
   durability: 'normal' | 'full';
+  agentsDir: string | undefined;
+  alarmWebhook: string | undefined;
+  alarmWebhookSecret: string | undefined;
   logLevel: string;
 }
 
@@ -82,6 +85,17 @@ function oneOf<T extends string>(...allowed: T[]) {
 }
 
 const spec = <K extends keyof NodeConfig>(s: SettingSpec<K>): SettingSpec => s as unknown as SettingSpec;
+
+function url(text: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    throw new Error(`"${text}" is not an http(s) URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`"${text}" is not an http(s) URL`);
+  return text;
+}
 
 export const SETTINGS: SettingSpec[] = [
   spec({
@@ -196,6 +210,31 @@ export const SETTINGS: SettingSpec[] = [
     description: 'trace, debug, info, warn, error',
     defaultValue: 'info',
     parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'silent'),
+  }),
+  spec({
+    key: 'agentsDir',
+    flag: 'agents-dir',
+    env: 'THINGLOOP_AGENTS_DIR',
+    description: 'directory of agent definitions (*.yaml, *.json) loaded at start',
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'alarmWebhook',
+    flag: 'alarm-webhook',
+    env: 'THINGLOOP_ALARM_WEBHOOK',
+    description: 'URL that alarm events are POSTed to (signed with HMAC-SHA256)',
+    defaultValue: undefined,
+    parse: url,
+  }),
+  spec({
+    key: 'alarmWebhookSecret',
+    flag: 'alarm-webhook-secret',
+    env: 'THINGLOOP_ALARM_WEBHOOK_SECRET',
+    description: 'HMAC key for the alarm webhook signature (x-thingloop-signature)',
+    defaultValue: undefined,
+    parse: String,
+    secret: true,
   }),
 ];
 

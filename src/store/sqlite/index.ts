@@ -2,6 +2,8 @@
  * The embedded storage adapter: one SQLite file (WAL) in the data directory holds models,
  * devices, settings and telemetry. It implements the ports the domain modules declare.
  */
+
+export { SqliteAgentStore, SqliteAlarms } from './agents.js';
 export { type OpenOptions, openDatabase, type SqliteDatabase } from './database.js';
 export { SqliteInvocations } from './invocations.js';
 export { SqliteDevices, SqliteModels, SqliteSettings } from './metadata.js';

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { AgentEngine, AlarmService } from '../../agents/index.js';
 import type { EventBus } from '../../bus/index.js';
 import type { CommandService } from '../../commands/index.js';
 import type { IngestEvents, IngestPipeline } from '../../ingest/index.js';
@@ -17,6 +18,8 @@ export interface HttpApiContext {
   bus: EventBus<IngestEvents>;
   twins: TwinService;
   commands: CommandService;
+  agents: AgentEngine;
+  alarms: AlarmService;
   presence(device: DeviceRecord): Promise<Presence>;
   isAdminKey(secret: string): boolean;
   metricsRegistry: Registry;

@@ -1,0 +1,25 @@
+/**
+ * Agents: closed loops that perceive (windows, joins, detectors), judge (hysteresis,
+ * debounce), act (desired writes, actions) within a safety envelope, verify the plant
+ * responded, and keep a decision record of all of it. Alarms live here too.
+ */
+export * from './alarms.js';
+export * from './decision.js';
+export {
+  type AgentDefinition,
+  AgentDefinitionSchema,
+  type AgentMode,
+  type AgentSpec,
+  compileAgent,
+  DETECTOR_KINDS,
+  type DefinitionProblem,
+  type DetectorSpec,
+  SEVERITIES,
+  type Severity,
+} from './definition.js';
+export { type DetectorState, newDetector, observe, silence } from './detectors.js';
+export { type AgentDeviceState, AgentEngine, type AgentEngineDependencies, type AgentStore, type PlantAccess } from './engine.js';
+export { compile as compileExpression, type Expression, ExpressionError, holds, numberOf, type Scope } from './expression.js';
+export { type JudgmentState, judge, NORMAL } from './judgment.js';
+export { checkEnvelope, type PlannedWrite, type SafetyContext, type SafetyVerdict } from './safety.js';
+export { aggregate, newWindow, pushWindow, type WindowState, windowValue } from './windows.js';

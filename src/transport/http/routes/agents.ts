@@ -1,0 +1,304 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { parse as parseYaml } from 'yaml';
+import { AgentDefinitionSchema, type AgentMode, type AlarmQuery, type DecisionOutcome } from '../../../agents/index.js';
+import { DomainError, invalid } from '../../../errors/index.js';
+import { parseTime } from '../../../telemetry/index.js';
+import type { HttpApiContext } from '../context.js';
+import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
+
+const IdParam = Type.Object({ id: Type.String() });
+const Mode = Type.Union([Type.Literal('auto'), Type.Literal('approve'), Type.Literal('shadow')]);
+const Decision = Type.Object(
+  {},
+  { additionalProperties: true, description: 'A decision record: inputs, judgment, actions, safety checks, outcome, verification' },
+);
+const AlarmBody = Type.Object(
+  {},
+  { additionalProperties: true, description: 'An alarm with its lifecycle history and notification outcomes' },
+);
+const Note = Type.Optional(Type.Object({ note: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }));
+
+export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+  const tags = ['agents'];
+  const { agents, alarms } = context;
+
+  // Agent definitions may be written in YAML, as they are in files.
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseYaml(body as string));
+    } catch (error) {
+      done(new DomainError('invalid', `the body is not valid YAML: ${(error as Error).message}`), undefined);
+    }
+  });
+
+  const definitionBody = {
+    ...AgentDefinitionSchema,
+    description: 'An agent definition (JSON, or YAML with content-type application/yaml); every problem is listed when invalid',
+  };
+  // Validation happens in the engine (it lists expression and duration problems too), so the
+  // route schema documents the shape without rejecting first with a partial list.
+  const documented = Type.Unsafe<unknown>(definitionBody);
+
+  app.get(
+    '/agents',
+    {
+      schema: {
+        summary: 'List agents',
+        tags,
+        response: { 200: Type.Object({ items: Type.Array(AnyObject), killSwitchEngaged: Type.Boolean() }) },
+      },
+    },
+    async () => ({
+      items: agents.list(),
+      killSwitchEngaged: agents.killSwitchEngaged,
+    }),
+  );
+
+  app.post(
+    '/agents',
+    { schema: { summary: 'Create an agent', tags, body: documented, response: { 201: AnyObject, ...errorResponses, 409: ErrorBody } } },
+    async (request, reply) => reply.code(201).send(await agents.put(request.body, { create: true })),
+  );
+
+  app.get(
+    '/agents/kill-switch',
+    { schema: { summary: 'Whether the global kill switch is engaged', tags, response: { 200: Type.Object({ engaged: Type.Boolean() }) } } },
+    async () => ({
+      engaged: agents.killSwitchEngaged,
+    }),
+  );
+
+  app.put(
+    '/agents/kill-switch',
+    {
+      schema: {
+        summary: 'Engage or release the global kill switch: while engaged no agent sends anything (refusals are recorded)',
+        tags,
+        body: Type.Object({ engaged: Type.Boolean() }, { additionalProperties: false }),
+        response: { 200: Type.Object({ engaged: Type.Boolean() }) },
+      },
+    },
+    async (request) => {
+      await agents.setGlobalKill((request.body as { engaged: boolean }).engaged);
+      return { engaged: agents.killSwitchEngaged };
+    },
+  );
+
+  app.get(
+    '/agents/:id',
+    { schema: { summary: 'Read an agent definition', tags, params: IdParam, response: { 200: AnyObject, 404: ErrorBody } } },
+    async (request) => agents.get((request.params as { id: string }).id),
+  );
+
+  app.put(
+    '/agents/:id',
+    {
+      schema: {
+        summary: 'Replace an agent definition',
+        tags,
+        params: IdParam,
+        body: documented,
+        response: { 200: AnyObject, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const body = request.body as Record<string, unknown> | null;
+      if (body && typeof body === 'object' && body.id !== undefined && body.id !== id)
+        throw invalid(`the body's id "${String(body.id)}" differs from the URL's "${id}"`);
+      agents.get(id);
+      return agents.put({ ...(body ?? {}), id }, { create: false });
+    },
+  );
+
+  app.delete(
+    '/agents/:id',
+    { schema: { summary: 'Delete an agent and its state', tags, params: IdParam, response: { 204: Type.Null(), 404: ErrorBody } } },
+    async (request, reply) => {
+      await agents.remove((request.params as { id: string }).id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.put(
+    '/agents/:id/mode',
+    {
+      schema: {
+        summary: 'Switch mode: auto (act), approve (queue for an operator), shadow (record only)',
+        tags,
+        params: IdParam,
+        body: Type.Object({ mode: Mode }, { additionalProperties: false }),
+        response: { 200: AnyObject, 404: ErrorBody },
+      },
+    },
+    async (request) => agents.setMode((request.params as { id: string }).id, (request.body as { mode: AgentMode }).mode),
+  );
+
+  app.put(
+    '/agents/:id/enabled',
+    {
+      schema: {
+        summary: "The agent's own kill switch: disabled agents still judge and record, but never act",
+        tags,
+        params: IdParam,
+        body: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: false }),
+        response: { 200: AnyObject, 404: ErrorBody },
+      },
+    },
+    async (request) => agents.setEnabled((request.params as { id: string }).id, (request.body as { enabled: boolean }).enabled),
+  );
+
+  const decisionQuery = Type.Object({
+    device: Type.Optional(Type.String()),
+    outcome: Type.Optional(Type.String()),
+    from: Type.Optional(Type.String({ description: 'Epoch ms, ISO 8601 or relative like -1h' })),
+    to: Type.Optional(Type.String()),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  });
+
+  app.get(
+    '/agents/:id/decisions',
+    {
+      schema: {
+        summary: "An agent's decision records, newest first, filterable by device, outcome and time",
+        tags,
+        params: IdParam,
+        querystring: decisionQuery,
+        response: { 200: Type.Object({ items: Type.Array(Decision) }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      agents.get(id);
+      const q = request.query as { device?: string; outcome?: string; from?: string; to?: string; limit: number };
+      const time = (name: string, text: string | undefined) => {
+        if (text === undefined) return undefined;
+        const value = parseTime(text, context.now());
+        if (value === undefined) throw invalid(`${name} must be epoch ms, ISO 8601 or relative like -1h`);
+        return value;
+      };
+      const items = await agents.decisions({
+        agentId: id,
+        limit: q.limit,
+        ...(q.device ? { deviceId: q.device } : {}),
+        ...(q.outcome ? { outcome: q.outcome as DecisionOutcome } : {}),
+        ...(q.from ? { from: time('from', q.from) } : {}),
+        ...(q.to ? { to: time('to', q.to) } : {}),
+      });
+      return { items };
+    },
+  );
+
+  app.get(
+    '/decisions/:id',
+    { schema: { summary: 'One decision record in full', tags, params: IdParam, response: { 200: Decision, 404: ErrorBody } } },
+    async (request) => agents.decision((request.params as { id: string }).id),
+  );
+
+  app.get(
+    '/approvals',
+    {
+      schema: {
+        summary: 'Decisions waiting for an operator (agents in approve mode)',
+        tags: ['approvals'],
+        response: { 200: Type.Object({ items: Type.Array(Decision) }) },
+      },
+    },
+    async () => ({ items: await agents.pendingApprovals() }),
+  );
+
+  app.post(
+    '/approvals/:id/approve',
+    {
+      schema: {
+        summary: 'Approve a pending decision: the safety envelope is checked again, then it is executed',
+        tags: ['approvals'],
+        params: IdParam,
+        body: Note,
+        response: { 200: Decision, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => agents.approve((request.params as { id: string }).id, 'api'),
+  );
+
+  app.post(
+    '/approvals/:id/reject',
+    {
+      schema: {
+        summary: 'Reject a pending decision',
+        tags: ['approvals'],
+        params: IdParam,
+        body: Note,
+        response: { 200: Decision, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => agents.reject((request.params as { id: string }).id, 'api'),
+  );
+
+  app.get(
+    '/alarms',
+    {
+      schema: {
+        summary: 'Alarms: open ones by default (state=active|acknowledged|cleared|open|all), newest first',
+        tags: ['alarms'],
+        querystring: Type.Object({
+          state: Type.String({ default: 'open' }),
+          device: Type.Optional(Type.String()),
+          agent: Type.Optional(Type.String()),
+          limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+          before: Type.Optional(Type.Integer({ description: 'raisedAt of the last item of the previous page' })),
+        }),
+        response: { 200: Type.Object({ items: Type.Array(AlarmBody) }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const q = request.query as { state: string; device?: string; agent?: string; limit: number; before?: number };
+      if (!['active', 'acknowledged', 'cleared', 'open', 'all'].includes(q.state))
+        throw invalid('state must be active, acknowledged, cleared, open or all');
+      const query: AlarmQuery = {
+        limit: q.limit,
+        ...(q.state !== 'all' ? { state: q.state as AlarmQuery['state'] } : {}),
+        ...(q.device ? { deviceId: q.device } : {}),
+        ...(q.agent ? { agentId: q.agent } : {}),
+        ...(q.before !== undefined ? { before: q.before } : {}),
+      };
+      return { items: await alarms.list(query) };
+    },
+  );
+
+  app.get(
+    '/alarms/:id',
+    { schema: { summary: 'One alarm with its history', tags: ['alarms'], params: IdParam, response: { 200: AlarmBody, 404: ErrorBody } } },
+    async (request) => alarms.get((request.params as { id: string }).id),
+  );
+
+  app.post(
+    '/alarms/:id/acknowledge',
+    {
+      schema: {
+        summary: 'Acknowledge an active alarm',
+        tags: ['alarms'],
+        params: IdParam,
+        body: Note,
+        response: { 200: AlarmBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) =>
+      alarms.acknowledge((request.params as { id: string }).id, 'api', (request.body as { note?: string } | undefined)?.note),
+  );
+
+  app.post(
+    '/alarms/:id/clear',
+    {
+      schema: {
+        summary: 'Clear an alarm',
+        tags: ['alarms'],
+        params: IdParam,
+        body: Note,
+        response: { 200: AlarmBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => alarms.clear((request.params as { id: string }).id, 'api', (request.body as { note?: string } | undefined)?.note),
+  );
+};
