@@ -1,0 +1,37 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyPluginAsync } from 'fastify';
+
+/** console/dist from src/transport/http (tsx) and from dist/transport/http (built): both are three levels below the package root. */
+export const DEFAULT_CONSOLE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../console/dist');
+
+/**
+ * The web console: the built single-page app at `/`, its hashed assets cached for good, and every
+ * other non-API GET answered with index.html so deep links (/devices/pump-0001) load the app.
+ * Absent a build (console/dist missing) nothing is served and the API works as before.
+ */
+export const consoleRoutes: FastifyPluginAsync<{ root?: string }> = async (app, options) => {
+  const root = options.root ?? DEFAULT_CONSOLE_ROOT;
+  if (!existsSync(join(root, 'index.html'))) {
+    app.log.warn({ root }, 'web console not built (run `npm run build:console`); serving the API only');
+    return;
+  }
+  await app.register(fastifyStatic, {
+    root,
+    wildcard: false,
+    index: false,
+    setHeaders: (reply, path) => {
+      reply.header('cache-control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+    },
+  });
+  const isApi = (url: string) => url.startsWith('/api/') || url === '/api' || url === '/metrics' || url.startsWith('/metrics?');
+  app.get('/*', { config: { auth: 'public' }, schema: { hide: true } }, (request, reply) => {
+    if (isApi(request.url)) return reply.callNotFound();
+    return reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').sendFile('index.html');
+  });
+  app.get('/', { config: { auth: 'public' }, schema: { hide: true } }, (_request, reply) =>
+    reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').sendFile('index.html'),
+  );
+};
