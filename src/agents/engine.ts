@@ -463,7 +463,9 @@ export class AgentEngine {
       delete state.verifying;
       return;
     }
-    if (!holds(verify.expect, scope)) return;
+    // `atDecision.x` is what x was when the agent acted, so "it fell" can be expressed.
+    const atDecision = Object.fromEntries(Object.entries(decision.inputs.values).map(([key, entry]) => [key, entry.value]));
+    if (!holds(verify.expect, { ...scope, atDecision })) return;
     decision.verification.status = 'verified';
     decision.verification.checkedAt = this.deps.now();
     delete state.verifying;

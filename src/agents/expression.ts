@@ -24,12 +24,18 @@ const FUNCTIONS = {
   round: (value: number, digits = 0) => Number(value.toFixed(digits)),
 };
 
+/**
+ * filtrex has no boolean literals: without these, `true` would be read as a (missing) property
+ * and `attributes.maintenance == true` would hold whenever the attribute is absent.
+ */
+const CONSTANTS = { true: true, false: false, null: null };
+
 export class ExpressionError extends Error {}
 
 export function compile(source: string): Expression {
   let fn: (scope: Scope) => unknown;
   try {
-    fn = compileExpression(source, { extraFunctions: FUNCTIONS, customProp: useDotAccessOperatorAndOptionalChaining });
+    fn = compileExpression(source, { extraFunctions: FUNCTIONS, constants: CONSTANTS, customProp: useDotAccessOperatorAndOptionalChaining });
   } catch (error) {
     throw new ExpressionError(`"${source}" is not a valid expression: ${(error as Error).message.split('\n').slice(-1)[0]}`);
   }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { NodeConfig, RunningNode } from '../node/index.js';
 import { startCloudNode } from '../node/index.js';
@@ -18,6 +19,10 @@ class InProcessProvisioner implements Provisioner {
     return (await this.node.registry.rotateToken(spec.id)).token;
   }
 }
+
+const DEMO_FAULT_AFTER_MS = 30_000;
+/** The example agents shipped with the package (examples/agents), used unless --agents-dir says otherwise. */
+const EXAMPLE_AGENTS = fileURLToPath(new URL('../../examples/agents', import.meta.url));
 
 function portIsFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -55,17 +60,24 @@ export function addDemoCommand(program: Command): void {
     let node: RunningNode;
     try {
       const { config, origins } = loadResolvedConfig(options);
-      node = await startCloudNode(await withFreeDefaults(config, origins, notes), {});
+      const demoConfig = { ...(await withFreeDefaults(config, origins, notes)), agentsDir: config.agentsDir ?? EXAMPLE_AGENTS };
+      node = await startCloudNode(demoConfig, {});
     } catch (error) {
       reportStartupFailure(error);
     }
     announceAdminKey(node);
     const provisioner = new InProcessProvisioner(node);
     const fleets = [
-      new Fleet({ url: node.mqttUrl, scenario: pumpStation, devices: Number(options.devices ?? 8), provisioner }),
+      // Plant time runs 4x faster so the scheduled bearing fault develops within minutes.
+      new Fleet({ url: node.mqttUrl, scenario: pumpStation, devices: Number(options.devices ?? 8), provisioner, speedup: 4 }),
       new Fleet({ url: node.mqttUrl, scenario: streetLights, devices: Number(options.lights ?? 4), provisioner }),
     ];
     for (const fleet of fleets) await fleet.start();
+    const [plant] = fleets;
+    // A bearing starts to wear on pump-0002: the protection agent slows it and opens the valve,
+    // and the vibration agent asks an operator to approve stopping it.
+    const fault = setTimeout(() => plant?.plant.injectFault('pump-0002', 'bearing-wear'), DEMO_FAULT_AFTER_MS);
+    fault.unref();
     const lines = [
       '',
       '  Thingloop demo is running',
@@ -73,6 +85,8 @@ export function addDemoCommand(program: Command): void {
       `  API       ${node.httpUrl}/api/v1   (OpenAPI: ${node.httpUrl}/api/v1/openapi.json)`,
       `  Metrics   ${node.httpUrl}/metrics`,
       `  MQTT      ${node.mqttUrl}   (topics things/{deviceId}/…)`,
+      `  Agents    ${node.agents.list().map((a) => `${a.id} (${a.mode ?? 'auto'})`).join(', ')}`,
+      `  Fault     bearing wear starts on pump-0002 in ${DEMO_FAULT_AFTER_MS / 1000}s: watch /api/v1/alarms, /api/v1/approvals and /api/v1/agents/pump-bearing-protection/decisions`,
       `  Devices   ${fleets.map((f) => f.plant.devices.map((d) => d.id).join(', ')).join(', ')}`,
       `  Try       curl -H "Authorization: Bearer <admin key>" ${node.httpUrl}/api/v1/devices/pump-0001/latest`,
       '  Stop      Ctrl-C',
