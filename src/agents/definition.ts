@@ -153,6 +153,12 @@ export const AgentDefinitionSchema = Type.Object(
       ),
     ),
     approval: Type.Optional(Type.Object({ expiresIn: Duration }, { additionalProperties: false })),
+    deploy: Type.Optional(
+      Type.Object(
+        { edges: Type.Array(Type.String(), { description: 'Edge nodes that run this agent (for the devices they serve)' }) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -295,6 +301,8 @@ export function compileAgent(input: unknown): { spec: AgentSpec } | { problems: 
   });
   const verify = definition.verify;
   const verifyExpect = verify ? expression('/verify/expect', verify.expect) : undefined;
+  // Checked even when `expect` is broken, so both problems are listed in one round trip.
+  const verifyWithinMs = verify ? duration('/verify/within', verify.within, 60_000) : 60_000;
   const interlocks = (definition.safety?.interlocks ?? []).flatMap((source, index) => {
     const compiled = expression(`/safety/interlocks/${index}`, source);
     return compiled ? [compiled] : [];
@@ -322,7 +330,7 @@ export function compileAgent(input: unknown): { spec: AgentSpec } | { problems: 
   if (verify && verifyExpect) {
     spec.verify = {
       expect: verifyExpect,
-      withinMs: duration('/verify/within', verify.within, 60_000),
+      withinMs: verifyWithinMs,
       retries: verify.retries ?? 0,
       onFailure: verify.onFailure ?? [],
     };

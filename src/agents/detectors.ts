@@ -62,11 +62,16 @@ export function observe(spec: DetectorSpec & { windowMs?: number }, state: Detec
     }
     case 'flatline': {
       const windowMs = spec.windowMs ?? 60_000;
-      const points = [...state.points.filter(([t]) => t > ts - windowMs), [ts, value] as [number, number]];
+      const horizon = ts - windowMs;
+      // The last reading at or before the window's start is kept as its anchor: the value then
+      // held into the window, and it shows the window is covered (readings every windowMs / N
+      // would otherwise never span a full window).
+      const anchor = state.points.filter(([t]) => t <= horizon).at(-1);
+      const points = [...(anchor ? [anchor] : []), ...state.points.filter(([t]) => t > horizon), [ts, value] as [number, number]];
       const values = points.map(([, v]) => v);
       const spread = Math.max(...values) - Math.min(...values);
-      // Judge only once the window is (nearly) full: two equal readings are not a flatline.
-      const covered = points.length > 1 && ts - (points[0] as [number, number])[0] >= windowMs * 0.9;
+      // Judge only once the window is full: two equal readings are not a flatline.
+      const covered = points.length > 1 && ts - (points[0] as [number, number])[0] >= windowMs;
       return {
         state: { kind: 'flatline', points },
         flagged: covered && spread <= (spec.epsilon ?? 1e-6),

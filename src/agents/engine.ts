@@ -55,6 +55,8 @@ export interface AgentEngineDependencies {
   alarms: AlarmService;
   now(): number;
   onError(error: unknown, context: string): void;
+  /** Whether this node runs agents for a device (the cloud leaves edge-served devices to their edge). */
+  evaluates(device: DeviceRecord): boolean;
 }
 
 interface RunningAgent {
@@ -187,6 +189,7 @@ export class AgentEngine {
         if (!current || current.ts <= sample.ts) latest[key] = { value, ts: sample.ts };
       }
     }
+    if (!this.deps.evaluates(device)) return;
     for (const agent of this.agents.values()) {
       if (!selects(agent.spec, device)) continue;
       for (const sample of samples) this.enqueue(agent, device, () => this.evaluate(agent, device, sample));

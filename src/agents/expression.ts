@@ -35,7 +35,11 @@ export class ExpressionError extends Error {}
 export function compile(source: string): Expression {
   let fn: (scope: Scope) => unknown;
   try {
-    fn = compileExpression(source, { extraFunctions: FUNCTIONS, constants: CONSTANTS, customProp: useDotAccessOperatorAndOptionalChaining });
+    fn = compileExpression(source, {
+      extraFunctions: FUNCTIONS,
+      constants: CONSTANTS,
+      customProp: useDotAccessOperatorAndOptionalChaining,
+    });
   } catch (error) {
     throw new ExpressionError(`"${source}" is not a valid expression: ${(error as Error).message.split('\n').slice(-1)[0]}`);
   }

@@ -85,7 +85,10 @@ export function addDemoCommand(program: Command): void {
       `  API       ${node.httpUrl}/api/v1   (OpenAPI: ${node.httpUrl}/api/v1/openapi.json)`,
       `  Metrics   ${node.httpUrl}/metrics`,
       `  MQTT      ${node.mqttUrl}   (topics things/{deviceId}/…)`,
-      `  Agents    ${node.agents.list().map((a) => `${a.id} (${a.mode ?? 'auto'})`).join(', ')}`,
+      `  Agents    ${node.agents
+        .list()
+        .map((a) => `${a.id} (${a.mode ?? 'auto'})`)
+        .join(', ')}`,
       `  Fault     bearing wear starts on pump-0002 in ${DEMO_FAULT_AFTER_MS / 1000}s: watch /api/v1/alarms, /api/v1/approvals and /api/v1/agents/pump-bearing-protection/decisions`,
       `  Devices   ${fleets.map((f) => f.plant.devices.map((d) => d.id).join(', ')).join(', ')}`,
       `  Try       curl -H "Authorization: Bearer <admin key>" ${node.httpUrl}/api/v1/devices/pump-0001/latest`,

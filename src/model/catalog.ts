@@ -65,6 +65,15 @@ export class ModelCatalog {
     return { model: version, created: true };
   }
 
+  /** Stores a version exactly as another node numbered it (edge sync); versions are immutable. */
+  async adopt(version: ThingModelVersion): Promise<'applied' | 'unchanged'> {
+    if (await this.repository.get(version.id, version.version)) return 'unchanged';
+    const problems = findModelProblems(version.document);
+    if (problems.length > 0) throw invalid(`thing model "${version.id}" v${version.version} has ${problems.length} problem(s)`, problems);
+    await this.repository.insert(version);
+    return 'applied';
+  }
+
   async get(id: string, version?: number): Promise<ThingModelVersion> {
     const found = version === undefined ? await this.repository.latest(id) : await this.repository.get(id, version);
     if (!found) {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { AgentEngine, AlarmService, type AlarmSink, type PlantAccess } from '../agents/index.js';
+import { AgentEngine, type AgentStore, AlarmService, type AlarmSink, type DecisionRecord, type PlantAccess } from '../agents/index.js';
 import type { CommandService } from '../commands/index.js';
 import { DomainError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
@@ -75,10 +75,40 @@ export interface AgentParts {
   alarms: AlarmService;
 }
 
-export function createAgents(db: SqliteDatabase, plant: PlantAccess, sinks: AlarmSink[], now: () => number, logger: Logger): AgentParts {
+export interface AgentPlacement {
+  /** Whether this node runs agents for a device. */
+  evaluates(device: DeviceRecord): boolean;
+  /** Called after a decision is stored or updated (an edge forwards it to the cloud). */
+  onDecision?(decision: DecisionRecord): void;
+}
+
+/** An agent store that also reports every stored decision. */
+function reportingDecisions(store: AgentStore, onDecision: (decision: DecisionRecord) => void): AgentStore {
+  return Object.assign(Object.create(store) as AgentStore, {
+    async insertDecision(decision: DecisionRecord) {
+      await store.insertDecision(decision);
+      onDecision(decision);
+    },
+    async updateDecision(decision: DecisionRecord) {
+      await store.updateDecision(decision);
+      onDecision(decision);
+    },
+  });
+}
+
+export function createAgents(
+  db: SqliteDatabase,
+  plant: PlantAccess,
+  sinks: AlarmSink[],
+  now: () => number,
+  logger: Logger,
+  placement: AgentPlacement,
+): AgentParts {
   const alarms = new AlarmService(new SqliteAlarms(db), sinks, now);
+  const store: AgentStore = new SqliteAgentStore(db);
   const engine = new AgentEngine({
-    store: new SqliteAgentStore(db),
+    evaluates: placement.evaluates,
+    store: placement.onDecision ? reportingDecisions(store, placement.onDecision) : store,
     plant,
     alarms,
     now,

@@ -4,6 +4,7 @@ import { AdminAccess, type AdminKeySetup } from '../access/index.js';
 import type { AgentEngine, AlarmService } from '../agents/index.js';
 import { EventBus } from '../bus/index.js';
 import { CommandService } from '../commands/index.js';
+import { EdgeDirectory, telemetryRecords } from '../edge/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
 import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
 import { ModelCatalog } from '../model/index.js';
@@ -13,12 +14,15 @@ import {
   openDatabase,
   type SqliteDatabase,
   SqliteDevices,
+  SqliteEdges,
   SqliteInvocations,
   SqliteModels,
+  SqliteOutbox,
   SqliteSettings,
   SqliteTelemetryStore,
   SqliteTwins,
 } from '../store/sqlite/index.js';
+import type { TelemetrySample } from '../telemetry/index.js';
 import { type Clock, systemClock } from '../time/index.js';
 import { buildHttpApi } from '../transport/http/index.js';
 import { EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
@@ -26,6 +30,7 @@ import { TwinService } from '../twin/index.js';
 import { alarmSinks, createAgents, loadAgentFiles, plantAccess } from './agents-wiring.js';
 import { howToSet, type NodeConfig } from './config.js';
 import { createDeviceLinks } from './device-links.js';
+import { EdgeHub, type EdgeSync, startEdgeSync } from './edge-sync.js';
 import { VERSION } from './version.js';
 
 export interface NodeOptions {
@@ -110,6 +115,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const adminKey = await admin.setUp(config.adminKey);
     const models = new ModelCatalog(new SqliteModels(db), now);
     const devices = new SqliteDevices(db);
+    const isEdge = config.role === 'edge';
+    const edgeDirectory = isEdge ? undefined : new EdgeDirectory(new SqliteEdges(db), now);
+    const outbox = isEdge ? new SqliteOutbox(db, now) : undefined;
     const registry = new DeviceRegistry(
       devices,
       models,
@@ -118,11 +126,16 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         canonicalIpv6,
       },
       now,
+      async (edgeId) => (await edgeDirectory?.find(edgeId)) !== undefined,
     );
 
     let telemetry: SqliteTelemetryStore | undefined;
     const metrics = new NodeMetrics(() => telemetry?.pendingSamples() ?? 0);
-    telemetry = new SqliteTelemetryStore(db, metrics);
+    telemetry = new SqliteTelemetryStore(db, metrics, {
+      maxBatchSamples: 5_000,
+      // On an edge a sample is stored and queued for the cloud in one transaction.
+      ...(outbox ? { alsoInTransaction: (samples: TelemetrySample[]) => outbox.insertRows(telemetryRecords(samples)) } : {}),
+    });
     const store = telemetry;
     cleanups.push(() => store.flush());
 
@@ -162,7 +175,12 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     });
     await twins.resumePending((deviceId) => registry.find(deviceId));
     const plant = plantAccess(registry, twins, commands);
-    const { engine: agents, alarms } = createAgents(db, plant, alarmSinks(config, liveBroker), now, logger.child({ component: 'agents' }));
+    let edgeSync: EdgeSync | undefined;
+    const { engine: agents, alarms } = createAgents(db, plant, alarmSinks(config, liveBroker), now, logger.child({ component: 'agents' }), {
+      // The cloud leaves devices served by an edge to the agents running on that edge.
+      evaluates: (device) => isEdge || device.edge === undefined,
+      ...(isEdge ? { onDecision: (decision) => edgeSync?.onDecision(decision as unknown as Record<string, unknown>) } : {}),
+    });
     await agents.start();
     if (config.agentsDir) {
       const loaded = await loadAgentFiles(agents, config.agentsDir, logger);
@@ -195,6 +213,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     bus.on('telemetry.rejected', (event) => links.reportErrors(event.device.id, 'telemetry', event.rejections));
     bus.on('telemetry.accepted', (event) => {
+      edgeSync?.appended();
       agents.onTelemetry(event.device, event.samples);
       for (const sample of event.samples) {
         twins
@@ -215,6 +234,52 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       );
     });
 
+    const edgeHub = edgeDirectory
+      ? new EdgeHub({
+          edges: edgeDirectory,
+          registry,
+          devices,
+          models,
+          agents,
+          twins,
+          bus,
+          logger: logger.child({ component: 'edges' }),
+          now,
+        })
+      : undefined;
+    if (outbox) {
+      const { cloudUrl, edgeId, edgeToken } = config;
+      if (!cloudUrl || !edgeId || !edgeToken) {
+        throw new StartupError(
+          `the edge role needs the cloud, its edge id and token: ${howToSet('cloudUrl')}, ${howToSet('edgeId')}, ${howToSet('edgeToken')}`,
+        );
+      }
+      edgeSync = startEdgeSync(
+        {
+          cloudUrl,
+          edgeId,
+          token: edgeToken,
+          quotaBytes: config.outboxQuotaBytes,
+          policy: config.outboxPolicy,
+          drainRatePerSecond: config.drainRate,
+        },
+        {
+          outbox,
+          registry,
+          models,
+          agents,
+          alarms,
+          twins,
+          commands,
+          logger: logger.child({ component: 'edge-sync' }),
+          now,
+          dataDir: config.dataDir,
+        },
+      );
+      const sync = edgeSync;
+      cleanups.push(() => sync.stop());
+    }
+
     let stopping = false;
     const startedAt = now();
     const app = await buildHttpApi({
@@ -227,6 +292,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       commands,
       agents,
       alarms,
+      ...(edgeDirectory && edgeHub ? { edges: { directory: edgeDirectory, hub: edgeHub } } : {}),
       presence: async (device) => {
         const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
         return presence.of(device, now(), fallback);
@@ -241,7 +307,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       now,
       maxPayloadBytes: config.maxPayloadBytes,
       nodeInfo: () => ({
-        role: 'cloud',
+        role: config.role,
+        ...(edgeSync ? { edge: { id: config.edgeId, cloud: config.cloudUrl, ...edgeSync.status() } } : {}),
         version: VERSION,
         startedAt,
         uptimeMs: now() - startedAt,
@@ -285,7 +352,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     });
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
-    logger.info({ httpPort, mqttPort: mqtt.port, dataDir: config.dataDir, version: VERSION }, 'cloud node started');
+    logger.info(
+      { role: config.role, httpPort, mqttPort: mqtt.port, dataDir: config.dataDir, version: VERSION },
+      `${config.role} node started`,
+    );
     return {
       httpPort,
       mqttPort: mqtt.port,

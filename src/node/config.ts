@@ -17,6 +17,13 @@ export interface NodeConfig {
   maxSamplesPerMessage: number;
   maxClockSkewMs: number;
   durability: 'normal' | 'full';
+  role: 'cloud' | 'edge';
+  cloudUrl: string | undefined;
+  edgeId: string | undefined;
+  edgeToken: string | undefined;
+  outboxQuotaBytes: number;
+  outboxPolicy: 'drop-oldest' | 'downsample';
+  drainRate: number;
   agentsDir: string | undefined;
   alarmWebhook: string | undefined;
   alarmWebhookSecret: string | undefined;
@@ -68,10 +75,10 @@ function retention(text: string): number {
 }
 
 function bytes(text: string): number {
-  const match = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i.exec(text.trim());
-  if (!match) throw new Error(`"${text}" is not a size like 262144, 256KiB or 1MiB`);
+  const match = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a size like 262144, 256KiB, 1MiB or 2GiB`);
   const unit = (match[2] ?? 'b').toLowerCase();
-  const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1;
+  const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
   const value = Number(match[1]) * factor;
   if (value < 1) throw new Error(`"${text}" must be at least 1 byte`);
   return value;
@@ -85,6 +92,12 @@ function oneOf<T extends string>(...allowed: T[]) {
 }
 
 const spec = <K extends keyof NodeConfig>(s: SettingSpec<K>): SettingSpec => s as unknown as SettingSpec;
+
+function nonNegativeInteger(text: string): number {
+  const value = wholeNumber(text);
+  if (!Number.isInteger(value)) throw new Error(`"${text}" is not a whole number`);
+  return value;
+}
 
 function url(text: string): string {
   let parsed: URL;
@@ -210,6 +223,63 @@ export const SETTINGS: SettingSpec[] = [
     description: 'trace, debug, info, warn, error',
     defaultValue: 'info',
     parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'silent'),
+  }),
+  spec({
+    key: 'role',
+    flag: 'role',
+    env: 'THINGLOOP_ROLE',
+    description: 'cloud, or edge (a site gateway that syncs with a cloud node)',
+    defaultValue: 'cloud',
+    parse: oneOf('cloud', 'edge'),
+  }),
+  spec({
+    key: 'cloudUrl',
+    flag: 'cloud',
+    env: 'THINGLOOP_CLOUD',
+    description: 'edge role: HTTP base URL of the cloud node',
+    defaultValue: undefined,
+    parse: url,
+  }),
+  spec({
+    key: 'edgeId',
+    flag: 'edge-id',
+    env: 'THINGLOOP_EDGE_ID',
+    description: "edge role: this edge's id (POST /api/v1/edges on the cloud)",
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'edgeToken',
+    flag: 'token',
+    env: 'THINGLOOP_EDGE_TOKEN',
+    description: 'edge role: the token the cloud issued for this edge',
+    defaultValue: undefined,
+    parse: String,
+    secret: true,
+  }),
+  spec({
+    key: 'outboxQuotaBytes',
+    flag: 'outbox-quota',
+    env: 'THINGLOOP_OUTBOX_QUOTA',
+    description: 'edge role: disk quota of the uplink outbox',
+    defaultValue: 1024 ** 3,
+    parse: bytes,
+  }),
+  spec({
+    key: 'outboxPolicy',
+    flag: 'outbox-policy',
+    env: 'THINGLOOP_OUTBOX_POLICY',
+    description: 'edge role: when the outbox is full, drop-oldest or downsample older telemetry (always reported as a gap)',
+    defaultValue: 'drop-oldest',
+    parse: oneOf('drop-oldest', 'downsample'),
+  }),
+  spec({
+    key: 'drainRate',
+    flag: 'drain-rate',
+    env: 'THINGLOOP_DRAIN_RATE',
+    description: 'edge role: records per second when draining a backlog (0 = as fast as the cloud acknowledges)',
+    defaultValue: 0,
+    parse: nonNegativeInteger,
   }),
   spec({
     key: 'agentsDir',

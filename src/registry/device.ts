@@ -20,6 +20,8 @@ export interface DeviceRecord {
   attributes: Record<string, AttributeValue>;
   /** The bearer and its timing: reporting interval, keep-alive, sleepy or not. */
   network: NetworkProfile;
+  /** The edge node that serves this device, when it is not served by the cloud directly. */
+  edge?: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -31,6 +33,7 @@ export const MAX_ATTRIBUTES = 64;
 
 export interface DeviceQuery {
   model?: string;
+  edge?: string;
   /** Keyset pagination: ids strictly after this one. */
   after?: string;
   limit: number;
@@ -44,9 +47,11 @@ export interface DeviceRepository {
   findByCode(code: string): Promise<DeviceRecord | undefined>;
   findByIpv6(ipv6: string): Promise<DeviceRecord | undefined>;
   list(query: DeviceQuery): Promise<DeviceRecord[]>;
-  count(query: Pick<DeviceQuery, 'model'>): Promise<number>;
+  count(query: Pick<DeviceQuery, 'model' | 'edge'>): Promise<number>;
   update(device: DeviceRecord): Promise<void>;
   delete(id: string): Promise<boolean>;
   tokenHash(id: string): Promise<string | undefined>;
   setTokenHash(id: string, hash: string): Promise<void>;
+  /** Inserts or replaces a record defined elsewhere (edge sync); optional for stores that never serve an edge. */
+  adopt?(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord>;
 }

@@ -13,6 +13,8 @@ export interface DeviceRegistration {
   modelVersion?: number;
   attributes?: Record<string, AttributeValue>;
   network?: NetworkProfileInput;
+  /** Serve the device from this edge node. */
+  edge?: string;
 }
 
 export interface DevicePatch {
@@ -78,6 +80,7 @@ export class DeviceRegistry {
     private readonly models: ModelCatalog,
     private readonly addressing: Addressing,
     private readonly now: () => number,
+    private readonly edgeExists: (edgeId: string) => Promise<boolean> = async () => false,
   ) {}
 
   async register(registration: DeviceRegistration): Promise<RegisteredDevice> {
@@ -87,6 +90,9 @@ export class DeviceRegistry {
     }
     checkAttributes(registration.attributes);
     const network = resolveNetworkProfile(registration.network);
+    if (registration.edge !== undefined && !(await this.edgeExists(registration.edge))) {
+      throw invalid(`edge "${registration.edge}" is not registered: create it with POST /api/v1/edges first`);
+    }
     const model = await this.models.get(registration.model, registration.modelVersion);
     if (await this.repository.get(id)) throw conflict(`device "${id}" already exists`);
     const { code, ipv6 } = await this.freeAddress(id);
@@ -103,6 +109,7 @@ export class DeviceRegistry {
         ipv6,
         attributes,
         network,
+        ...(registration.edge !== undefined ? { edge: registration.edge } : {}),
         createdAt: at,
         updatedAt: at,
       },
@@ -136,8 +143,11 @@ export class DeviceRegistry {
     return device;
   }
 
-  async list(query: { model?: string; after?: string; limit: number }): Promise<DevicePage> {
-    const [items, total] = await Promise.all([this.repository.list(query), this.repository.count({ model: query.model })]);
+  async list(query: { model?: string; edge?: string; after?: string; limit: number }): Promise<DevicePage> {
+    const [items, total] = await Promise.all([
+      this.repository.list(query),
+      this.repository.count({ model: query.model, edge: query.edge }),
+    ]);
     const last = items.at(-1);
     return { items, total, next: items.length === query.limit && last ? last.id : null };
   }
@@ -172,6 +182,24 @@ export class DeviceRegistry {
     await this.repository.delete(id);
     this.cache.delete(id);
     this.events.emit('removed', device);
+  }
+
+  /**
+   * Takes over a device record and credential hash as another node (the cloud) defined them:
+   * how an edge learns its devices. Returns whether anything changed.
+   */
+  async adopt(record: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<'applied' | 'unchanged'> {
+    const current = await this.find(record.id);
+    const currentHash = current ? await this.repository.tokenHash(record.id) : undefined;
+    const { uid: _uid, ...comparable } = current ?? ({ uid: 0 } as DeviceRecord);
+    if (current && currentHash === tokenHash && JSON.stringify(comparable) === JSON.stringify({ ...comparable, ...record }))
+      return 'unchanged';
+    if (!this.repository.adopt) throw new Error('this device store cannot adopt records');
+    const adopted = await this.repository.adopt(record, tokenHash);
+    this.cache.set(adopted.id, adopted);
+    this.events.emit(current ? 'updated' : 'registered', adopted);
+    if (current && currentHash !== tokenHash) this.events.emit('credentialRotated', adopted);
+    return 'applied';
   }
 
   /** Issues a new token; the old one stops working at once. */

@@ -92,6 +92,19 @@ const MIGRATIONS: string[] = [
    DROP TABLE samples;
    DROP TABLE series;
    CREATE INDEX telemetry_by_device ON telemetry (device_uid, ts);`,
+  // Edge sync. On the cloud: the directory of edges (applied_seq is the idempotency mark) and
+  // the gaps they reported. On an edge: the outbox; AUTOINCREMENT so a sequence number is never
+  // reused after trimming.
+  `CREATE TABLE edges (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, record TEXT NOT NULL) STRICT;
+   CREATE TABLE edge_gaps (id INTEGER PRIMARY KEY, edge_id TEXT NOT NULL, at INTEGER NOT NULL, gap TEXT NOT NULL) STRICT;
+   CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     kind TEXT NOT NULL,
+     device_id TEXT,
+     ts INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     payload TEXT NOT NULL) STRICT;
+   CREATE INDEX outbox_by_ts ON outbox (kind, ts);`,
 ];
 
 export interface OpenOptions {

@@ -133,6 +133,10 @@ export class SqliteDevices implements DeviceRepository {
       where.push('model = ?');
       params.push(query.model);
     }
+    if (query.edge !== undefined) {
+      where.push("json_extract(record, '$.edge') = ?");
+      params.push(query.edge);
+    }
     if (query.after !== undefined) {
       where.push('id > ?');
       params.push(query.after);
@@ -143,12 +147,28 @@ export class SqliteDevices implements DeviceRepository {
       .all(...params, query.limit)
       .map(toDevice);
   }
-  async count(query: Pick<DeviceQuery, 'model'>): Promise<number> {
-    const row =
-      query.model === undefined
-        ? this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM devices').get()
-        : this.db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM devices WHERE model = ?').get(query.model);
-    return row?.n ?? 0;
+  async count(query: Pick<DeviceQuery, 'model' | 'edge'>): Promise<number> {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (query.model !== undefined) {
+      where.push('model = ?');
+      params.push(query.model);
+    }
+    if (query.edge !== undefined) {
+      where.push("json_extract(record, '$.edge') = ?");
+      params.push(query.edge);
+    }
+    const sql = `SELECT count(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`;
+    return this.db.prepare<string[], { n: number }>(sql).get(...params)?.n ?? 0;
+  }
+  /** Inserts or replaces a device with the uid-free record another node assigned (edge sync). */
+  async adopt(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord> {
+    const existing = await this.get(device.id);
+    if (!existing) return this.insert(device, tokenHash);
+    this.db
+      .prepare('UPDATE devices SET model = ?, model_version = ?, code = ?, ipv6 = ?, token_hash = ?, record = ? WHERE id = ?')
+      .run(device.model, device.modelVersion, device.code, device.ipv6, tokenHash, restOf(device), device.id);
+    return { ...device, uid: existing.uid };
   }
   async update(device: DeviceRecord): Promise<void> {
     this.db

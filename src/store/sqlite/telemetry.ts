@@ -17,6 +17,11 @@ export interface WriteMetrics {
 export interface TelemetryWriterOptions {
   /** Commit as soon as this many samples wait, without waiting for the next turn of the loop. */
   maxBatchSamples: number;
+  /**
+   * Runs inside the commit transaction: an edge writes its outbox rows here, so a sample is
+   * stored locally and queued for the cloud together or not at all.
+   */
+  alsoInTransaction?: (samples: TelemetrySample[]) => void;
 }
 
 interface PendingBatch {
@@ -50,8 +55,10 @@ export class SqliteTelemetryStore implements TelemetryStore {
     private readonly options: TelemetryWriterOptions = { maxBatchSamples: 5_000 },
   ) {
     const insert = db.prepare('INSERT INTO telemetry (device_uid, ts, payload) VALUES (?, ?, ?)');
+    const alsoInTransaction = options.alsoInTransaction;
     this.commit = db.transaction((samples: TelemetrySample[]) => {
       for (const sample of samples) insert.run(sample.deviceUid, sample.ts, JSON.stringify(sample.values));
+      alsoInTransaction?.(samples);
     });
   }
 

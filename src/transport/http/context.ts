@@ -2,12 +2,24 @@ import type { Registry } from 'prom-client';
 import type { AgentEngine, AlarmService } from '../../agents/index.js';
 import type { EventBus } from '../../bus/index.js';
 import type { CommandService } from '../../commands/index.js';
+import type { EdgeConfig, EdgeDirectory, EdgeHeartbeat, ReconcileResult } from '../../edge/index.js';
 import type { IngestEvents, IngestPipeline } from '../../ingest/index.js';
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry, Presence } from '../../registry/index.js';
 import type { TelemetryStore } from '../../telemetry/index.js';
 import type { TwinService } from '../../twin/index.js';
+
+/** The cloud's edge hub as the link route drives it. */
+export interface EdgeLinkHandler {
+  isConnected(edgeId: string): boolean;
+  connected(edgeId: string, session: { send(message: unknown): void; close(code: number, reason: string): void }): Promise<void>;
+  disconnected(edgeId: string, session: { send(message: unknown): void; close(code: number, reason: string): void }): void;
+  batch(edgeId: string, frame: Buffer): void;
+  heartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void>;
+  applied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void>;
+  configFor(edgeId: string): Promise<EdgeConfig>;
+}
 
 /** What the HTTP API needs from the node; the node builds it, routes only read it. */
 export interface HttpApiContext {
@@ -20,6 +32,8 @@ export interface HttpApiContext {
   commands: CommandService;
   agents: AgentEngine;
   alarms: AlarmService;
+  /** Present on cloud nodes: the directory of edges and the hub their links connect to. */
+  edges?: { directory: EdgeDirectory; hub: EdgeLinkHandler };
   presence(device: DeviceRecord): Promise<Presence>;
   isAdminKey(secret: string): boolean;
   metricsRegistry: Registry;

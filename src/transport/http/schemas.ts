@@ -52,6 +52,7 @@ export const Device = Type.Object({
   ipv6: Type.String({ description: 'Stable IPv6 address in the site /64' }),
   attributes: Type.Record(Type.String(), AttributeValue),
   network: Network,
+  edge: Type.Optional(Type.String({ description: 'The edge node serving this device' })),
   createdAt: Type.Integer(),
   updatedAt: Type.Integer(),
 });

@@ -6,6 +6,7 @@ import type { HttpApiContext } from './context.js';
 import { actionRoutes } from './routes/actions.js';
 import { agentRoutes } from './routes/agents.js';
 import { deviceRoutes } from './routes/devices.js';
+import { edgeRoutes } from './routes/edges.js';
 import { modelRoutes } from './routes/models.js';
 import { operationsRoutes } from './routes/operations.js';
 import { telemetryRoutes } from './routes/telemetry.js';
@@ -96,6 +97,7 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
   await app.register(twinRoutes, { context, prefix: '/api/v1' });
   await app.register(actionRoutes, { context, prefix: '/api/v1' });
   await app.register(agentRoutes, { context, prefix: '/api/v1' });
+  await app.register(edgeRoutes, { context, prefix: '/api/v1' });
   await app.register((await import('./console.js')).consoleRoutes);
   return app;
 }

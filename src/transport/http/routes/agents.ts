@@ -37,8 +37,11 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     description: 'An agent definition (JSON, or YAML with content-type application/yaml); every problem is listed when invalid',
   };
   // Validation happens in the engine (it lists expression and duration problems too), so the
-  // route schema documents the shape without rejecting first with a partial list.
+  // route schema documents the shape without rejecting first with a partial list: these routes
+  // skip Fastify's validation (which would also coerce types and, on PUT, demand the `id` that
+  // the URL already gives).
   const documented = Type.Unsafe<unknown>(definitionBody);
+  const engineValidates = { validatorCompiler: () => () => true };
 
   app.get(
     '/agents',
@@ -57,7 +60,10 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
 
   app.post(
     '/agents',
-    { schema: { summary: 'Create an agent', tags, body: documented, response: { 201: AnyObject, ...errorResponses, 409: ErrorBody } } },
+    {
+      ...engineValidates,
+      schema: { summary: 'Create an agent', tags, body: documented, response: { 201: AnyObject, ...errorResponses, 409: ErrorBody } },
+    },
     async (request, reply) => reply.code(201).send(await agents.put(request.body, { create: true })),
   );
 
@@ -94,6 +100,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/agents/:id',
     {
+      ...engineValidates,
       schema: {
         summary: 'Replace an agent definition',
         tags,

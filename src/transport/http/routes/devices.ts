@@ -23,6 +23,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
             modelVersion: Type.Optional(Type.Integer({ minimum: 1, description: 'Defaults to the latest version' })),
             attributes: Type.Optional(Type.Record(Type.String(), AttributeValue)),
             network: Type.Optional(NetworkInput),
+            edge: Type.Optional(Type.String({ description: 'Serve the device from this edge node (POST /api/v1/edges first)' })),
           },
           { additionalProperties: false },
         ),
@@ -52,6 +53,47 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request) => context.registry.list(request.query as { model?: string; after?: string; limit: number }),
+  );
+
+  // Declared before /devices/:id so that "summary" is never read as a device id.
+  app.get(
+    '/devices/summary',
+    {
+      schema: {
+        summary: 'Fleet summary: device count, devices per model and per presence status',
+        tags,
+        response: {
+          200: Type.Object({
+            total: Type.Integer(),
+            byModel: Type.Record(Type.String(), Type.Integer(), { description: 'Devices per thing model id' }),
+            byPresence: Type.Object({
+              online: Type.Integer(),
+              asleep: Type.Integer(),
+              offline: Type.Integer(),
+              unknown: Type.Integer(),
+            }),
+          }),
+        },
+      },
+    },
+    async () => {
+      const byModel: Record<string, number> = {};
+      const byPresence = { online: 0, asleep: 0, offline: 0, unknown: 0 };
+      let total = 0;
+      let after: string | undefined;
+      do {
+        const page = await context.registry.list({ limit: 1000, ...(after ? { after } : {}) });
+        const presences = await Promise.all(page.items.map((device) => context.presence(device)));
+        page.items.forEach((device, index) => {
+          total++;
+          byModel[device.model] = (byModel[device.model] ?? 0) + 1;
+          const status = presences[index]?.status ?? 'unknown';
+          byPresence[status]++;
+        });
+        after = page.next ?? undefined;
+      } while (after);
+      return { total, byModel, byPresence };
+    },
   );
 
   app.get(

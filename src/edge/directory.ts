@@ -1,0 +1,110 @@
+import { hashSecret, newSecret, secretMatches } from '../access/index.js';
+import { conflict, invalid, notFound } from '../errors/index.js';
+import type { EdgeConfig, EdgeHeartbeat, GapReport, ReconcileResult, SequencedRecord } from './records.js';
+
+/** An edge node as the cloud knows it. */
+export interface EdgeRecord {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** Highest sequence number applied: the idempotency mark. */
+  appliedSeq: number;
+  lastContact: number | null;
+  heartbeat: EdgeHeartbeat | null;
+  gaps: { reports: number; dropped: number; last: GapReport | null };
+  config: { desiredVersion: number; desiredHash: string | null; appliedVersion: number | null; results: ReconcileResult[] };
+  /** Records applied per second, measured by the cloud over the last batches. */
+  applyRate: number;
+}
+
+export interface EdgeRepository {
+  insert(edge: EdgeRecord, tokenHash: string): Promise<void>;
+  get(id: string): Promise<EdgeRecord | undefined>;
+  list(): Promise<EdgeRecord[]>;
+  update(edge: EdgeRecord): Promise<void>;
+  tokenHash(id: string): Promise<string | undefined>;
+  delete(id: string): Promise<void>;
+  /**
+   * Applies the records after the edge's applied mark, and moves the mark, in one transaction:
+   * a batch is applied entirely or not at all, and a replayed sequence number is skipped.
+   */
+  applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied>;
+}
+
+export interface UplinkApplied {
+  appliedUpTo: number;
+  /** Records applied now (replays excluded), by kind. */
+  applied: SequencedRecord[];
+  skippedUnknownDevice: number;
+}
+
+export const EDGE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The cloud's directory of edges: registration, credentials, link status. */
+export class EdgeDirectory {
+  constructor(
+    private readonly repository: EdgeRepository,
+    private readonly now: () => number,
+  ) {}
+
+  async register(input: { id: string; name?: string }): Promise<{ edge: EdgeRecord; token: string }> {
+    if (!EDGE_ID_PATTERN.test(input.id)) throw invalid(`edge id "${input.id}" is invalid: letters, digits, ".", "_" or "-" (at most 64)`);
+    if (await this.repository.get(input.id)) throw conflict(`edge "${input.id}" already exists`);
+    const token = newSecret('tle');
+    const edge: EdgeRecord = {
+      id: input.id,
+      name: input.name ?? input.id,
+      createdAt: this.now(),
+      appliedSeq: 0,
+      lastContact: null,
+      heartbeat: null,
+      gaps: { reports: 0, dropped: 0, last: null },
+      config: { desiredVersion: 0, desiredHash: null, appliedVersion: null, results: [] },
+      applyRate: 0,
+    };
+    await this.repository.insert(edge, hashSecret(token));
+    return { edge, token };
+  }
+
+  async get(id: string): Promise<EdgeRecord> {
+    const edge = await this.repository.get(id);
+    if (!edge) throw notFound(`no edge "${id}"`);
+    return edge;
+  }
+
+  find(id: string): Promise<EdgeRecord | undefined> {
+    return this.repository.get(id);
+  }
+
+  list(): Promise<EdgeRecord[]> {
+    return this.repository.list();
+  }
+
+  async authenticate(id: string, token: string): Promise<EdgeRecord | undefined> {
+    const hash = await this.repository.tokenHash(id);
+    if (!hash || !secretMatches(token, hash)) return undefined;
+    return this.repository.get(id);
+  }
+
+  async update(id: string, change: (edge: EdgeRecord) => void): Promise<EdgeRecord> {
+    const edge = await this.get(id);
+    change(edge);
+    await this.repository.update(edge);
+    return edge;
+  }
+
+  applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied> {
+    return this.repository.applyUplink(edgeId, records, deviceUid);
+  }
+
+  /** Records a new desired config version when its content changed. */
+  async desiredConfig(id: string, config: Omit<EdgeConfig, 'version'>, hash: string): Promise<EdgeConfig> {
+    const edge = await this.get(id);
+    if (edge.config.desiredHash !== hash) {
+      edge.config.desiredVersion++;
+      edge.config.desiredHash = hash;
+      await this.repository.update(edge);
+    }
+    return { ...config, version: edge.config.desiredVersion };
+  }
+}

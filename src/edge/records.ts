@@ -1,0 +1,71 @@
+import type { JsonValue } from '../telemetry/index.js';
+
+/**
+ * What an edge forwards to the cloud. Each record gets the edge's next sequence number when it
+ * enters the outbox; the cloud applies a sequence number at most once.
+ */
+export type UplinkRecord =
+  | { kind: 'telemetry'; deviceId: string; ts: number; values: Record<string, JsonValue> }
+  | { kind: 'twin'; deviceId: string; ts: number; section: 'reported' | 'desired'; values: Record<string, JsonValue | null>; actor: string }
+  | { kind: 'decision'; decision: Record<string, JsonValue> }
+  | { kind: 'alarm'; alarm: Record<string, JsonValue> }
+  | { kind: 'invocation'; invocation: Record<string, JsonValue> }
+  | { kind: 'gap'; gap: GapReport };
+
+export interface SequencedRecord {
+  seq: number;
+  record: UplinkRecord;
+}
+
+/** Records the edge had to drop or thin out because its outbox was full: never silent. */
+export interface GapReport {
+  policy: 'drop-oldest' | 'downsample';
+  at: number;
+  /** Telemetry samples removed, per device, with the time range they covered. */
+  devices: Record<string, { dropped: number; from: number; to: number }>;
+  total: number;
+}
+
+/** Frames on the edge ↔ cloud WebSocket. */
+/** JSON frames; batches travel as binary frames (see encodeBatch). */
+export type EdgeToCloud =
+  | { type: 'heartbeat'; heartbeat: EdgeHeartbeat }
+  | { type: 'applied'; version: number; results: ReconcileResult[] };
+
+export type CloudToEdge = { type: 'ack'; upTo: number } | { type: 'config'; config: EdgeConfig } | { type: 'error'; message: string };
+
+export interface EdgeHeartbeat {
+  at: number;
+  cpuPercent: number;
+  memory: { usedBytes: number; totalBytes: number; rssBytes: number };
+  disk: { freeBytes: number; totalBytes: number };
+  outbox: OutboxStats;
+  accelerators: string[];
+  drainRatePerSecond: number;
+}
+
+export interface OutboxStats {
+  records: number;
+  bytes: number;
+  oldestTs: number | null;
+  lastSeq: number;
+  /** Records dropped or thinned because of the quota since the edge started counting. */
+  dropped: number;
+}
+
+/** The desired configuration of one edge, versioned by the cloud. */
+export interface EdgeConfig {
+  version: number;
+  models: { id: string; version: number; document: Record<string, JsonValue> }[];
+  devices: { record: Record<string, JsonValue>; tokenHash: string }[];
+  agents: Record<string, JsonValue>[];
+  /** Desired twin values set in the cloud, with when they were set (newest write wins). */
+  desired: { deviceId: string; values: Record<string, JsonValue>; setAt: Record<string, number> }[];
+}
+
+export interface ReconcileResult {
+  kind: 'model' | 'device' | 'agent' | 'desired' | 'removal';
+  id: string;
+  status: 'applied' | 'unchanged' | 'failed';
+  reason?: string;
+}

@@ -1,0 +1,135 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { TelemetrySample } from '../telemetry/index.js';
+import type { Outbox } from './outbox.js';
+import type { SequencedRecord, UplinkRecord } from './records.js';
+
+/** Accepted telemetry as outbox records. */
+export function telemetryRecords(samples: TelemetrySample[]): UplinkRecord[] {
+  return samples.map((s) => ({ kind: 'telemetry', deviceId: s.deviceId, ts: s.ts, values: s.values }));
+}
+
+/** A batch on the wire: one JSON header line, then the gzipped JSON array of records. */
+export function encodeBatch(records: SequencedRecord[]): Buffer {
+  const first = (records[0] as SequencedRecord).seq;
+  const last = (records[records.length - 1] as SequencedRecord).seq;
+  const body = gzipSync(Buffer.from(JSON.stringify(records)), { level: 6 });
+  return Buffer.concat([Buffer.from(`${JSON.stringify({ type: 'batch', first, last })}\n`), body]);
+}
+
+export function decodeBatch(frame: Buffer): { first: number; last: number; records: SequencedRecord[] } {
+  const newline = frame.indexOf(0x0a);
+  if (newline < 0) throw new Error('a batch frame starts with a JSON header line');
+  const header = JSON.parse(frame.subarray(0, newline).toString('utf8')) as { first: number; last: number };
+  const records = JSON.parse(gunzipSync(frame.subarray(newline + 1)).toString('utf8')) as SequencedRecord[];
+  return { first: header.first, last: header.last, records };
+}
+
+/** The edge's side of the link as the sender sees it. */
+export interface UplinkChannel {
+  /** Sends a binary frame; false when the link is down. */
+  sendBinary(frame: Buffer): boolean;
+}
+
+export interface UplinkOptions {
+  batchRecords: number;
+  batchBytes: number;
+  /** Batches sent but not yet acknowledged. */
+  maxInFlight: number;
+  /** Records per second while draining a backlog; 0 = as fast as the cloud acknowledges. */
+  drainRatePerSecond: number;
+  now(): number;
+}
+
+/**
+ * Forwards the outbox in sequence order, a few batches in flight, and trims only what the cloud
+ * acknowledged. After a reconnect it starts again after the last acknowledgement, so a batch
+ * lost with the connection is simply sent again (the cloud ignores sequence numbers it applied).
+ */
+export class UplinkSender {
+  private connected = false;
+  private sentUpTo = 0;
+  private ackedUpTo = 0;
+  private inFlight = 0;
+  private pumping = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private readonly acks: { at: number; records: number }[] = [];
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly channel: UplinkChannel,
+    private readonly options: UplinkOptions,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  linkUp(): void {
+    this.connected = true;
+    this.sentUpTo = this.ackedUpTo;
+    this.inFlight = 0;
+    this.pump();
+  }
+
+  linkDown(): void {
+    this.connected = false;
+    this.inFlight = 0;
+  }
+
+  /** New records are in the outbox. */
+  notify(): void {
+    this.pump();
+  }
+
+  async acknowledged(upTo: number): Promise<void> {
+    if (upTo <= this.ackedUpTo) return;
+    const records = upTo - this.ackedUpTo;
+    this.ackedUpTo = upTo;
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.acks.push({ at: this.options.now(), records });
+    await this.outbox.trim(upTo);
+    this.pump();
+  }
+
+  /** Records acknowledged per second over the last 10 s. */
+  drainRate(): number {
+    const now = this.options.now();
+    while (this.acks.length > 0 && now - (this.acks[0] as { at: number }).at > 10_000) this.acks.shift();
+    return this.acks.reduce((sum, a) => sum + a.records, 0) / 10;
+  }
+
+  private pump(): void {
+    if (this.pumping || !this.connected) return;
+    this.pumping = true;
+    this.fill()
+      .catch(this.onError)
+      .finally(() => {
+        this.pumping = false;
+      });
+  }
+
+  private async fill(): Promise<void> {
+    while (this.connected && this.inFlight < this.options.maxInFlight) {
+      let limit = this.options.batchRecords;
+      if (this.options.drainRatePerSecond > 0) {
+        // Pace the drain: at most a second's worth of records per batch, spaced over time.
+        limit = Math.min(limit, Math.max(1, Math.floor(this.options.drainRatePerSecond)));
+      }
+      const records = await this.outbox.peek(this.sentUpTo, limit, this.options.batchBytes);
+      if (records.length === 0) return;
+      const frame = encodeBatch(records);
+      if (!this.channel.sendBinary(frame)) return;
+      this.sentUpTo = (records[records.length - 1] as SequencedRecord).seq;
+      this.inFlight++;
+      if (this.options.drainRatePerSecond > 0) {
+        const waitMs = (records.length / this.options.drainRatePerSecond) * 1000;
+        clearTimeout(this.wakeTimer);
+        this.wakeTimer = setTimeout(() => this.pump(), waitMs);
+        this.wakeTimer.unref();
+        return;
+      }
+    }
+  }
+
+  stop(): void {
+    this.connected = false;
+    clearTimeout(this.wakeTimer);
+  }
+}

@@ -1,0 +1,234 @@
+import type {
+  EdgeRecord,
+  EdgeRepository,
+  GapReport,
+  Outbox,
+  OutboxStats,
+  SequencedRecord,
+  UplinkApplied,
+  UplinkRecord,
+} from '../../edge/index.js';
+import type { SqliteDatabase } from './database.js';
+
+function deviceOf(record: UplinkRecord): string | null {
+  return record.kind === 'telemetry' || record.kind === 'twin' ? record.deviceId : null;
+}
+
+function tsOf(record: UplinkRecord, now: number): number {
+  return record.kind === 'telemetry' || record.kind === 'twin' ? record.ts : now;
+}
+
+/** The edge's outbox. `insertRows` is also used inside the telemetry commit (same transaction). */
+export class SqliteOutbox implements Outbox {
+  private readonly insert;
+  private dropped = 0;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly now: () => number,
+  ) {
+    this.insert = db.prepare('INSERT INTO outbox (kind, device_id, ts, bytes, payload) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  /** Writes records in the caller's transaction (or its own statement-level one). */
+  insertRows(records: UplinkRecord[]): void {
+    const now = this.now();
+    for (const record of records) {
+      const payload = JSON.stringify(record);
+      this.insert.run(record.kind, deviceOf(record), tsOf(record, now), payload.length, payload);
+    }
+  }
+
+  async append(records: UplinkRecord[]): Promise<void> {
+    this.db.transaction(() => this.insertRows(records))();
+  }
+
+  async peek(afterSeq: number, limit: number, maxBytes: number): Promise<SequencedRecord[]> {
+    const out: SequencedRecord[] = [];
+    let bytes = 0;
+    for (const row of this.db
+      .prepare<[number, number], { seq: number; bytes: number; payload: string }>(
+        'SELECT seq, bytes, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
+      )
+      .iterate(afterSeq, limit)) {
+      if (out.length > 0 && bytes + row.bytes > maxBytes) break;
+      bytes += row.bytes;
+      out.push({ seq: row.seq, record: JSON.parse(row.payload) as UplinkRecord });
+    }
+    return out;
+  }
+
+  async trim(upToSeq: number): Promise<number> {
+    return this.db.prepare('DELETE FROM outbox WHERE seq <= ?').run(upToSeq).changes;
+  }
+
+  async stats(): Promise<OutboxStats> {
+    const row = this.db
+      .prepare<[], { records: number; bytes: number | null; oldest: number | null }>(
+        'SELECT count(*) AS records, sum(bytes) AS bytes, min(ts) AS oldest FROM outbox',
+      )
+      .get() as { records: number; bytes: number | null; oldest: number | null };
+    const last = this.db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get();
+    return { records: row.records, bytes: row.bytes ?? 0, oldestTs: row.oldest, lastSeq: last?.seq ?? 0, dropped: this.dropped };
+  }
+
+  /**
+   * Keeps the outbox under its quota. Only telemetry is ever removed (decisions, alarms, twin
+   * changes and gap reports are small and matter more). drop-oldest deletes the oldest samples;
+   * downsample deletes every other sample of the oldest half. Either way the loss is counted per
+   * device and returned as a gap report, which is itself queued for the cloud.
+   */
+  async enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number): Promise<GapReport | undefined> {
+    const total = (this.db.prepare<[], { bytes: number | null }>('SELECT sum(bytes) AS bytes FROM outbox').get()?.bytes ?? 0) as number;
+    if (total <= quotaBytes) return undefined;
+    // Free a tenth of the quota beyond the excess, so the policy does not run on every append.
+    const toFree = total - quotaBytes + Math.floor(quotaBytes / 10);
+    const candidates = this.db
+      .prepare<[], { seq: number; device_id: string; ts: number; bytes: number }>(
+        "SELECT seq, device_id, ts, bytes FROM outbox WHERE kind = 'telemetry' ORDER BY seq",
+      )
+      .iterate();
+    const victims: { seq: number; device_id: string; ts: number }[] = [];
+    let freed = 0;
+    let index = 0;
+    for (const row of candidates) {
+      if (freed >= toFree) break;
+      // downsample: thin the oldest records by half instead of cutting a continuous range.
+      if (policy === 'downsample' && index++ % 2 === 1) continue;
+      victims.push(row);
+      freed += row.bytes;
+    }
+    if (victims.length === 0) return undefined;
+    const gap: GapReport = { policy, at: now, devices: {}, total: victims.length };
+    const remove = this.db.prepare('DELETE FROM outbox WHERE seq = ?');
+    this.db.transaction(() => {
+      for (const victim of victims) {
+        remove.run(victim.seq);
+        const entry = gap.devices[victim.device_id] ?? { dropped: 0, from: victim.ts, to: victim.ts };
+        entry.dropped++;
+        entry.from = Math.min(entry.from, victim.ts);
+        entry.to = Math.max(entry.to, victim.ts);
+        gap.devices[victim.device_id] = entry;
+      }
+      this.insertRows([{ kind: 'gap', gap }]);
+    })();
+    this.dropped += victims.length;
+    return gap;
+  }
+}
+
+export class SqliteEdges implements EdgeRepository {
+  private readonly insertTelemetry;
+  private readonly upsertDecision;
+  private readonly upsertAlarm;
+  private readonly upsertInvocation;
+  private readonly insertGap;
+  private readonly readRecord;
+  private readonly writeRecord;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.insertTelemetry = db.prepare('INSERT INTO telemetry (device_uid, ts, payload) VALUES (?, ?, ?)');
+    this.upsertDecision = db.prepare(
+      `INSERT INTO decisions (id, agent_id, device_id, ts, outcome, open, record) VALUES (?, ?, ?, ?, ?, 0, ?)
+       ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, record = excluded.record`,
+    );
+    this.upsertAlarm = db.prepare(
+      `INSERT INTO alarms (id, agent_id, device_id, type, state, raised_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record`,
+    );
+    this.upsertInvocation = db.prepare(
+      `INSERT INTO invocations (id, device_uid, status, idempotency_key, created_at, record) VALUES (?, ?, ?, NULL, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record`,
+    );
+    this.insertGap = db.prepare('INSERT INTO edge_gaps (edge_id, at, gap) VALUES (?, ?, ?)');
+    this.readRecord = db.prepare<[string], { record: string }>('SELECT record FROM edges WHERE id = ?');
+    this.writeRecord = db.prepare('UPDATE edges SET record = ? WHERE id = ?');
+  }
+
+  async insert(edge: EdgeRecord, tokenHash: string): Promise<void> {
+    this.db.prepare('INSERT INTO edges (id, token_hash, record) VALUES (?, ?, ?)').run(edge.id, tokenHash, JSON.stringify(edge));
+  }
+  async get(id: string): Promise<EdgeRecord | undefined> {
+    const row = this.readRecord.get(id);
+    return row && (JSON.parse(row.record) as EdgeRecord);
+  }
+  async list(): Promise<EdgeRecord[]> {
+    return this.db
+      .prepare<[], { record: string }>('SELECT record FROM edges ORDER BY id')
+      .all()
+      .map((row) => JSON.parse(row.record) as EdgeRecord);
+  }
+  async update(edge: EdgeRecord): Promise<void> {
+    // The applied mark is owned by applyUplink: never move it back from a stale copy.
+    const current = await this.get(edge.id);
+    this.writeRecord.run(JSON.stringify({ ...edge, appliedSeq: Math.max(edge.appliedSeq, current?.appliedSeq ?? 0) }), edge.id);
+  }
+  async tokenHash(id: string): Promise<string | undefined> {
+    return this.db.prepare<[string], { token_hash: string }>('SELECT token_hash FROM edges WHERE id = ?').get(id)?.token_hash;
+  }
+  async delete(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM edges WHERE id = ?').run(id);
+  }
+
+  async applyUplink(
+    edgeId: string,
+    records: SequencedRecord[],
+    deviceUid: (deviceId: string) => number | undefined,
+  ): Promise<UplinkApplied> {
+    return this.db.transaction((): UplinkApplied => {
+      const row = this.readRecord.get(edgeId);
+      if (!row) throw new Error(`no edge ${edgeId}`);
+      const edge = JSON.parse(row.record) as EdgeRecord;
+      const applied: SequencedRecord[] = [];
+      let skippedUnknownDevice = 0;
+      let mark = edge.appliedSeq;
+      for (const entry of records) {
+        if (entry.seq <= mark) continue;
+        mark = entry.seq;
+        const { record } = entry;
+        switch (record.kind) {
+          case 'telemetry': {
+            const uid = deviceUid(record.deviceId);
+            if (uid === undefined) {
+              skippedUnknownDevice++;
+              continue;
+            }
+            this.insertTelemetry.run(uid, record.ts, JSON.stringify(record.values));
+            break;
+          }
+          case 'decision': {
+            const d = record.decision as { id: string; agentId: string; deviceId: string; ts: number; outcome: string };
+            this.upsertDecision.run(d.id, d.agentId, d.deviceId, d.ts, d.outcome, JSON.stringify(record.decision));
+            break;
+          }
+          case 'alarm': {
+            const a = record.alarm as { id: string; agentId: string; deviceId: string; type: string; state: string; raisedAt: number };
+            this.upsertAlarm.run(a.id, a.agentId, a.deviceId, a.type, a.state, a.raisedAt, JSON.stringify(record.alarm));
+            break;
+          }
+          case 'invocation': {
+            const i = record.invocation as { id: string; deviceId: string; status: string; createdAt: number };
+            const uid = deviceUid(i.deviceId);
+            if (uid === undefined) {
+              skippedUnknownDevice++;
+              continue;
+            }
+            this.upsertInvocation.run(i.id, uid, i.status, i.createdAt, JSON.stringify(record.invocation));
+            break;
+          }
+          case 'gap':
+            this.insertGap.run(edgeId, record.gap.at, JSON.stringify(record.gap));
+            edge.gaps = { reports: edge.gaps.reports + 1, dropped: edge.gaps.dropped + record.gap.total, last: record.gap };
+            break;
+          case 'twin':
+            // Applied to the twin service after the commit (idempotent: newest timestamp wins).
+            break;
+        }
+        applied.push(entry);
+      }
+      edge.appliedSeq = mark;
+      this.writeRecord.run(JSON.stringify(edge), edgeId);
+      return { appliedUpTo: mark, applied, skippedUnknownDevice };
+    })();
+  }
+}

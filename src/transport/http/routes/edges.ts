@@ -1,0 +1,135 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { DomainError } from '../../../errors/index.js';
+import type { HttpApiContext } from '../context.js';
+import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
+
+const IdParam = Type.Object({ id: Type.String() });
+const EdgeBody = Type.Object(
+  {},
+  { additionalProperties: true, description: 'An edge with its link, backlog, gaps, capacity and configuration status' },
+);
+
+export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+  const tags = ['edges'];
+  const edges = context.edges;
+  if (!edges) return;
+
+  const withStatus = async (id: string) => {
+    const edge = await edges.directory.get(id);
+    const outbox = edge.heartbeat?.outbox;
+    return {
+      ...edge,
+      connected: edges.hub.isConnected(id),
+      backlog: outbox
+        ? {
+            records: outbox.records,
+            bytes: outbox.bytes,
+            oldestTs: outbox.oldestTs,
+            ageMs: outbox.oldestTs ? context.now() - outbox.oldestTs : 0,
+          }
+        : null,
+      drainRate: edge.heartbeat?.drainRatePerSecond ?? 0,
+    };
+  };
+
+  app.post(
+    '/edges',
+    {
+      schema: {
+        summary: 'Register an edge node; returns its token once',
+        tags,
+        body: Type.Object({ id: Type.String(), name: Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ edge: EdgeBody, token: Type.String() }), ...errorResponses, 409: ErrorBody },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await edges.directory.register(request.body as { id: string; name?: string })),
+  );
+
+  app.get(
+    '/edges',
+    {
+      schema: {
+        summary: 'Edges with link state, backlog, drain rate, gaps and capacity',
+        tags,
+        response: { 200: Type.Object({ items: Type.Array(EdgeBody) }) },
+      },
+    },
+    async () => ({
+      items: await Promise.all((await edges.directory.list()).map((edge) => withStatus(edge.id))),
+    }),
+  );
+
+  app.get(
+    '/edges/:id',
+    { schema: { summary: 'One edge with its status', tags, params: IdParam, response: { 200: EdgeBody, 404: ErrorBody } } },
+    async (request) => withStatus((request.params as { id: string }).id),
+  );
+
+  app.get(
+    '/edges/:id/config',
+    {
+      schema: {
+        summary: "The edge's desired configuration (devices, models, agents, desired values) next to what it last applied",
+        tags,
+        params: IdParam,
+        response: { 200: Type.Object({ desired: AnyObject, applied: AnyObject }), 404: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const config = await edges.hub.configFor(id);
+      const edge = await edges.directory.get(id);
+      // Credential hashes stay between the cloud and the edge.
+      const desired = { ...config, devices: config.devices.map((d) => ({ record: d.record })) };
+      return { desired, applied: { version: edge.config.appliedVersion, results: edge.config.results } };
+    },
+  );
+
+  app.route({
+    method: 'GET',
+    url: '/edges/:id/link',
+    config: { auth: 'public' },
+    schema: {
+      summary: 'WebSocket for the edge ↔ cloud link (the edge connects with Authorization: Bearer <edge token>)',
+      description:
+        'Binary frames from the edge are uplink batches (a JSON header line, then gzipped JSON records with sequence numbers); text frames carry heartbeats and configuration results. The cloud answers with {"type":"ack","upTo":N} and pushes {"type":"config"} documents.',
+      tags,
+      params: IdParam,
+      response: { 426: ErrorBody },
+    },
+    handler: async (_request, reply) => reply.code(426).send({ error: 'invalid', message: 'this endpoint is a WebSocket for edge nodes' }),
+    wsHandler: (socket, request) => {
+      const { id } = request.params as { id: string };
+      const header = request.headers.authorization;
+      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      const session = {
+        send: (message: unknown) => {
+          if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+        },
+        close: (code: number, reason: string) => socket.close(code, reason),
+      };
+      // Frames that arrive while the edge is being authenticated wait for it.
+      const ready = edges.directory.authenticate(id, token).then((edge) => {
+        if (!edge) throw new DomainError('unauthorized', 'bad edge id or token');
+        return edges.hub.connected(id, session);
+      });
+      ready.catch((error: Error) => {
+        context.onAuthFailure();
+        socket.close(4401, error.message.slice(0, 120));
+      });
+      socket.on('message', (data: Buffer, isBinary: boolean) => {
+        ready
+          .then(async () => {
+            if (isBinary) return edges.hub.batch(id, data);
+            const message = JSON.parse(data.toString()) as { type: string; heartbeat?: never; version?: number; results?: never };
+            if (message.type === 'heartbeat' && message.heartbeat) await edges.hub.heartbeat(id, message.heartbeat);
+            if (message.type === 'applied' && typeof message.version === 'number')
+              await edges.hub.applied(id, message.version, message.results ?? []);
+          })
+          .catch((error: Error) => context.logger.warn({ edge: id, err: error.message }, 'edge link frame refused'));
+      });
+      socket.on('close', () => edges.hub.disconnected(id, session));
+    },
+  });
+};
