@@ -136,7 +136,7 @@ describe('resolveConfig', () => {
 
     assert.match(configErrorOf({ flags: { mqttPort: '70000' }, env: {} }), /^--mqtt-port: "70000" is not a TCP port/);
     assert.match(configErrorOf({ flags: { retentionMs: '7 days' }, env: {} }), /^--retention: .*duration/);
-    assert.match(configErrorOf({ flags: { maxPayloadBytes: '1 GiB' }, env: {} }), /^--max-payload: .*size/);
+    assert.match(configErrorOf({ flags: { maxPayloadBytes: '1 TiB' }, env: {} }), /^--max-payload: .*size/);
     assert.match(configErrorOf({ env: { THINGLOOP_MAX_BATCH: '0' } }), /^THINGLOOP_MAX_BATCH: "0" is not a positive integer/);
     assert.match(configErrorOf({ env: { THINGLOOP_DURABILITY: 'fast' } }), /^THINGLOOP_DURABILITY: "fast" must be one of normal, full/);
     assert.match(configErrorOf({ env: { THINGLOOP_LOG_LEVEL: 'loud' } }), /^THINGLOOP_LOG_LEVEL: /);

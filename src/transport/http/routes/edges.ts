@@ -96,9 +96,24 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         'Binary frames from the edge are uplink batches (a JSON header line, then gzipped JSON records with sequence numbers); text frames carry heartbeats and configuration results. The cloud answers with {"type":"ack","upTo":N} and pushes {"type":"config"} documents.',
       tags,
       params: IdParam,
-      response: { 426: ErrorBody },
+      response: { 401: ErrorBody, 426: ErrorBody },
     },
-    handler: async (_request, reply) => reply.code(426).send({ error: 'invalid', message: 'this endpoint is a WebSocket for edge nodes' }),
+    handler: async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const header = request.headers.authorization;
+      const edge = header?.startsWith('Bearer ') ? await edges.directory.authenticate(id, header.slice(7).trim()) : undefined;
+      if (!edge) {
+        context.onAuthFailure();
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Bearer')
+          .send({ error: 'unauthorized', message: 'send "Authorization: Bearer <edge token>"' });
+      }
+      return reply
+        .code(426)
+        .header('upgrade', 'websocket')
+        .send({ error: 'invalid', message: 'this endpoint is a WebSocket for edge nodes: connect with an Upgrade: websocket request' });
+    },
     wsHandler: (socket, request) => {
       const { id } = request.params as { id: string };
       const header = request.headers.authorization;
