@@ -73,6 +73,11 @@ const rank = (severity: Severity) => SEVERITIES.length - SEVERITIES.indexOf(seve
 /** Alarms with a raise → acknowledge → clear lifecycle, one open alarm per (agent, device, type). */
 export class AlarmService {
   readonly events = new EventBus<AlarmEvents>();
+  /**
+   * Every change to a stored alarm is a read-modify-write of its record; they run one at a time
+   * so a sink's outcome arriving mid-acknowledge can neither undo the acknowledgement nor be lost.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly repository: AlarmRepository,
@@ -80,7 +85,13 @@ export class AlarmService {
     private readonly now: () => number,
   ) {}
 
-  async raise(input: {
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  raise(input: {
     agentId: string;
     deviceId: string;
     type: string;
@@ -88,6 +99,10 @@ export class AlarmService {
     message: string;
     decisionId?: string;
   }): Promise<Alarm> {
+    return this.exclusive(() => this.raiseNow(input));
+  }
+
+  private async raiseNow(input: Parameters<AlarmService['raise']>[0]): Promise<Alarm> {
     const at = this.now();
     const open = await this.repository.findOpen(input.agentId, input.deviceId, input.type);
     if (open) {
@@ -125,7 +140,11 @@ export class AlarmService {
     return alarm;
   }
 
-  async acknowledge(id: string, by: string, note?: string): Promise<Alarm> {
+  acknowledge(id: string, by: string, note?: string): Promise<Alarm> {
+    return this.exclusive(() => this.acknowledgeNow(id, by, note));
+  }
+
+  private async acknowledgeNow(id: string, by: string, note?: string): Promise<Alarm> {
     const alarm = await this.get(id);
     if (alarm.state !== 'active') throw conflict(`alarm ${id} is ${alarm.state}; only an active alarm can be acknowledged`);
     const at = this.now();
@@ -139,7 +158,11 @@ export class AlarmService {
     return alarm;
   }
 
-  async clear(id: string, by: string, note?: string): Promise<Alarm> {
+  clear(id: string, by: string, note?: string): Promise<Alarm> {
+    return this.exclusive(() => this.clearNow(id, by, note));
+  }
+
+  private async clearNow(id: string, by: string, note?: string): Promise<Alarm> {
     const alarm = await this.get(id);
     if (alarm.state === 'cleared') throw conflict(`alarm ${id} is already cleared`);
     const at = this.now();
@@ -154,9 +177,11 @@ export class AlarmService {
   }
 
   /** Clears the open alarm of (agent, device, type), if there is one: the condition recovered. */
-  async recovered(agentId: string, deviceId: string, type: string): Promise<Alarm | undefined> {
-    const open = await this.repository.findOpen(agentId, deviceId, type);
-    return open ? this.clear(open.id, `agent:${agentId}`, 'condition recovered') : undefined;
+  recovered(agentId: string, deviceId: string, type: string): Promise<Alarm | undefined> {
+    return this.exclusive(async () => {
+      const open = await this.repository.findOpen(agentId, deviceId, type);
+      return open ? this.clearNow(open.id, `agent:${agentId}`, 'condition recovered') : undefined;
+    });
   }
 
   async get(id: string): Promise<Alarm> {
@@ -175,12 +200,14 @@ export class AlarmService {
       sink
         .deliver(alarm, event)
         .catch((error: Error) => ({ status: 'failed' as const, attempts: 1, error: error.message }))
-        .then(async (outcome) => {
-          const current = await this.repository.get(alarm.id);
-          if (!current) return;
-          current.notifications.push({ sink: sink.name, event: event.event, ts: this.now(), ...outcome });
-          await this.repository.update(current);
-        })
+        .then((outcome) =>
+          this.exclusive(async () => {
+            const current = await this.repository.get(alarm.id);
+            if (!current) return;
+            current.notifications.push({ sink: sink.name, event: event.event, ts: this.now(), ...outcome });
+            await this.repository.update(current);
+          }),
+        )
         .catch(() => undefined);
     }
   }

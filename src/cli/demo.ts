@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { NodeConfig, RunningNode } from '../node/index.js';
@@ -8,19 +9,61 @@ import { addNodeOptions, announceAdminKey, loadResolvedConfig, reportStartupFail
 
 /** Provisions straight through the node's registry: works even when the admin key is only a stored hash. */
 class InProcessProvisioner implements Provisioner {
-  constructor(private readonly node: RunningNode) {}
+  constructor(
+    private readonly node: RunningNode,
+    /** Register the devices as served by this edge. */
+    private readonly edge?: string,
+  ) {}
   async ensureModel(id: string, document: ThingModelDocument): Promise<void> {
     await this.node.models.put(id, document);
   }
   async ensureDevice(spec: DeviceSpec): Promise<string> {
     const existing = await this.node.registry.find(spec.id);
-    const registration = { ...spec, network: { ...spec.network, profile: spec.network.profile as 'ethernet' } };
+    const registration = {
+      ...spec,
+      network: { ...spec.network, profile: spec.network.profile as 'ethernet' },
+      ...(this.edge ? { edge: this.edge } : {}),
+    };
     if (!existing) return (await this.node.registry.register(registration)).token;
+    if (existing.edge !== this.edge)
+      throw new Error(`${spec.id} exists but is served by ${existing.edge ?? 'the cloud'}; use another --data-dir`);
     return (await this.node.registry.rotateToken(spec.id)).token;
   }
 }
 
 const DEMO_FAULT_AFTER_MS = 30_000;
+const DEMO_EDGE = 'site-1';
+
+/** Starts the demo's edge node in this process, registered with the cloud node. */
+async function startDemoEdge(cloud: RunningNode, config: NodeConfig): Promise<RunningNode> {
+  const directory = cloud.edges;
+  if (!directory) throw new Error('the cloud node has no edge directory');
+  const { token } = (await directory.find(DEMO_EDGE))
+    ? await directory.rotateToken(DEMO_EDGE)
+    : await directory.register({ id: DEMO_EDGE, name: 'North works pumping station' });
+  return startCloudNode({
+    ...config,
+    role: 'edge',
+    cloudUrl: cloud.httpUrl,
+    edgeId: DEMO_EDGE,
+    edgeToken: token,
+    dataDir: join(config.dataDir, `edge-${DEMO_EDGE}`),
+    httpPort: 0,
+    mqttPort: 0,
+    agentsDir: undefined,
+  });
+}
+
+/** Waits until the edge has received the devices it serves from the cloud (or gives up after `ms`). */
+async function edgeKnows(edge: RunningNode, ids: string[], ms = 15_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const known = await Promise.all(ids.map((id) => edge.registry.find(id)));
+    if (known.every(Boolean)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
 /** The example agents shipped with the package (examples/agents), used unless --agents-dir says otherwise. */
 const EXAMPLE_AGENTS = fileURLToPath(new URL('../../examples/agents', import.meta.url));
 
@@ -58,25 +101,43 @@ export function addDemoCommand(program: Command): void {
   ).action(async (options: Record<string, unknown>) => {
     const notes: string[] = [];
     let node: RunningNode;
+    let config: NodeConfig;
     try {
-      const { config, origins } = loadResolvedConfig(options);
-      const demoConfig = { ...(await withFreeDefaults(config, origins, notes)), agentsDir: config.agentsDir ?? EXAMPLE_AGENTS };
-      node = await startCloudNode(demoConfig, {});
+      const loaded = loadResolvedConfig(options);
+      config = { ...(await withFreeDefaults(loaded.config, loaded.origins, notes)), agentsDir: loaded.config.agentsDir ?? EXAMPLE_AGENTS };
+      node = await startCloudNode(config, {});
     } catch (error) {
       reportStartupFailure(error);
     }
     announceAdminKey(node);
-    const provisioner = new InProcessProvisioner(node);
-    const fleets = [
+    let edge: RunningNode;
+    try {
+      edge = await startDemoEdge(node, config);
+    } catch (error) {
+      await node.stop();
+      reportStartupFailure(error);
+    }
+    // The pump station sits behind the edge (its agents run there); street lights talk to the cloud.
+    const pumps = new Fleet({
+      url: edge.mqttUrl,
+      scenario: pumpStation,
+      devices: Number(options.devices ?? 8),
+      provisioner: new InProcessProvisioner(node, DEMO_EDGE),
       // Plant time runs 4x faster so the scheduled bearing fault develops within minutes.
-      new Fleet({ url: node.mqttUrl, scenario: pumpStation, devices: Number(options.devices ?? 8), provisioner, speedup: 4 }),
-      new Fleet({ url: node.mqttUrl, scenario: streetLights, devices: Number(options.lights ?? 4), provisioner }),
-    ];
+      speedup: 4,
+      connectWhen: (ids) => edgeKnows(edge, ids),
+    });
+    const lights = new Fleet({
+      url: node.mqttUrl,
+      scenario: streetLights,
+      devices: Number(options.lights ?? 4),
+      provisioner: new InProcessProvisioner(node),
+    });
+    const fleets = [pumps, lights];
     for (const fleet of fleets) await fleet.start();
-    const [plant] = fleets;
     // A bearing starts to wear on pump-0002: the protection agent slows it and opens the valve,
     // and the vibration agent asks an operator to approve stopping it.
-    const fault = setTimeout(() => plant?.plant.injectFault('pump-0002', 'bearing-wear'), DEMO_FAULT_AFTER_MS);
+    const fault = setTimeout(() => pumps.plant.injectFault('pump-0002', 'bearing-wear'), DEMO_FAULT_AFTER_MS);
     fault.unref();
     const lines = [
       '',
@@ -84,7 +145,8 @@ export function addDemoCommand(program: Command): void {
       ...notes.map((note) => `  note: ${note}`),
       `  API       ${node.httpUrl}/api/v1   (OpenAPI: ${node.httpUrl}/api/v1/openapi.json)`,
       `  Metrics   ${node.httpUrl}/metrics`,
-      `  MQTT      ${node.mqttUrl}   (topics things/{deviceId}/…)`,
+      `  MQTT      ${node.mqttUrl}   (cloud broker: street lights)`,
+      `  Edge      ${DEMO_EDGE}: API ${edge.httpUrl}/api/v1, MQTT ${edge.mqttUrl} (pump station; its agents run here)`,
       `  Agents    ${node.agents
         .list()
         .map((a) => `${a.id} (${a.mode ?? 'auto'})`)
@@ -98,6 +160,7 @@ export function addDemoCommand(program: Command): void {
     process.stderr.write(`${lines.join('\n')}\n`);
     stopOnSignals(async () => {
       for (const fleet of fleets) await fleet.stop();
+      await edge.stop();
       await node.stop();
     });
   });

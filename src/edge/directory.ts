@@ -23,6 +23,7 @@ export interface EdgeRepository {
   list(): Promise<EdgeRecord[]>;
   update(edge: EdgeRecord): Promise<void>;
   tokenHash(id: string): Promise<string | undefined>;
+  setTokenHash(id: string, hash: string): Promise<void>;
   delete(id: string): Promise<void>;
   /**
    * Applies the records after the edge's applied mark, and moves the mark, in one transaction:
@@ -63,6 +64,14 @@ export class EdgeDirectory {
       applyRate: 0,
     };
     await this.repository.insert(edge, hashSecret(token));
+    return { edge, token };
+  }
+
+  /** Issues a new token for an edge; the old one stops working for new connections. */
+  async rotateToken(id: string): Promise<{ edge: EdgeRecord; token: string }> {
+    const edge = await this.get(id);
+    const token = newSecret('tle');
+    await this.repository.setTokenHash(id, hashSecret(token));
     return { edge, token };
   }
 

@@ -51,6 +51,8 @@ export interface RunningNode {
   commands: CommandService;
   agents: AgentEngine;
   alarms: AlarmService;
+  /** Cloud nodes: the directory of edges. */
+  edges?: EdgeDirectory;
   /** Runs the expiry and retention sweeps now (they also run on timers); lets tests drive an injected clock. */
   sweep(): Promise<void>;
   /** Graceful: stop accepting, finish in-flight messages, flush every sample, close the database. */
@@ -369,6 +371,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       commands,
       agents,
       alarms,
+      ...(edgeDirectory ? { edges: edgeDirectory } : {}),
       async sweep() {
         await Promise.all([commands.expireDue(), twins.expireDue(), agents.tick(), sweepRetention()]);
       },

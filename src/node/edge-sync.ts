@@ -178,6 +178,9 @@ export class EdgeHub {
       edge.heartbeat = heartbeat;
       edge.lastContact = this.parts.now();
     });
+    // Level-triggered safety net: a change no event announced (an agent deployed through the
+    // API, say) still reaches the edge by its next heartbeat.
+    this.schedulePush(edgeId);
   }
 
   async applied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void> {
@@ -246,9 +249,11 @@ export class EdgeHub {
 
   private async pushConfig(edgeId: string, always: boolean): Promise<void> {
     const session = this.sessions.get(edgeId);
-    const before = (await this.parts.edges.get(edgeId)).config.desiredVersion;
     const config = await this.configFor(edgeId);
-    if (session && (always || config.version !== before)) session.send({ type: 'config', config });
+    // Compared with what the edge applied, not with the previous desired version: reading the
+    // config through the API may already have moved the version without anything being pushed.
+    const applied = (await this.parts.edges.get(edgeId)).config.appliedVersion;
+    if (session && (always || config.version !== applied)) session.send({ type: 'config', config });
   }
 }
 
@@ -425,6 +430,8 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
       resuming = true;
       linkWasUp = true;
       logger.info({ cloud: options.cloudUrl }, 'cloud link up');
+      // The cloud learns the backlog (records, age) when the link returns, not up to 10 s later.
+      sendHeartbeat();
     },
     onClose: (reason) => {
       // Warn once when an open link is lost; failed reconnect attempts are only debug noise.
@@ -460,7 +467,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
 
   let lastCpu = process.cpuUsage();
   let lastAt = Date.now();
-  const heartbeat = setInterval(() => {
+  const sendHeartbeat = () => {
     outbox
       .stats()
       .then((stats) => {
@@ -491,7 +498,8 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
         link.sendJson(message);
       })
       .catch((error: Error) => logger.error({ err: error.message }, 'heartbeat failed'));
-  }, HEARTBEAT_MS);
+  };
+  const heartbeat = setInterval(sendHeartbeat, HEARTBEAT_MS);
   heartbeat.unref();
 
   return {

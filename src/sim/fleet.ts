@@ -19,6 +19,8 @@ export interface FleetOptions {
   /** Progress lines for long work (provisioning, connecting). */
   progress?: (line: string) => void;
   concurrency?: number;
+  /** Resolves once the broker knows these devices (e.g. an edge that learns them from its cloud). */
+  connectWhen?: (deviceIds: string[]) => Promise<boolean>;
 }
 
 export interface FleetStats {
@@ -104,6 +106,9 @@ export class Fleet {
       (done) => (done % 500 === 0 || done === total) && say(`registered ${done}/${total} devices`),
     );
     this.members.push(...members.sort((a, b) => a.sim.id.localeCompare(b.sim.id)));
+    if (options.connectWhen && !(await options.connectWhen(this.members.map((m) => m.sim.id)))) {
+      say('the broker does not know the devices yet; connecting anyway (they retry with backoff)');
+    }
     const awake = this.members.filter((m) => !m.sleepy);
     await inBatches(
       awake,

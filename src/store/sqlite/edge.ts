@@ -166,6 +166,9 @@ export class SqliteEdges implements EdgeRepository {
   async tokenHash(id: string): Promise<string | undefined> {
     return this.db.prepare<[string], { token_hash: string }>('SELECT token_hash FROM edges WHERE id = ?').get(id)?.token_hash;
   }
+  async setTokenHash(id: string, hash: string): Promise<void> {
+    this.db.prepare('UPDATE edges SET token_hash = ? WHERE id = ?').run(hash, id);
+  }
   async delete(id: string): Promise<void> {
     this.db.prepare('DELETE FROM edges WHERE id = ?').run(id);
   }

@@ -46,6 +46,19 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
     async (request, reply) => reply.code(201).send(await edges.directory.register(request.body as { id: string; name?: string })),
   );
 
+  app.post(
+    '/edges/:id/token',
+    {
+      schema: {
+        summary: 'Issue a new edge token (shown once)',
+        tags,
+        params: IdParam,
+        response: { 200: Type.Object({ edge: EdgeBody, token: Type.String() }), 404: ErrorBody },
+      },
+    },
+    async (request) => edges.directory.rotateToken((request.params as { id: string }).id),
+  );
+
   app.get(
     '/edges',
     {
