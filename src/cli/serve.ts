@@ -13,7 +13,8 @@ import {
 /** Adds one option per setting, named and described as in the settings table. */
 export function addNodeOptions(command: Command): Command {
   for (const setting of SETTINGS) {
-    const fallback = setting.secret || setting.defaultValue === undefined ? '' : ` (default: ${String(setting.defaultValue)})`;
+    const fallback =
+      setting.secret || setting.defaultValue === undefined ? '' : ` (default: ${setting.display ?? String(setting.defaultValue)})`;
     command.option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${fallback}`);
   }
   return command.option('--config <file>', 'YAML or JSON config file (flags > THINGLOOP_* env > file > defaults)');

@@ -41,6 +41,8 @@ export interface SettingSpec<K extends keyof NodeConfig = keyof NodeConfig> {
   defaultValue: NodeConfig[K];
   parse(text: string): NodeConfig[K];
   secret?: boolean;
+  /** How the default reads in --help when the raw value would not (30d, not 2592000000). */
+  display?: string;
 }
 
 /** Decimal digits only: Number() would also take '', ' ', '0x1F90', '1e3' and '-0'. */
@@ -183,12 +185,14 @@ export const SETTINGS: SettingSpec[] = [
     description: 'how long telemetry is kept (at least 1m)',
     defaultValue: 30 * 86_400_000,
     parse: retention,
+    display: '30d',
   }),
   spec({
     key: 'maxPayloadBytes',
     flag: 'max-payload',
     env: 'THINGLOOP_MAX_PAYLOAD',
     description: 'largest telemetry payload accepted',
+    display: '256KiB',
     defaultValue: 256 * 1024,
     parse: bytes,
   }),
@@ -205,6 +209,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'max-clock-skew',
     env: 'THINGLOOP_MAX_CLOCK_SKEW',
     description: 'how far in the future a device timestamp may be',
+    display: '1h',
     defaultValue: 3_600_000,
     parse: duration,
   }),
@@ -262,6 +267,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'outbox-quota',
     env: 'THINGLOOP_OUTBOX_QUOTA',
     description: 'edge role: disk quota of the uplink outbox',
+    display: '1GiB',
     defaultValue: 1024 ** 3,
     parse: bytes,
   }),
