@@ -517,7 +517,7 @@ export class AgentEngine {
   private async verificationFailed(agent: RunningAgent, device: DeviceRecord, decisionId: string): Promise<void> {
     const decision = await this.deps.store.decision(decisionId);
     const verify = agent.spec.verify;
-    if (!decision?.verification || decision.verification.status !== 'pending' || !verify) return;
+    if (decision?.verification?.status !== 'pending' || !verify) return;
     const state = this.stateOf(agent, device.id);
     if (decision.verification.attempts <= verify.retries) {
       decision.verification.followUp.push(`retried (attempt ${decision.verification.attempts + 1})`);

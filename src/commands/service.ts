@@ -21,7 +21,7 @@ export interface InvocationRepository {
 /** The transport side of actions: who can be reached now, and how to send. */
 export interface ActionChannel {
   /** The device has a live session listening on this action's topic. */
-  reachable(deviceId: string, action: string): boolean;
+  reachable(deviceId: string, action: string): boolean | Promise<boolean>;
   send(deviceId: string, action: string, request: { id: string; input: JsonValue | null }): Promise<void>;
 }
 
@@ -98,7 +98,7 @@ export class CommandService {
     if (request.idempotencyKey) invocation.idempotencyKey = request.idempotencyKey;
     await deps.repository.insert(device.uid, invocation);
     this.events.emit('invocation.changed', invocation);
-    if (deps.channel.reachable(device.id, request.action)) {
+    if (await deps.channel.reachable(device.id, request.action)) {
       await this.deliver(invocation);
       return { invocation, replayed: false };
     }
@@ -116,10 +116,40 @@ export class CommandService {
 
   private async deliver(invocation: Invocation): Promise<void> {
     const now = this.deps.now();
-    await this.deps.channel.send(invocation.deviceId, invocation.action, { id: invocation.id, input: invocation.input });
+    // Recorded as delivered before it is sent: a device that answers at once must find it
+    // delivered, and its answer must not be overwritten by a save that comes after it.
     invocation.status = 'delivered';
     invocation.deliveredAt = now;
     invocation.expiresAt = now + invocation.timeoutMs;
+    await this.save(invocation);
+    try {
+      await this.deps.channel.send(invocation.deviceId, invocation.action, { id: invocation.id, input: invocation.input });
+    } catch (error) {
+      const current = await this.deps.repository.get(invocation.id);
+      if (current?.status === 'delivered') {
+        current.status = 'queued';
+        delete current.deliveredAt;
+        current.expiresAt = invocation.createdAt + (invocation.expiresAt - now);
+        await this.save(current);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Completes an invocation that another node ran on our behalf (an edge serving the device):
+   * the outcome arrives with the uplink.
+   */
+  async completeRemotely(
+    id: string,
+    outcome: { status: InvocationStatus; output?: JsonValue; error?: string; completedAt?: number },
+  ): Promise<void> {
+    const invocation = await this.deps.repository.get(id);
+    if (!invocation || isFinished(invocation.status) || !isFinished(outcome.status)) return;
+    invocation.status = outcome.status;
+    invocation.completedAt = outcome.completedAt ?? this.deps.now();
+    if (outcome.output !== undefined) invocation.output = outcome.output;
+    if (outcome.error !== undefined) invocation.error = outcome.error;
     await this.save(invocation);
   }
 
@@ -129,7 +159,7 @@ export class CommandService {
     let sent = 0;
     for (const invocation of await this.deps.repository.open(device.uid)) {
       if (invocation.status !== 'queued' || invocation.expiresAt <= now) continue;
-      if (!this.deps.channel.reachable(device.id, invocation.action)) continue;
+      if (!(await this.deps.channel.reachable(device.id, invocation.action))) continue;
       await this.deliver(invocation);
       sent++;
     }

@@ -11,5 +11,6 @@ export interface Outbox {
   peek(afterSeq: number, limit: number, maxBytes: number): Promise<SequencedRecord[]>;
   trim(upToSeq: number): Promise<number>;
   stats(): Promise<OutboxStats>;
-  enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number): Promise<GapReport | undefined>;
+  /** Records up to `sentUpTo` are on their way to the cloud (it may apply them): never removed. */
+  enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number, sentUpTo?: number): Promise<GapReport | undefined>;
 }

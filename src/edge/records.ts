@@ -32,7 +32,12 @@ export type EdgeToCloud =
   | { type: 'heartbeat'; heartbeat: EdgeHeartbeat }
   | { type: 'applied'; version: number; results: ReconcileResult[] };
 
-export type CloudToEdge = { type: 'ack'; upTo: number } | { type: 'config'; config: EdgeConfig } | { type: 'error'; message: string };
+export type CloudToEdge =
+  | { type: 'ack'; upTo: number }
+  /** An action invoked in the cloud for a device this edge serves; the outcome comes back as an invocation record. */
+  | { type: 'invoke'; id: string; deviceId: string; action: string; input: JsonValue | null; timeoutMs: number }
+  | { type: 'config'; config: EdgeConfig }
+  | { type: 'error'; message: string };
 
 export interface EdgeHeartbeat {
   at: number;

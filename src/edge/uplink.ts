@@ -49,6 +49,7 @@ export class UplinkSender {
   private connected = false;
   private sentUpTo = 0;
   private ackedUpTo = 0;
+  private highestSent = 0;
   private inFlight = 0;
   private pumping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -88,6 +89,14 @@ export class UplinkSender {
     this.pump();
   }
 
+  /**
+   * The highest sequence number ever sent: the cloud may have applied anything up to it (an ack
+   * can be lost with the link), so the quota policy must not count those records as dropped.
+   */
+  get sentUpToSeq(): number {
+    return Math.max(this.highestSent, this.ackedUpTo);
+  }
+
   /** Records acknowledged per second over the last 10 s. */
   drainRate(): number {
     const now = this.options.now();
@@ -117,6 +126,7 @@ export class UplinkSender {
       const frame = encodeBatch(records);
       if (!this.channel.sendBinary(frame)) return;
       this.sentUpTo = (records[records.length - 1] as SequencedRecord).seq;
+      this.highestSent = Math.max(this.highestSent, this.sentUpTo);
       this.inFlight++;
       if (this.options.drainRatePerSecond > 0) {
         const waitMs = (records.length / this.options.drainRatePerSecond) * 1000;

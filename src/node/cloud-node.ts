@@ -159,6 +159,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const presence = new PresenceBook();
     const twins = new TwinService({ repository: new SqliteTwins(db), modelOf, now, defaultDeliveryTtlMs: DEFAULT_SLEEPY_TTL_MS });
     let broker: EmbeddedMqttBroker | undefined;
+    let edgeHub: EdgeHub | undefined;
+    let commandsRef: CommandService | undefined;
     const liveBroker = () => {
       if (!broker) throw new Error('the MQTT broker is not running');
       return broker;
@@ -171,10 +173,28 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       queueTtlMs: { awake: DEFAULT_AWAKE_TTL_MS, sleepy: DEFAULT_SLEEPY_TTL_MS },
       lastSeen: (deviceId) => presence.lastSeen(deviceId),
       channel: {
-        reachable: (deviceId, action) => broker?.isListening(deviceId, thingTopics.action(deviceId, action)) ?? false,
-        send: (deviceId, action, request) => liveBroker().publish(thingTopics.action(deviceId, action), request),
+        // Devices served by an edge are reached through its link; the others on this broker.
+        reachable: async (deviceId, action) => {
+          const device = await registry.find(deviceId);
+          if (device?.edge && edgeHub) return edgeHub.isConnected(device.edge);
+          return broker?.isListening(deviceId, thingTopics.action(deviceId, action)) ?? false;
+        },
+        send: async (deviceId, action, request) => {
+          const device = await registry.find(deviceId);
+          if (device?.edge && edgeHub) {
+            const timeoutMs = (await commandsRef?.get(request.id))?.timeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
+            if (
+              !edgeHub.forwardAction(device.edge, { type: 'invoke', id: request.id, deviceId, action, input: request.input, timeoutMs })
+            ) {
+              throw new Error(`edge ${device.edge} is not connected`);
+            }
+            return;
+          }
+          await liveBroker().publish(thingTopics.action(deviceId, action), request);
+        },
       },
     });
+    commandsRef = commands;
     await twins.resumePending((deviceId) => registry.find(deviceId));
     const plant = plantAccess(registry, twins, commands);
     let edgeSync: EdgeSync | undefined;
@@ -236,9 +256,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       );
     });
 
-    const edgeHub = edgeDirectory
+    edgeHub = edgeDirectory
       ? new EdgeHub({
           edges: edgeDirectory,
+          commands,
           registry,
           devices,
           models,

@@ -3,7 +3,7 @@ import { existsSync, statfsSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import type { AgentEngine, AlarmService } from '../agents/index.js';
 import type { EventBus } from '../bus/index.js';
-import { type CommandService, isFinished } from '../commands/index.js';
+import { type CommandService, type InvocationStatus, isFinished } from '../commands/index.js';
 import {
   type CloudToEdge,
   decodeBatch,
@@ -21,6 +21,7 @@ import type { ModelCatalog, ThingModelVersion } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
 import type { SqliteDevices, SqliteOutbox } from '../store/sqlite/index.js';
+import { CLOUD_INVOCATION_PREFIX } from '../store/sqlite/index.js';
 import type { JsonValue, TelemetrySample } from '../telemetry/index.js';
 import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import type { TwinService } from '../twin/index.js';
@@ -53,6 +54,7 @@ export interface EdgeHubParts {
   models: ModelCatalog;
   agents: AgentEngine;
   twins: TwinService;
+  commands: CommandService;
   bus: EventBus<IngestEvents>;
   logger: Logger;
   now(): number;
@@ -99,6 +101,17 @@ export class EdgeHub {
     const edge = await this.parts.edges.get(edgeId);
     session.send({ type: 'ack', upTo: edge.appliedSeq });
     await this.pushConfig(edgeId, true);
+    // Actions that waited for this edge's devices can go now.
+    const served = await this.parts.registry.list({ edge: edgeId, limit: 10_000 });
+    for (const device of served.items) await this.parts.commands.deviceAwake(device);
+  }
+
+  /** Sends an action to the edge serving the device; false when the link is down. */
+  forwardAction(edgeId: string, message: Extract<CloudToEdge, { type: 'invoke' }>): boolean {
+    const session = this.sessions.get(edgeId);
+    if (!session) return false;
+    session.send(message);
+    return true;
   }
 
   disconnected(edgeId: string, session: EdgeLinkSession): void {
@@ -153,6 +166,17 @@ export class EdgeHub {
         const list = samples.get(device.id) ?? [];
         list.push({ deviceId: device.id, deviceUid: device.uid, ts: record.ts, values: record.values });
         samples.set(device.id, list);
+      } else if (record.kind === 'invocation') {
+        const invocation = record.invocation as {
+          idempotencyKey?: string;
+          status: InvocationStatus;
+          output?: JsonValue;
+          error?: string;
+          completedAt?: number;
+        };
+        if (invocation.idempotencyKey?.startsWith(CLOUD_INVOCATION_PREFIX)) {
+          await this.parts.commands.completeRemotely(invocation.idempotencyKey.slice(CLOUD_INVOCATION_PREFIX.length), invocation);
+        }
       } else if (record.kind === 'twin') {
         const device = await this.parts.registry.find(record.deviceId);
         if (!device) continue;
@@ -327,12 +351,25 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
       .then(() => appended())
       .catch((error: Error) => logger.error({ err: error.message }, 'outbox append failed'));
   };
+  let trailingQuotaCheck: NodeJS.Timeout | undefined;
   const appended = () => {
     const now = parts.now();
-    if (now - lastQuotaCheck >= QUOTA_CHECK_MS) {
+    if (now - lastQuotaCheck < QUOTA_CHECK_MS) {
+      // Throttled, but never skipped: what arrived since the last check is checked once more.
+      if (!trailingQuotaCheck) {
+        trailingQuotaCheck = setTimeout(
+          () => {
+            trailingQuotaCheck = undefined;
+            appended();
+          },
+          QUOTA_CHECK_MS - (now - lastQuotaCheck),
+        );
+        trailingQuotaCheck.unref();
+      }
+    } else {
       lastQuotaCheck = now;
       outbox
-        .enforceQuota(options.quotaBytes, options.policy, now)
+        .enforceQuota(options.quotaBytes, options.policy, now, sender.sentUpToSeq)
         .then(
           (gap) => gap && logger.warn({ dropped: gap.total, policy: gap.policy }, 'outbox full: telemetry dropped and reported as a gap'),
         )
@@ -422,6 +459,25 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     return results;
   };
 
+  const runForwardedAction = async (frame: Extract<CloudToEdge, { type: 'invoke' }>) => {
+    const idempotencyKey = `${CLOUD_INVOCATION_PREFIX}${frame.id}`;
+    try {
+      const device = await parts.registry.get(frame.deviceId);
+      await parts.commands.invoke(device, {
+        action: frame.action,
+        input: frame.input,
+        idempotencyKey,
+        timeoutMs: frame.timeoutMs,
+        actor: 'cloud',
+      });
+    } catch (error) {
+      // The cloud's invocation must not wait for its TTL when the edge cannot run it at all.
+      enqueue([
+        { kind: 'invocation', invocation: { idempotencyKey, status: 'failed', error: (error as Error).message, completedAt: parts.now() } },
+      ]);
+    }
+  };
+
   const link = new EdgeLinkClient({
     cloudUrl: options.cloudUrl,
     edgeId: options.edgeId,
@@ -449,6 +505,8 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
           .acknowledged(frame.upTo)
           .then(() => resume && sender.linkUp())
           .catch((error: Error) => logger.error({ err: error.message }, 'trimming the outbox failed'));
+      } else if (frame.type === 'invoke') {
+        runForwardedAction(frame).catch((error: Error) => logger.error({ err: error.message }, 'forwarded action failed'));
       } else if (frame.type === 'config') {
         reconcile(frame.config)
           .then((results) => {
@@ -509,6 +567,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     dropLink: () => link.drop(),
     stop: () => {
       clearInterval(heartbeat);
+      clearTimeout(trailingQuotaCheck);
       sender.stop();
       link.stop();
     },

@@ -10,6 +10,9 @@ import type {
 } from '../../edge/index.js';
 import type { SqliteDatabase } from './database.js';
 
+/** Idempotency-key prefix an edge gives invocations forwarded by its cloud. */
+export const CLOUD_INVOCATION_PREFIX = 'cloud:';
+
 function deviceOf(record: UplinkRecord): string | null {
   return record.kind === 'telemetry' || record.kind === 'twin' ? record.deviceId : null;
 }
@@ -78,16 +81,16 @@ export class SqliteOutbox implements Outbox {
    * downsample deletes every other sample of the oldest half. Either way the loss is counted per
    * device and returned as a gap report, which is itself queued for the cloud.
    */
-  async enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number): Promise<GapReport | undefined> {
+  async enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number, sentUpTo = 0): Promise<GapReport | undefined> {
     const total = (this.db.prepare<[], { bytes: number | null }>('SELECT sum(bytes) AS bytes FROM outbox').get()?.bytes ?? 0) as number;
     if (total <= quotaBytes) return undefined;
     // Free a tenth of the quota beyond the excess, so the policy does not run on every append.
     const toFree = total - quotaBytes + Math.floor(quotaBytes / 10);
     const candidates = this.db
-      .prepare<[], { seq: number; device_id: string; ts: number; bytes: number }>(
-        "SELECT seq, device_id, ts, bytes FROM outbox WHERE kind = 'telemetry' ORDER BY seq",
+      .prepare<[number], { seq: number; device_id: string; ts: number; bytes: number }>(
+        "SELECT seq, device_id, ts, bytes FROM outbox WHERE kind = 'telemetry' AND seq > ? ORDER BY seq",
       )
-      .iterate();
+      .iterate(sentUpTo);
     const victims: { seq: number; device_id: string; ts: number }[] = [];
     let freed = 0;
     let index = 0;
@@ -159,9 +162,11 @@ export class SqliteEdges implements EdgeRepository {
       .map((row) => JSON.parse(row.record) as EdgeRecord);
   }
   async update(edge: EdgeRecord): Promise<void> {
-    // The applied mark is owned by applyUplink: never move it back from a stale copy.
+    // The applied mark and the gap totals are owned by applyUplink: a stale copy (read before a
+    // batch committed) never moves them back.
     const current = await this.get(edge.id);
-    this.writeRecord.run(JSON.stringify({ ...edge, appliedSeq: Math.max(edge.appliedSeq, current?.appliedSeq ?? 0) }), edge.id);
+    const gaps = current && current.gaps.reports > edge.gaps.reports ? current.gaps : edge.gaps;
+    this.writeRecord.run(JSON.stringify({ ...edge, appliedSeq: Math.max(edge.appliedSeq, current?.appliedSeq ?? 0), gaps }), edge.id);
   }
   async tokenHash(id: string): Promise<string | undefined> {
     return this.db.prepare<[string], { token_hash: string }>('SELECT token_hash FROM edges WHERE id = ?').get(id)?.token_hash;
@@ -210,7 +215,9 @@ export class SqliteEdges implements EdgeRepository {
             break;
           }
           case 'invocation': {
-            const i = record.invocation as { id: string; deviceId: string; status: string; createdAt: number };
+            const i = record.invocation as { id: string; deviceId: string; status: string; createdAt: number; idempotencyKey?: string };
+            // The outcome of an action the cloud forwarded completes the cloud's own invocation instead.
+            if (i.idempotencyKey?.startsWith(CLOUD_INVOCATION_PREFIX)) break;
             const uid = deviceUid(i.deviceId);
             if (uid === undefined) {
               skippedUnknownDevice++;
