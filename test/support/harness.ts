@@ -36,7 +36,8 @@ export function testConfig(overrides: Partial<NodeConfig> = {}): NodeConfig {
   const { config } = resolveConfig({ env: {} });
   return {
     ...config,
-    dataDir: tempDir(),
+    // Only made when not given: a restart on an existing dataDir must not leak an empty one.
+    dataDir: overrides.dataDir ?? tempDir(),
     httpPort: 0,
     httpHost: '127.0.0.1',
     mqttPort: 0,
