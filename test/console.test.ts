@@ -115,7 +115,7 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
   it('shows the overview from the API: device counts, presence and ingest rate', async () => {
     await page.getByTestId('device-total').getByText('3').waitFor();
     await page.getByTestId('presence-online').waitFor();
-    await until(async () => /\/s$/.test(await page.getByTestId('ingest-rate').innerText()), 'an ingest rate');
+    await until(async () => /\/s$/.test((await page.getByTestId('ingest-rate').textContent()) ?? ''), 'an ingest rate');
     await shot('02-overview');
   });
 
@@ -162,7 +162,7 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
     assert.equal(twin.body.desired.speed, 42);
     // The simulated pump applies the setpoint and reports its speed converging on it.
     await until(
-      async () => Math.abs(Number.parseFloat(await page.getByTestId('twin-reported-speed').innerText()) - 42) < 5,
+      async () => Math.abs(Number.parseFloat((await page.getByTestId('twin-reported-speed').textContent()) ?? '') - 42) < 5,
       'reported speed near 42',
       20_000,
     );
@@ -217,6 +217,179 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
     await page.getByRole('heading', { name: 'Centrifugal pump' }).waitFor();
     await page.getByRole('row', { name: /bearingTemperature/ }).waitFor();
     await shot('09-model');
+  });
+
+  it('summarises the fleet in one call: GET /api/v1/devices/summary', async () => {
+    const summary = await t.api<{ total: number; byModel: Record<string, number>; byPresence: Record<string, number> }>(
+      '/api/v1/devices/summary',
+    );
+    assert.equal(summary.status, 200);
+    assert.equal(summary.body.total, 3);
+    assert.deepEqual(summary.body.byModel, { 'centrifugal-pump': 2, 'control-valve': 1 });
+    assert.deepEqual(Object.keys(summary.body.byPresence).sort(), ['asleep', 'offline', 'online', 'unknown']);
+    assert.equal(
+      Object.values(summary.body.byPresence).reduce((a, b) => a + b, 0),
+      3,
+    );
+  });
+
+  describe('agents, approvals and alarms', () => {
+    const AGENT = 'console-stop';
+    const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
+
+    before(async () => {
+      // An approve-mode agent whose condition holds on the first sample: each pump gets one
+      // decision awaiting approval (stop it) and one alarm, deterministically.
+      const created = await t.api('/api/v1/agents', {
+        method: 'POST',
+        body: {
+          id: AGENT,
+          name: 'Console test stop',
+          description: 'Proposes stopping every pump, so that the console has something to approve.',
+          mode: 'approve',
+          perceive: { devices: { model: 'centrifugal-pump' } },
+          judge: { when: 'speed >= 0' },
+          act: { steps: [{ invoke: { action: 'stop' } }] },
+          approval: { expiresIn: '15m' },
+          alarm: { type: 'console-test', severity: 'major' },
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await until(async () => {
+        const approvals = await t.api<{ items: { deviceId: string; agentId: string }[] }>('/api/v1/approvals');
+        return approvals.body.items.some((d) => d.agentId === AGENT && d.deviceId === 'pump-0002');
+      }, 'a decision awaiting approval for pump-0002');
+      await until(async () => {
+        const alarms = await t.api<{ items: { deviceId: string; agentId: string }[] }>(`/api/v1/alarms?agent=${AGENT}`);
+        return alarms.body.items.some((a) => a.deviceId === 'pump-0002');
+      }, 'an alarm for pump-0002');
+    });
+
+    it('shows active alarms and approvals waiting on the overview', async () => {
+      await page.goto(t.node.httpUrl);
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      await until(async () => Number((await page.getByTestId('approval-total').textContent()) ?? '') >= 1, 'approvals on the overview');
+      await until(async () => Number((await page.getByTestId('alarm-total').textContent()) ?? '') >= 1, 'alarms on the overview');
+      await page.getByRole('link', { name: 'Invoke stop on pump-0002' }).waitFor();
+      await shot('11-overview-agents');
+    });
+
+    it('lists the agent with its mode and shows its definition and decision log', async () => {
+      await nav('Agents').click();
+      await page.getByRole('heading', { name: 'Agents' }).waitFor();
+      const row = page.getByRole('row', { name: /Console test stop/ });
+      await row.getByText('approve', { exact: true }).waitFor();
+      await row.getByText('enabled', { exact: true }).waitFor();
+      await shot('12-agents');
+      await row.getByRole('link', { name: 'Console test stop' }).click();
+      await page.getByRole('heading', { name: 'Console test stop' }).waitFor();
+      await page.getByTestId('agent-definition').getByText('when: speed >= 0').waitFor();
+      await page.getByRole('button', { name: 'JSON' }).click();
+      await page.getByTestId('agent-definition').getByText('"when": "speed >= 0"').waitFor();
+      const log = page.getByTestId('decision-log');
+      await log.getByRole('link', { name: 'pump-0002', exact: true }).waitFor();
+      await page.getByLabel('Device').fill('pump-0002');
+      await page.waitForURL(/device=pump-0002/);
+      await until(
+        async () => (await log.getByRole('link', { name: 'pump-0001', exact: true }).count()) === 0,
+        'the log filtered to pump-0002',
+      );
+      await log.getByText('awaiting-approval').first().waitFor();
+      await shot('13-agent');
+    });
+
+    it('approves a decision from the queue: it is executed and recorded as approved', async () => {
+      await nav('Approvals').click();
+      await page.getByRole('heading', { name: 'Approvals' }).waitFor();
+      const card = page.getByTestId('approval-pump-0002');
+      await card.getByText('Invoke stop on pump-0002').waitFor();
+      await card.getByText(/expires in \d+ min/).waitFor();
+      await shot('14-approvals');
+      await card.getByRole('button', { name: `Approve ${AGENT} on pump-0002` }).click();
+      const dialog = page.getByRole('dialog', { name: 'Approve and execute on pump-0002?' });
+      await dialog.getByText('Invoke stop on pump-0002').waitFor();
+      await shot('15-approve-confirm');
+      await dialog.getByRole('button', { name: 'Approve and execute' }).click();
+      const decided = page.getByTestId('approvals-decided');
+      await decided.getByText('executed (approved by api)').waitFor();
+      assert.equal(await page.getByTestId('approval-pump-0002').count(), 0, 'the approved decision leaves the queue');
+      await decided.getByRole('link', { name: 'view the decision' }).click();
+      await page.getByRole('heading', { name: 'Decision on pump-0002' }).waitFor();
+      await page.getByTestId('decision-outcome').getByText('executed (approved by api)').waitFor();
+      await page
+        .getByTestId('decision-approval')
+        .getByText(/approved by api/)
+        .waitFor();
+      await page.getByTestId('decision-actions').getByText('Invoke stop on pump-0002').waitFor();
+      await page.getByText('speed >= 0 held').waitFor();
+      await shot('16-decision');
+      const approvals = await t.api<{ items: { deviceId: string; agentId: string }[] }>('/api/v1/approvals');
+      assert.ok(!approvals.body.items.some((d) => d.agentId === AGENT && d.deviceId === 'pump-0002'));
+    });
+
+    it('acknowledges an alarm and shows the history', async () => {
+      await nav('Alarms').click();
+      await page.getByRole('heading', { name: 'Alarms' }).waitFor();
+      const row = page.getByTestId('alarm-pump-0002');
+      await row.getByTestId('alarm-state').getByText('active').waitFor();
+      await shot('17-alarms');
+      await row.getByRole('button', { name: 'Acknowledge console-test on pump-0002' }).click();
+      await row.getByTestId('alarm-state').getByText('acknowledged').waitFor();
+      const alarms = await t.api<{ items: { deviceId: string; state: string; acknowledgedBy?: string }[] }>(
+        `/api/v1/alarms?agent=${AGENT}`,
+      );
+      const acknowledged = alarms.body.items.find((a) => a.deviceId === 'pump-0002');
+      assert.equal(acknowledged?.state, 'acknowledged');
+      assert.equal(acknowledged?.acknowledgedBy, 'api');
+      await row.getByText('History').click();
+      await row.getByText(/acknowledged \(major\) by api/).waitFor();
+      await shot('18-alarms-acknowledged');
+      await page.getByRole('button', { name: 'History', exact: true }).click();
+      await page.waitForURL(/view=history/);
+      await page.getByTestId('alarm-pump-0002').waitFor();
+    });
+
+    it('switches mode and disables the agent, each after a confirmation', async () => {
+      await page.goto(`${t.node.httpUrl}/agents/${AGENT}`);
+      await page.getByRole('heading', { name: 'Console test stop' }).waitFor();
+      await page.getByRole('button', { name: 'Shadow' }).click();
+      const dialog = page.getByRole('dialog', { name: `Switch ${AGENT} to shadow mode?` });
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      assert.equal((await t.api<{ mode: string }>(`/api/v1/agents/${AGENT}`)).body.mode, 'approve', 'cancel changes nothing');
+
+      await page.getByRole('button', { name: 'Shadow' }).click();
+      await dialog.getByRole('button', { name: 'Switch to shadow' }).click();
+      await page.getByTestId('agent-saved').getByText('Mode switched to shadow.').waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Shadow' }).getAttribute('aria-pressed'), 'true');
+      assert.equal((await t.api<{ mode: string }>(`/api/v1/agents/${AGENT}`)).body.mode, 'shadow');
+
+      await page.getByRole('button', { name: 'Disable agent' }).click();
+      await page
+        .getByRole('dialog', { name: `Disable ${AGENT}?` })
+        .getByRole('button', { name: 'Disable', exact: true })
+        .click();
+      await page.getByTestId('agent-saved').getByText('Agent disabled.').waitFor();
+      await page.getByRole('button', { name: 'Enable agent' }).waitFor();
+      assert.equal((await t.api<{ enabled: boolean }>(`/api/v1/agents/${AGENT}`)).body.enabled, false);
+      await shot('19-agent-controls');
+    });
+
+    it('lays out the new screens at tablet width', async () => {
+      await page.setViewportSize({ width: 768, height: 1024 });
+      for (const [path, heading] of [
+        ['/alarms', 'Alarms'],
+        ['/approvals', 'Approvals'],
+        [`/agents/${AGENT}`, 'Console test stop'],
+      ] as const) {
+        await page.goto(`${t.node.httpUrl}${path}`);
+        await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+        const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+        assert.ok(overflow <= 0, `no horizontal scrolling at 768 px on ${path} (overflow ${overflow}px)`);
+      }
+      await shot('20-agent-tablet');
+      await page.setViewportSize({ width: 1280, height: 800 });
+    });
   });
 
   it('is keyboard reachable: tabbing reaches the navigation', async () => {

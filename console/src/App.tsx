@@ -2,6 +2,10 @@ import { type MouseEvent, useCallback, useMemo, useState } from 'react';
 import { ApiClient, type ApiError } from './api/client';
 import { href, navigate, type Route, useRoute } from './lib/router';
 import { ApiContext, storedKey, storeKey } from './lib/session';
+import { AgentDetail, Agents } from './screens/Agents';
+import { Alarms } from './screens/Alarms';
+import { Approvals } from './screens/Approvals';
+import { Decision } from './screens/Decision';
 import { DeviceDetail } from './screens/DeviceDetail';
 import { Devices } from './screens/Devices';
 import { ModelDetail, Models } from './screens/Models';
@@ -12,6 +16,9 @@ const NAV: { label: string; to: string; active: (route: Route) => boolean }[] = 
   { label: 'Overview', to: href.overview(), active: (r) => r.name === 'overview' },
   { label: 'Devices', to: href.devices(), active: (r) => r.name === 'devices' || r.name === 'device' },
   { label: 'Models', to: href.models(), active: (r) => r.name === 'models' || r.name === 'model' },
+  { label: 'Agents', to: href.agents(), active: (r) => r.name === 'agents' || r.name === 'agent' || r.name === 'decision' },
+  { label: 'Approvals', to: href.approvals(), active: (r) => r.name === 'approvals' },
+  { label: 'Alarms', to: href.alarms(), active: (r) => r.name === 'alarms' },
 ];
 
 /** Same-origin links navigate inside the app; modified clicks keep the browser's behaviour. */
@@ -100,6 +107,16 @@ function Screen({ route }: { route: Route }) {
       return <Models />;
     case 'model':
       return <ModelDetail key={route.id} id={route.id} />;
+    case 'agents':
+      return <Agents />;
+    case 'agent':
+      return <AgentDetail key={route.id} id={route.id} query={route.query} />;
+    case 'decision':
+      return <Decision key={route.id} id={route.id} />;
+    case 'approvals':
+      return <Approvals />;
+    case 'alarms':
+      return <Alarms key={route.query.get('view') ?? 'active'} query={route.query} />;
     default:
       return (
         <section>

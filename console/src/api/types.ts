@@ -123,3 +123,108 @@ export interface StreamMessage {
   ts: number;
   values: Record<string, unknown>;
 }
+
+export interface DeviceSummary {
+  total: number;
+  byModel: Record<string, number>;
+  byPresence: { online: number; asleep: number; offline: number; unknown: number };
+}
+
+export type AgentMode = 'auto' | 'approve' | 'shadow';
+
+/** An agent definition as the node returns it (see src/agents/definition.ts); only what the console reads is typed. */
+export interface AgentDefinition {
+  id: string;
+  name?: string;
+  description?: string;
+  mode?: AgentMode;
+  enabled?: boolean;
+  perceive: { devices: { ids?: string[]; model?: string; attributes?: Record<string, string | number | boolean> }; [key: string]: unknown };
+  judge: { when?: string; clear?: string; for?: string; [key: string]: unknown };
+  act?: { steps: unknown[] };
+  alarm?: { type?: string; severity: string; [key: string]: unknown };
+  approval?: { expiresIn: string };
+  [key: string]: unknown;
+}
+
+export interface AgentList {
+  items: AgentDefinition[];
+  killSwitchEngaged: boolean;
+}
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+export type DecisionOutcome = 'executed' | 'refused' | 'shadow' | 'awaiting-approval' | 'rejected' | 'expired' | 'failed';
+
+export interface PlannedAction {
+  kind: 'set' | 'invoke';
+  deviceId: string;
+  property?: string;
+  value?: JsonValue;
+  previous?: JsonValue | null;
+  action?: string;
+  input?: Record<string, JsonValue>;
+  invocationId?: string;
+  error?: string;
+}
+
+export interface Verification {
+  expect: string;
+  deadline: number;
+  status: 'pending' | 'verified' | 'failed';
+  attempts: number;
+  checkedAt?: number;
+  followUp: string[];
+}
+
+export interface DecisionRecord {
+  id: string;
+  agentId: string;
+  deviceId: string;
+  ts: number;
+  mode: AgentMode;
+  trigger: 'condition' | 'missing-data';
+  inputs: {
+    values: Record<string, { value: JsonValue; ts: number }>;
+    windows: Record<string, number | null>;
+    detectors: Record<string, { flagged: boolean; score: number | null }>;
+    related: Record<string, string | null>;
+  };
+  judgment: { condition?: string; detectorsFlagged: string[]; summary: string };
+  actions: PlannedAction[];
+  safety: { passed: string[]; refused?: string };
+  outcome: DecisionOutcome;
+  approval?: { expiresAt: number; decidedBy?: string; decidedAt?: number; verdict?: 'approved' | 'rejected' | 'expired' };
+  verification?: Verification;
+  alarmId?: string;
+}
+
+export type AlarmState = 'active' | 'acknowledged' | 'cleared';
+
+export interface AlarmHistoryEntry {
+  ts: number;
+  event: 'raised' | 'repeated' | 'escalated' | 'acknowledged' | 'cleared';
+  severity: string;
+  by?: string;
+  note?: string;
+}
+
+export interface Alarm {
+  id: string;
+  agentId: string;
+  deviceId: string;
+  type: string;
+  severity: 'critical' | 'major' | 'minor' | 'warning' | string;
+  state: AlarmState;
+  message: string;
+  count: number;
+  raisedAt: number;
+  lastRaisedAt: number;
+  decisionId?: string;
+  acknowledgedAt?: number;
+  acknowledgedBy?: string;
+  clearedAt?: number;
+  clearedBy?: string;
+  history: AlarmHistoryEntry[];
+  notifications: { sink: string; event: string; ts: number; status: 'delivered' | 'failed'; attempts: number; error?: string }[];
+}

@@ -6,6 +6,11 @@ export type Route =
   | { name: 'device'; id: string }
   | { name: 'models' }
   | { name: 'model'; id: string }
+  | { name: 'agents' }
+  | { name: 'agent'; id: string; query: URLSearchParams }
+  | { name: 'decision'; id: string }
+  | { name: 'approvals' }
+  | { name: 'alarms'; query: URLSearchParams }
   | { name: 'not-found'; path: string };
 
 export function parseRoute(pathname: string, search: string): Route {
@@ -15,6 +20,11 @@ export function parseRoute(pathname: string, search: string): Route {
   if (parts[0] === 'devices' && parts.length === 2) return { name: 'device', id: parts[1] as string };
   if (parts[0] === 'models' && parts.length === 1) return { name: 'models' };
   if (parts[0] === 'models' && parts.length === 2) return { name: 'model', id: parts[1] as string };
+  if (parts[0] === 'agents' && parts.length === 1) return { name: 'agents' };
+  if (parts[0] === 'agents' && parts.length === 2) return { name: 'agent', id: parts[1] as string, query: new URLSearchParams(search) };
+  if (parts[0] === 'decisions' && parts.length === 2) return { name: 'decision', id: parts[1] as string };
+  if (parts[0] === 'approvals' && parts.length === 1) return { name: 'approvals' };
+  if (parts[0] === 'alarms' && parts.length === 1) return { name: 'alarms', query: new URLSearchParams(search) };
   return { name: 'not-found', path: pathname };
 }
 
@@ -47,4 +57,10 @@ export const href = {
   device: (id: string) => `/devices/${encodeURIComponent(id)}`,
   models: () => '/models',
   model: (id: string) => `/models/${encodeURIComponent(id)}`,
+  agents: () => '/agents',
+  agent: (id: string, query?: { device?: string }) =>
+    `/agents/${encodeURIComponent(id)}${query?.device ? `?device=${encodeURIComponent(query.device)}` : ''}`,
+  decision: (id: string) => `/decisions/${encodeURIComponent(id)}`,
+  approvals: () => '/approvals',
+  alarms: (query?: { view?: 'history' }) => (query?.view ? `/alarms?view=${query.view}` : '/alarms'),
 };

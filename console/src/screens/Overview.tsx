@@ -1,60 +1,56 @@
-import { type ComponentType, useEffect, useRef, useState } from 'react';
-import type { DevicePage, ModelSummary, Presence } from '../api/types';
+import { useEffect, useRef, useState } from 'react';
+import type { Alarm, DecisionRecord, DeviceSummary, ModelSummary } from '../api/types';
 import { Empty, ErrorState, Loading } from '../components/states';
-import { formatSpan } from '../lib/format';
+import { alarmsPath, countBySeverity, describeAction, expiryText, sortOpenAlarms } from '../lib/agents';
+import { formatAgo, formatSpan } from '../lib/format';
 import { type CounterSample, counterValue, ratePerSecond } from '../lib/metrics';
 import { href } from '../lib/router';
-import { mapLimit } from '../lib/search';
 import { useApi } from '../lib/session';
-import { useLoad } from '../lib/useApi';
+import { type Loadable, useLoad } from '../lib/useApi';
 
-/** Presence is read per device until the API has an aggregate; this many devices are sampled at most. */
-const PRESENCE_SAMPLE = 200;
 const REFRESH_MS = 5_000;
+const SUMMARY_REFRESH_MS = 15_000;
+const SHOWN = 5;
 
-/**
- * The overview is a list of panels, each backed by one API. Panels for agents, alarms and edges
- * join this list when their endpoints exist.
- */
-const PANELS: { id: string; Panel: ComponentType }[] = [
-  { id: 'devices', Panel: DevicesPanel },
-  { id: 'presence', Panel: PresencePanel },
-  { id: 'ingest', Panel: IngestPanel },
-];
-
+/** Every panel is backed by one API; the fleet summary feeds both the device and presence panels. */
 export function Overview() {
+  const api = useApi();
+  const summary = useLoad(async (signal) => {
+    const [counts, models] = await Promise.all([
+      api.get<DeviceSummary>('/api/v1/devices/summary', signal),
+      api.get<{ items: ModelSummary[] }>('/api/v1/models', signal),
+    ]);
+    return { counts, titles: Object.fromEntries(models.items.map((m) => [m.id, m.title])) as Record<string, string> };
+  }, []);
+  const reloadSummary = summary.reload;
+  useEffect(() => {
+    const timer = setInterval(reloadSummary, SUMMARY_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [reloadSummary]);
   return (
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
       <div className="panels">
-        {PANELS.map(({ id, Panel }) => (
-          <Panel key={id} />
-        ))}
+        <AlarmsPanel />
+        <ApprovalsPanel />
+        <DevicesPanel state={summary.state} retry={reloadSummary} />
+        <PresencePanel state={summary.state} retry={reloadSummary} />
+        <IngestPanel />
       </div>
     </section>
   );
 }
 
-function DevicesPanel() {
-  const api = useApi();
-  const { state, reload } = useLoad(async (signal) => {
-    const [all, models] = await Promise.all([
-      api.get<DevicePage>('/api/v1/devices?limit=1', signal),
-      api.get<{ items: ModelSummary[] }>('/api/v1/models', signal),
-    ]);
-    const byModel = await mapLimit(models.items, 6, async (model) => ({
-      model,
-      total: (await api.get<DevicePage>(`/api/v1/devices?limit=1&model=${encodeURIComponent(model.id)}`, signal)).total,
-    }));
-    return { total: all.total, byModel };
-  }, []);
+type SummaryState = Loadable<{ counts: DeviceSummary; titles: Record<string, string> }>;
+
+function DevicesPanel({ state, retry }: { state: SummaryState; retry: () => void }) {
   return (
     <article className="panel" aria-labelledby="panel-devices">
       <h2 id="panel-devices">Devices</h2>
       {state.status === 'loading' && <Loading what="devices" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
+      {state.status === 'error' && <ErrorState error={state.error} retry={retry} />}
       {state.status === 'ready' &&
-        (state.data.total === 0 ? (
+        (state.data.counts.total === 0 ? (
           <Empty>
             <p>No devices are registered yet.</p>
             <p>
@@ -64,7 +60,7 @@ function DevicesPanel() {
         ) : (
           <>
             <p className="big" data-testid="device-total">
-              {state.data.total}
+              {state.data.counts.total}
             </p>
             <table>
               <caption className="sr-only">Devices by model</caption>
@@ -77,12 +73,12 @@ function DevicesPanel() {
                 </tr>
               </thead>
               <tbody>
-                {state.data.byModel
-                  .filter((entry) => entry.total > 0)
-                  .map(({ model, total }) => (
-                    <tr key={model.id}>
+                {Object.entries(state.data.counts.byModel)
+                  .sort(([a], [b]) => a.localeCompare(b))
+                  .map(([model, total]) => (
+                    <tr key={model}>
                       <td>
-                        <a href={href.devices({ model: model.id })}>{model.title}</a> <span className="muted">{model.id}</span>
+                        <a href={href.devices({ model })}>{state.data.titles[model] ?? model}</a> <span className="muted">{model}</span>
                       </td>
                       <td className="num">{total}</td>
                     </tr>
@@ -95,49 +91,122 @@ function DevicesPanel() {
   );
 }
 
-const STATUS_ORDER = ['online', 'asleep', 'offline', 'unknown'];
+const STATUS_ORDER = ['online', 'asleep', 'offline', 'unknown'] as const;
 
-function PresencePanel() {
-  const api = useApi();
-  const { state, reload } = useLoad(async (signal) => {
-    const page = await api.get<DevicePage>(`/api/v1/devices?limit=${PRESENCE_SAMPLE}`, signal);
-    const presences = await mapLimit(page.items, 8, (device) =>
-      api.get<Presence>(`/api/v1/devices/${encodeURIComponent(device.id)}/presence`, signal),
-    );
-    const counts: Record<string, number> = {};
-    for (const presence of presences) counts[presence.status] = (counts[presence.status] ?? 0) + 1;
-    return { counts, sampled: page.items.length, total: page.total };
-  }, []);
-  useEffect(() => {
-    const timer = setInterval(reload, REFRESH_MS * 3);
-    return () => clearInterval(timer);
-  }, [reload]);
+function PresencePanel({ state, retry }: { state: SummaryState; retry: () => void }) {
   return (
     <article className="panel" aria-labelledby="panel-presence">
       <h2 id="panel-presence">Presence</h2>
       {state.status === 'loading' && <Loading what="presence" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
+      {state.status === 'error' && <ErrorState error={state.error} retry={retry} />}
       {state.status === 'ready' &&
-        (state.data.sampled === 0 ? (
+        (state.data.counts.total === 0 ? (
           <Empty>
             <p>No devices to report on.</p>
           </Empty>
         ) : (
+          <ul className="status-counts">
+            {STATUS_ORDER.map((status) => (
+              <li key={status} data-testid={`presence-${status}`}>
+                <span className={`badge ${status}`}>{status}</span> <strong>{state.data.counts.byPresence[status]}</strong>
+              </li>
+            ))}
+          </ul>
+        ))}
+    </article>
+  );
+}
+
+function usePolled<T>(load: (signal: AbortSignal) => Promise<T>) {
+  const result = useLoad(load, []);
+  const { reload } = result;
+  useEffect(() => {
+    const timer = setInterval(reload, REFRESH_MS * 2);
+    return () => clearInterval(timer);
+  }, [reload]);
+  return result;
+}
+
+function AlarmsPanel() {
+  const api = useApi();
+  const { state, reload } = usePolled(async (signal) =>
+    sortOpenAlarms((await api.get<{ items: Alarm[] }>(alarmsPath('active', { limit: 1000 }), signal)).items),
+  );
+  return (
+    <article className="panel" aria-labelledby="panel-alarms">
+      <h2 id="panel-alarms">
+        <a href={href.alarms()}>Active alarms</a>
+      </h2>
+      {state.status === 'loading' && <Loading what="alarms" />}
+      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
+      {state.status === 'ready' &&
+        (state.data.length === 0 ? (
+          <Empty>
+            <p>No open alarms.</p>
+          </Empty>
+        ) : (
           <>
+            <p className="big" data-testid="alarm-total">
+              {state.data.length}
+            </p>
             <ul className="status-counts">
-              {[...STATUS_ORDER, ...Object.keys(state.data.counts).filter((s) => !STATUS_ORDER.includes(s))].map((status) =>
-                state.data.counts[status] === undefined && !STATUS_ORDER.slice(0, 3).includes(status) ? null : (
-                  <li key={status} data-testid={`presence-${status}`}>
-                    <span className={`badge ${status}`}>{status}</span> <strong>{state.data.counts[status] ?? 0}</strong>
-                  </li>
-                ),
-              )}
+              {countBySeverity(state.data).map(({ severity, count }) => (
+                <li key={severity}>
+                  <span className={`badge severity-${severity}`}>{severity}</span> <strong>{count}</strong>
+                </li>
+              ))}
             </ul>
-            {state.data.total > state.data.sampled && (
-              <p className="muted">
-                Counted over the first {state.data.sampled} of {state.data.total} devices (by id).
+            <ul className="plain compact">
+              {state.data.slice(0, SHOWN).map((alarm) => (
+                <li key={alarm.id}>
+                  <span className={`badge state-${alarm.state}`}>{alarm.state}</span> {alarm.type} on{' '}
+                  <a href={href.device(alarm.deviceId)}>{alarm.deviceId}</a> <span className="muted">{formatAgo(alarm.raisedAt)}</span>
+                </li>
+              ))}
+            </ul>
+            {state.data.length > SHOWN && (
+              <p>
+                <a href={href.alarms()}>All {state.data.length} open alarms</a>
               </p>
             )}
+          </>
+        ))}
+    </article>
+  );
+}
+
+function ApprovalsPanel() {
+  const api = useApi();
+  const { state, reload } = usePolled(async (signal) => (await api.get<{ items: DecisionRecord[] }>('/api/v1/approvals', signal)).items);
+  const now = Date.now();
+  return (
+    <article className="panel" aria-labelledby="panel-approvals">
+      <h2 id="panel-approvals">
+        <a href={href.approvals()}>Approvals waiting</a>
+      </h2>
+      {state.status === 'loading' && <Loading what="approvals" />}
+      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
+      {state.status === 'ready' &&
+        (state.data.length === 0 ? (
+          <Empty>
+            <p>Nothing is waiting for an operator.</p>
+          </Empty>
+        ) : (
+          <>
+            <p className="big" data-testid="approval-total">
+              {state.data.length}
+            </p>
+            <ul className="plain compact">
+              {state.data.slice(0, SHOWN).map((d) => (
+                <li key={d.id}>
+                  <a href={href.decision(d.id)}>{d.actions[0] ? describeAction(d.actions[0]) : d.judgment.summary}</a>
+                  {d.approval && <span className="muted"> · {expiryText(d.approval.expiresAt, now)}</span>}
+                </li>
+              ))}
+            </ul>
+            <p>
+              <a href={href.approvals()}>Review the queue</a>
+            </p>
           </>
         ))}
     </article>
