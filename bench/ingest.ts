@@ -119,7 +119,7 @@ async function measuredLoad(config: LoadConfig, serverPid: number, onWindow: { s
 function countRows(dataDir: string): number | null {
   try {
     const db = new Database(join(dataDir, 'thingloop.db'), { readonly: true });
-    const row = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM samples').get();
+    const row = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM telemetry').get();
     db.close();
     return row?.n ?? null;
   } catch (error) {

@@ -32,6 +32,13 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(0)} MiB`;
 const pct = (n: number) => `${n.toFixed(0)} %`;
 
+/** Every acknowledged message must be a row; an unacked one may be stored too (its ack was lost on close). */
+function rowsCheck(rows: number | null, load: LoadResult): string {
+  if (rows === null) return 'n/a';
+  const ok = rows >= load.totalAcked && rows <= load.totalSent;
+  return `${int(rows)} / ${int(load.totalAcked)} ${ok ? 'OK' : 'LOSS'}`;
+}
+
 function rows(figures: TargetFigures): [string, string][] {
   const { load, server, generator } = figures;
   const l: LatencySummary = load.latency;
@@ -52,7 +59,7 @@ function rows(figures: TargetFigures): [string, string][] {
     const t = figures.thingloop;
     out.push(
       ['stored values / expected', `${int(t.valuesStored)} / ${int(t.expectedValues)} ${t.countersMatch ? 'OK' : 'MISMATCH'}`],
-      ['rows in samples table', t.rowsInDatabase === null ? 'n/a' : int(t.rowsInDatabase)],
+      ['rows in telemetry / acked msgs', rowsCheck(t.rowsInDatabase, load)],
       ['batches (samples/batch)', `${int(t.batches)} (${t.samplesPerBatch.toFixed(0)})`],
       ['batch commit mean (p99 ≤)', `${ms(t.batchMeanMs)} (${ms(t.batchP99UpperMs)})`],
       ['event-loop lag p50/p99/max', `${ms(t.eventLoopLagMs.p50)} / ${ms(t.eventLoopLagMs.p99)} / ${ms(t.eventLoopLagMs.max)}`],

@@ -56,12 +56,17 @@ export async function startNode(options: StartOptions = {}): Promise<NodeProcess
   );
   const logLines: string[] = [];
   forwardLines(child.stdout, (line) => {
-    if (logLines.length < 200) logLines.push(line);
+    logLines.push(line);
+    if (logLines.length > 200) logLines.splice(20, 1);
     if (logLines.length <= 5) process.stderr.write(`[node] ${line}\n`);
   });
   // Deprecation warnings of dependencies are noise here; anything else is shown.
   forwardLines(child.stderr, (line) => {
     if (!/Deprecation|trace-warnings/.test(line)) process.stderr.write(`[node] ${line}\n`);
+  });
+  child.once('exit', (code, signal) => {
+    if (code !== 0)
+      process.stderr.write(`[node] exited (code ${code}, signal ${signal}); last log lines:\n${logLines.slice(-10).join('\n')}\n`);
   });
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   const ready = waitFor(async () => (await fetch(`${httpUrl}/readyz`)).ok, 60_000, 'the Thingloop node to be ready');
@@ -69,7 +74,7 @@ export async function startNode(options: StartOptions = {}): Promise<NodeProcess
   return { child, pid: child.pid as number, httpUrl, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminKey, dataDir, logLines };
 }
 
-async function api<T>(node: NodeProcess, method: string, path: string, body: unknown): Promise<T> {
+export async function api<T>(node: NodeProcess, method: string, path: string, body: unknown): Promise<T> {
   const response = await fetch(`${node.httpUrl}/api/v1${path}`, {
     method,
     headers: { authorization: `Bearer ${node.adminKey}`, 'content-type': 'application/json' },
@@ -81,9 +86,14 @@ async function api<T>(node: NodeProcess, method: string, path: string, body: unk
 
 export type Credentials = { id: string; token: string };
 
-/** Registers the model and `count` devices, `concurrency` requests at a time. */
-export async function registerFleet(node: NodeProcess, count: number, concurrency: number): Promise<Credentials[]> {
-  await api(node, 'PUT', `/models/${MODEL_ID}`, benchModel());
+/** Registers the model (the 10-property sensor by default) and `count` devices, `concurrency` requests at a time. */
+export async function registerFleet(
+  node: NodeProcess,
+  count: number,
+  concurrency: number,
+  model: { id: string; document: unknown } = { id: MODEL_ID, document: benchModel() },
+): Promise<Credentials[]> {
+  await api(node, 'PUT', `/models/${model.id}`, model.document);
   const fleet: Credentials[] = new Array(count);
   let next = 0;
   let done = 0;
@@ -92,7 +102,7 @@ export async function registerFleet(node: NodeProcess, count: number, concurrenc
     while (next < count) {
       const index = next++;
       const id = `bench-${String(index).padStart(6, '0')}`;
-      const { token } = await api<{ token: string }>(node, 'POST', '/devices', { id, model: MODEL_ID });
+      const { token } = await api<{ token: string }>(node, 'POST', '/devices', { id, model: model.id });
       fleet[index] = { id, token };
       if (++done % 250 === 0 || done === count) process.stderr.write(`\r[setup] registered ${done}/${count} devices`);
     }
