@@ -613,4 +613,36 @@ describe('agents across a restart (keepData, same dataDir and clock)', () => {
       await t.stop();
     }
   });
+
+  test('after a restart, a decision computes from readings reported before it (seeded from the twin)', async () => {
+    let t = await startTestNode({}, clock);
+    const dataDir = t.config.dataDir;
+    try {
+      await putModels(t);
+      const { token } = await plantDevice(t, 'r-seed');
+      await createAgent(t, {
+        id: 'seeded',
+        perceive: { devices: { ids: ['r-seed'] } },
+        judge: { when: 'temperature > 80' },
+        act: { steps: [{ set: { property: 'speed', value: 'reported.speed - 10' } }] },
+      });
+      const before = await connectPlantDevice(t, 'r-seed', token);
+      await before.send({ temperature: 20, speed: 70 });
+      clock.advance(SECOND);
+      await t.stop({ keepData: true });
+
+      t = await startTestNode({ dataDir }, clock);
+      const after = await connectPlantDevice(t, 'r-seed', token);
+      // Only the temperature arrives after the restart; speed is known from before it.
+      await after.send({ temperature: 100 });
+      const [decision] = await decisionsOf(t, 'seeded');
+      assert.equal(decision?.outcome, 'executed', decision?.safety.refused);
+      assert.deepEqual(
+        decision?.actions.map((a) => [a.property, a.value]),
+        [['speed', 60]],
+      );
+    } finally {
+      await t.stop();
+    }
+  });
 });

@@ -45,6 +45,8 @@ export interface PlantAccess {
   /** Devices of `model` (any model when undefined) whose attribute `attribute` equals `value`. */
   peers(model: string | undefined, attribute: string, value: unknown): Promise<DeviceRecord[]>;
   desired(device: DeviceRecord): Promise<Record<string, JsonValue>>;
+  /** The twin's reported values with their times: what the engine knows of a device after a restart. */
+  reported(device: DeviceRecord): Promise<Record<string, { value: JsonValue; ts: number }>>;
   setDesired(device: DeviceRecord, values: Record<string, JsonValue | null>, actor: string): Promise<void>;
   invoke(device: DeviceRecord, action: string, input: Record<string, JsonValue> | undefined, actor: string): Promise<{ id: string }>;
 }
@@ -97,6 +99,7 @@ export class AgentEngine {
   private readonly latest = new Map<string, Record<string, { value: JsonValue; ts: number }>>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly dirty = new Set<string>();
+  private readonly seeded = new Set<string>();
   private globalKill = false;
 
   constructor(private readonly deps: AgentEngineDependencies) {}
@@ -222,8 +225,19 @@ export class AgentEngine {
     return state;
   }
 
+  /** Fills in readings the engine has not seen since it started, from the device's twin. */
+  private async seed(device: DeviceRecord): Promise<void> {
+    if (this.seeded.has(device.id)) return;
+    this.seeded.add(device.id);
+    const reported = await this.deps.plant.reported(device);
+    const latest = this.latest.get(device.id) ?? {};
+    for (const [key, entry] of Object.entries(reported)) if (!latest[key] || latest[key].ts < entry.ts) latest[key] = entry;
+    this.latest.set(device.id, latest);
+  }
+
   private async evaluate(agent: RunningAgent, device: DeviceRecord, sample: TelemetrySample): Promise<void> {
     const { spec } = agent;
+    await this.seed(device);
     const state = this.stateOf(agent, device.id);
     for (const [name, window] of Object.entries(spec.windows)) {
       const value = sample.values[window.spec.property];
@@ -272,7 +286,9 @@ export class AgentEngine {
     for (const [name, relation] of Object.entries(agent.spec.definition.perceive.related ?? {})) {
       const value = device.attributes[relation.sameAttribute];
       const peers = value === undefined ? [] : await this.deps.plant.peers(relation.model, relation.sameAttribute, value);
-      result[name] = peers.find((peer) => peer.id !== device.id) ?? null;
+      const peer = peers.find((candidate) => candidate.id !== device.id) ?? null;
+      if (peer) await this.seed(peer);
+      result[name] = peer;
     }
     return result;
   }
