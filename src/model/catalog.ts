@@ -25,8 +25,8 @@ export interface PutModelResult {
   created: boolean;
 }
 
-/** Key order does not change a model's meaning, so compare documents canonically. */
-function canonicalJson(value: unknown): string {
+/** JSON with object keys sorted: equal meaning, equal text (used to compare documents). */
+export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -4,7 +4,7 @@
  * versioned; validators are compiled once per version and shared by every message.
  */
 
-export { ModelCatalog, type ModelRepository, type ModelSummary, type PutModelResult } from './catalog.js';
+export { canonicalJson, ModelCatalog, type ModelRepository, type ModelSummary, type PutModelResult } from './catalog.js';
 export {
   type CompiledAction,
   type CompiledProperty,

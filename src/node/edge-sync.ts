@@ -17,7 +17,7 @@ import {
   UplinkSender,
 } from '../edge/index.js';
 import type { IngestEvents } from '../ingest/index.js';
-import type { ModelCatalog, ThingModelVersion } from '../model/index.js';
+import { canonicalJson, type ModelCatalog, type ThingModelVersion } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
 import type { SqliteDevices, SqliteOutbox } from '../store/sqlite/index.js';
@@ -25,17 +25,6 @@ import { CLOUD_INVOCATION_PREFIX } from '../store/sqlite/index.js';
 import type { JsonValue, TelemetrySample } from '../telemetry/index.js';
 import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import type { TwinService } from '../twin/index.js';
-
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonical((value as Record<string, unknown>)[key])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
 
 const json = <T>(value: T) => JSON.parse(JSON.stringify(value)) as Record<string, JsonValue>;
 
@@ -159,9 +148,15 @@ export class EdgeHub {
   /** Consumers that do not share the transaction: live streams, cloud twins. */
   private async afterCommit(edgeId: string, records: UplinkRecord[]): Promise<void> {
     const samples = new Map<string, TelemetrySample[]>();
+    // One registry lookup per device and batch, not one per sample.
+    const known = new Map<string, DeviceRecord | undefined>();
+    const find = async (id: string) => {
+      if (!known.has(id)) known.set(id, await this.parts.registry.find(id));
+      return known.get(id);
+    };
     for (const record of records) {
       if (record.kind === 'telemetry') {
-        const device = await this.parts.registry.find(record.deviceId);
+        const device = await find(record.deviceId);
         if (!device) continue;
         const list = samples.get(device.id) ?? [];
         list.push({ deviceId: device.id, deviceUid: device.uid, ts: record.ts, values: record.values });
@@ -192,7 +187,7 @@ export class EdgeHub {
       }
     }
     for (const [deviceId, list] of samples) {
-      const device = await this.parts.registry.find(deviceId);
+      const device = await find(deviceId);
       if (device) this.parts.bus.emit('telemetry.accepted', { device, samples: list, source: 'edge' });
     }
   }
@@ -267,7 +262,7 @@ export class EdgeHub {
         .map((agent) => json(agent)),
       desired: desired.filter((d) => Object.keys(d.values).length > 0),
     };
-    const hash = createHash('sha256').update(canonical(content)).digest('hex');
+    const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
     return this.parts.edges.desiredConfig(edgeId, content, hash);
   }
 
@@ -430,7 +425,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
       agentIds.add(id);
       await attempt('agent', id, async () => {
         const current = parts.agents.list().find((a) => a.id === id);
-        if (current && canonical(current) === canonical(definition)) return 'unchanged';
+        if (current && canonicalJson(current) === canonicalJson(definition)) return 'unchanged';
         await parts.agents.put(definition, { create: false });
         return 'applied';
       });
