@@ -50,6 +50,7 @@ export class UplinkSender {
   private sentUpTo = 0;
   private ackedUpTo = 0;
   private highestSent = 0;
+  private pacedUntil = 0;
   private inFlight = 0;
   private pumping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -115,11 +116,20 @@ export class UplinkSender {
   }
 
   private async fill(): Promise<void> {
+    const rate = this.options.drainRatePerSecond;
     while (this.connected && this.inFlight < this.options.maxInFlight) {
       let limit = this.options.batchRecords;
-      if (this.options.drainRatePerSecond > 0) {
-        // Pace the drain: at most a second's worth of records per batch, spaced over time.
-        limit = Math.min(limit, Math.max(1, Math.floor(this.options.drainRatePerSecond)));
+      if (rate > 0) {
+        // Pace the drain: at most a second's worth of records per batch, spaced over time. An
+        // acknowledgement wakes the pump early, so the pace is kept here, not only in the timer.
+        const waitMs = this.pacedUntil - this.options.now();
+        if (waitMs > 0) {
+          clearTimeout(this.wakeTimer);
+          this.wakeTimer = setTimeout(() => this.pump(), waitMs);
+          this.wakeTimer.unref();
+          return;
+        }
+        limit = Math.min(limit, Math.max(1, Math.floor(rate)));
       }
       const records = await this.outbox.peek(this.sentUpTo, limit, this.options.batchBytes);
       if (records.length === 0) return;
@@ -128,13 +138,7 @@ export class UplinkSender {
       this.sentUpTo = (records[records.length - 1] as SequencedRecord).seq;
       this.highestSent = Math.max(this.highestSent, this.sentUpTo);
       this.inFlight++;
-      if (this.options.drainRatePerSecond > 0) {
-        const waitMs = (records.length / this.options.drainRatePerSecond) * 1000;
-        clearTimeout(this.wakeTimer);
-        this.wakeTimer = setTimeout(() => this.pump(), waitMs);
-        this.wakeTimer.unref();
-        return;
-      }
+      if (rate > 0) this.pacedUntil = this.options.now() + (records.length / rate) * 1000;
     }
   }
 

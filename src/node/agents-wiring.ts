@@ -41,7 +41,9 @@ export function plantAccess(registry: DeviceRegistry, twins: TwinService, comman
     desired: async (device) => (await twins.get(device)).desired,
     reported: async (device) => {
       const twin = await twins.get(device);
-      return Object.fromEntries(Object.entries(twin.reported).map(([key, value]) => [key, { value, ts: twin.metadata.reported[key]?.ts ?? 0 }]));
+      return Object.fromEntries(
+        Object.entries(twin.reported).map(([key, value]) => [key, { value, ts: twin.metadata.reported[key]?.ts ?? 0 }]),
+      );
     },
     setDesired: async (device, values, actor) => {
       await twins.setDesired(device, { values, expectedVersion: undefined, actor });

@@ -138,6 +138,9 @@ export interface NodeSpawnOptions {
   adminKey?: string;
   /** More arguments for `serve`. */
   extraArgs?: string[];
+  /** Listen on these ports instead of 0 (e.g. to restart a node where its peers expect it). */
+  httpPort?: number;
+  mqttPort?: number;
   env?: Record<string, string>;
 }
 
@@ -150,7 +153,11 @@ interface StartedLine {
 function startedLine(line: string): StartedLine | undefined {
   try {
     const entry = JSON.parse(line) as Partial<StartedLine>;
-    if (entry.msg === 'cloud node started' && typeof entry.httpPort === 'number' && typeof entry.mqttPort === 'number') {
+    if (
+      (entry.msg === 'cloud node started' || entry.msg === 'edge node started') &&
+      typeof entry.httpPort === 'number' &&
+      typeof entry.mqttPort === 'number'
+    ) {
       return entry as StartedLine;
     }
   } catch {
@@ -160,8 +167,9 @@ function startedLine(line: string): StartedLine | undefined {
 }
 
 /**
- * `thingloop serve` on loopback with port 0 for HTTP and MQTT; resolves once the node has
- * logged "cloud node started" (and so knows its ports), rejects if it exits first.
+ * `thingloop serve` on loopback with port 0 for HTTP and MQTT (unless told otherwise); resolves
+ * once the node has logged "cloud node started" or "edge node started" (and so knows its ports),
+ * rejects if it exits first.
  */
 export async function startProcessNode(options: NodeSpawnOptions): Promise<ProcessNode> {
   const env: Record<string, string> = { ...options.env };
@@ -172,9 +180,9 @@ export async function startProcessNode(options: NodeSpawnOptions): Promise<Proce
       '--data-dir',
       options.dataDir,
       '--http-port',
-      '0',
+      String(options.httpPort ?? 0),
       '--mqtt-port',
-      '0',
+      String(options.mqttPort ?? 0),
       '--http-host',
       '127.0.0.1',
       '--mqtt-host',
