@@ -333,6 +333,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
   // The cloud's first ack on a new connection says where it stands; the sender resumes after it.
   let resuming = false;
   let linkWasUp = false;
+  let reconciling: Promise<void> = Promise.resolve();
   let lastQuotaCheck = 0;
   const sender = new UplinkSender(
     outbox,
@@ -503,7 +504,11 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
       } else if (frame.type === 'invoke') {
         runForwardedAction(frame).catch((error: Error) => logger.error({ err: error.message }, 'forwarded action failed'));
       } else if (frame.type === 'config') {
-        reconcile(frame.config)
+        // One reconcile at a time: the cloud may push again (after a reconnect or heartbeat)
+        // while the previous document is still being applied, and two concurrent applies would
+        // insert the same model version or device twice.
+        reconciling = reconciling
+          .then(() => reconcile(frame.config))
           .then((results) => {
             appliedConfigVersion = frame.config.version;
             const failed = results.filter((r) => r.status === 'failed');
