@@ -11,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type RunningNode, startCloudNode } from '../src/node/index.js';
+import { createLogger } from '../src/observability/index.js';
 import { Fleet, HttpProvisioner, pumpStation } from '../src/sim/index.js';
-import { ADMIN_KEY, startTestNode, type TestNode } from './support/harness.js';
+import { ADMIN_KEY, startTestNode, type TestNode, testConfig } from './support/harness.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -389,6 +391,118 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       }
       await shot('20-agent-tablet');
       await page.setViewportSize({ width: 1280, height: 800 });
+    });
+  });
+
+  describe('edges', () => {
+    const EDGE = 'console-site';
+    let edgeNode: RunningNode | undefined;
+    let edgeDir: string | undefined;
+    const edgeStatus = async () =>
+      (await t.api<{ connected: boolean; heartbeat: unknown; config: { appliedVersion: number | null } }>(`/api/v1/edges/${EDGE}`)).body;
+
+    before(async () => {
+      const registered = await t.api<{ edge: { id: string }; token: string }>('/api/v1/edges', {
+        method: 'POST',
+        body: { id: EDGE, name: 'Console test site' },
+      });
+      assert.equal(registered.status, 201, JSON.stringify(registered.body));
+      // One valve served by the edge, so that the overview has a device behind it.
+      const device = await t.api('/api/v1/devices', {
+        method: 'POST',
+        body: { id: 'edge-valve-0001', name: 'Valve behind the edge', model: 'control-valve', edge: EDGE },
+      });
+      assert.equal(device.status, 201, JSON.stringify(device.body));
+      const config = testConfig({ role: 'edge', cloudUrl: t.node.httpUrl, edgeId: EDGE, edgeToken: registered.body.token });
+      edgeDir = config.dataDir;
+      edgeNode = await startCloudNode(config, { logger: createLogger({ level: 'silent' }) });
+      await until(async () => (await edgeStatus()).connected, `GET /api/v1/edges/${EDGE} to say connected`);
+      await until(async () => (await edgeStatus()).config.appliedVersion !== null, 'the edge to apply its configuration');
+      // Capacity and backlog arrive with the edge's heartbeat (one every 10 s).
+      await until(async () => (await edgeStatus()).heartbeat !== null, 'the first heartbeat', 30_000);
+    });
+
+    after(async () => {
+      await edgeNode?.stop().catch(() => undefined);
+      if (edgeDir) rmSync(edgeDir, { recursive: true, force: true });
+    });
+
+    it('lists the edge online with its backlog, capacity and configuration', async () => {
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.goto(t.node.httpUrl);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Edges', exact: true }).click();
+      await page.getByRole('heading', { name: 'Edges', exact: true }).waitFor();
+      const row = page.getByTestId(`edge-row-${EDGE}`);
+      await row.getByTestId('edge-link').getByText('online', { exact: true }).waitFor();
+      await row.getByText('Console test site').waitFor();
+      await row.getByText(/^Accelerators: /).waitFor();
+      await row.getByText(/^CPU \d+(\.\d)? %$/).waitFor();
+      await row.getByText(/^empty$|records \(/).waitFor();
+      await row.getByText(/^v\d+ \/ v\d+$/).waitFor();
+      await shot('21-edges-online');
+    });
+
+    it('shows the edge in detail: desired against applied configuration with a result per item', async () => {
+      await page.getByRole('link', { name: EDGE, exact: true }).click();
+      await page.getByRole('heading', { name: 'Console test site' }).waitFor();
+      await page.getByTestId('edge-link-state').getByText('online').waitFor();
+      const items = page.getByTestId('edge-config-items');
+      const valve = items.getByRole('row', { name: /device edge-valve-0001/ });
+      // The console shows what the edge reported for the item: its status, and the reason of a failure.
+      const applied = await t.api<{ applied: { results: { kind: string; id: string; status: string; reason?: string }[] } }>(
+        `/api/v1/edges/${EDGE}/config`,
+      );
+      const result = applied.body.applied.results.find((r) => r.kind === 'device' && r.id === 'edge-valve-0001');
+      assert.ok(result, JSON.stringify(applied.body.applied));
+      await valve.getByText(result.status, { exact: true }).waitFor();
+      if (result.reason) await valve.getByText(result.reason).waitFor();
+      await items.getByRole('row', { name: /model control-valve@1/ }).waitFor();
+      await page
+        .getByTestId('edge-config-summary')
+        .getByText(/desired v\d+, applied v\d+/)
+        .waitFor();
+      await shot('22-edge-detail');
+    });
+
+    it('draws the edge between its devices and the cloud on the overview', async () => {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
+      const box = page.getByTestId(`topology-edge-${EDGE}`);
+      await box.getByTestId('edge-link').getByText('online', { exact: true }).waitFor();
+      await box.getByText('1 device behind this edge').waitFor();
+      await page.getByTestId('topology-direct').getByText('3 devices connected directly').waitFor();
+      await shot('23-overview-topology');
+    });
+
+    it('lays out the edge screens at tablet width', async () => {
+      await page.setViewportSize({ width: 768, height: 1024 });
+      for (const [path, heading] of [
+        ['/', 'Overview'],
+        ['/edges', 'Edges'],
+        [`/edges/${EDGE}`, 'Console test site'],
+      ] as const) {
+        await page.goto(`${t.node.httpUrl}${path}`);
+        await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+        const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+        assert.ok(overflow <= 0, `no horizontal scrolling at 768 px on ${path} (overflow ${overflow}px)`);
+      }
+      await shot('24-edge-tablet');
+      await page.setViewportSize({ width: 1280, height: 800 });
+    });
+
+    it('shows the edge offline once its node stops', async () => {
+      await page.goto(`${t.node.httpUrl}/edges`);
+      const row = page.getByTestId(`edge-row-${EDGE}`);
+      await row.getByTestId('edge-link').getByText('online', { exact: true }).waitFor();
+      await edgeNode?.stop();
+      edgeNode = undefined;
+      await until(async () => !(await edgeStatus()).connected, `GET /api/v1/edges/${EDGE} to say disconnected`);
+      // The list refreshes on its own: no reload here.
+      await row.getByTestId('edge-link').getByText('offline', { exact: true }).waitFor();
+      await page.getByTestId('edge-counts').getByText('1 edge: 0 online, 1 offline').waitFor();
+      await row.getByText(/when last reported$/).waitFor();
+      await shot('25-edges-offline');
+      await row.getByRole('link', { name: EDGE, exact: true }).click();
+      await page.getByTestId('edge-link-state').getByText('offline').waitFor();
     });
   });
 

@@ -8,6 +8,7 @@ import { Approvals } from './screens/Approvals';
 import { Decision } from './screens/Decision';
 import { DeviceDetail } from './screens/DeviceDetail';
 import { Devices } from './screens/Devices';
+import { EdgeDetail, Edges } from './screens/Edges';
 import { ModelDetail, Models } from './screens/Models';
 import { Overview } from './screens/Overview';
 import { SignIn } from './screens/SignIn';
@@ -15,6 +16,7 @@ import { SignIn } from './screens/SignIn';
 const NAV: { label: string; to: string; active: (route: Route) => boolean }[] = [
   { label: 'Overview', to: href.overview(), active: (r) => r.name === 'overview' },
   { label: 'Devices', to: href.devices(), active: (r) => r.name === 'devices' || r.name === 'device' },
+  { label: 'Edges', to: href.edges(), active: (r) => r.name === 'edges' || r.name === 'edge' },
   { label: 'Models', to: href.models(), active: (r) => r.name === 'models' || r.name === 'model' },
   { label: 'Agents', to: href.agents(), active: (r) => r.name === 'agents' || r.name === 'agent' || r.name === 'decision' },
   { label: 'Approvals', to: href.approvals(), active: (r) => r.name === 'approvals' },
@@ -113,6 +115,10 @@ function Screen({ route }: { route: Route }) {
       return <AgentDetail key={route.id} id={route.id} query={route.query} />;
     case 'decision':
       return <Decision key={route.id} id={route.id} />;
+    case 'edges':
+      return <Edges />;
+    case 'edge':
+      return <EdgeDetail key={route.id} id={route.id} />;
     case 'approvals':
       return <Approvals />;
     case 'alarms':

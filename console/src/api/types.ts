@@ -228,3 +228,56 @@ export interface Alarm {
   history: AlarmHistoryEntry[];
   notifications: { sink: string; event: string; ts: number; status: 'delivered' | 'failed'; attempts: number; error?: string }[];
 }
+
+/** What an edge reports about itself every few seconds (see src/edge/records.ts). */
+export interface EdgeHeartbeat {
+  at: number;
+  cpuPercent: number;
+  memory: { usedBytes: number; totalBytes: number; rssBytes: number };
+  disk: { freeBytes: number; totalBytes: number };
+  outbox: { records: number; bytes: number; oldestTs: number | null; lastSeq: number; dropped: number };
+  accelerators: string[];
+  drainRatePerSecond: number;
+}
+
+export interface GapReport {
+  policy: 'drop-oldest' | 'downsample' | string;
+  at: number;
+  devices: Record<string, { dropped: number; from: number; to: number }>;
+  total: number;
+}
+
+export interface ReconcileResult {
+  kind: 'model' | 'device' | 'agent' | 'desired' | 'removal' | string;
+  id: string;
+  status: 'applied' | 'unchanged' | 'failed' | string;
+  reason?: string;
+}
+
+/** GET /api/v1/edges items: the edge record with its link state and backlog. */
+export interface EdgeStatus {
+  id: string;
+  name: string;
+  createdAt: number;
+  appliedSeq: number;
+  lastContact: number | null;
+  heartbeat: EdgeHeartbeat | null;
+  gaps: { reports: number; dropped: number; last: GapReport | null };
+  config: { desiredVersion: number; desiredHash?: string | null; appliedVersion: number | null; results: ReconcileResult[] };
+  applyRate: number;
+  connected: boolean;
+  backlog: { records: number; bytes: number; oldestTs: number | null; ageMs: number } | null;
+  drainRate: number;
+}
+
+/** GET /api/v1/edges/{id}/config: what the cloud wants the edge to run next to what it applied. */
+export interface EdgeConfigView {
+  desired: {
+    version: number;
+    models: { id: string; version: number }[];
+    devices: { record: { id: string; name?: string; model?: string; [key: string]: unknown } }[];
+    agents: { id: string; name?: string; [key: string]: unknown }[];
+    desired: { deviceId: string; values: Record<string, unknown>; setAt: Record<string, number> }[];
+  };
+  applied: { version: number | null; results: ReconcileResult[] };
+}

@@ -11,6 +11,8 @@ export type Route =
   | { name: 'decision'; id: string }
   | { name: 'approvals' }
   | { name: 'alarms'; query: URLSearchParams }
+  | { name: 'edges' }
+  | { name: 'edge'; id: string }
   | { name: 'not-found'; path: string };
 
 export function parseRoute(pathname: string, search: string): Route {
@@ -25,6 +27,8 @@ export function parseRoute(pathname: string, search: string): Route {
   if (parts[0] === 'decisions' && parts.length === 2) return { name: 'decision', id: parts[1] as string };
   if (parts[0] === 'approvals' && parts.length === 1) return { name: 'approvals' };
   if (parts[0] === 'alarms' && parts.length === 1) return { name: 'alarms', query: new URLSearchParams(search) };
+  if (parts[0] === 'edges' && parts.length === 1) return { name: 'edges' };
+  if (parts[0] === 'edges' && parts.length === 2) return { name: 'edge', id: parts[1] as string };
   return { name: 'not-found', path: pathname };
 }
 
@@ -63,4 +67,6 @@ export const href = {
   decision: (id: string) => `/decisions/${encodeURIComponent(id)}`,
   approvals: () => '/approvals',
   alarms: (query?: { view?: 'history' }) => (query?.view ? `/alarms?view=${query.view}` : '/alarms'),
+  edges: () => '/edges',
+  edge: (id: string) => `/edges/${encodeURIComponent(id)}`,
 };

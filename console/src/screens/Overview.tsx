@@ -1,15 +1,19 @@
 import { useEffect, useRef, useState } from 'react';
-import type { Alarm, DecisionRecord, DeviceSummary, ModelSummary } from '../api/types';
+import type { Alarm, DecisionRecord, DeviceSummary, EdgeConfigView, ModelSummary } from '../api/types';
 import { Empty, ErrorState, Loading } from '../components/states';
 import { alarmsPath, countBySeverity, describeAction, expiryText, sortOpenAlarms } from '../lib/agents';
+import { backlog, LINK_LABEL, linkState, topology } from '../lib/edges';
 import { formatAgo, formatSpan } from '../lib/format';
 import { type CounterSample, counterValue, ratePerSecond } from '../lib/metrics';
 import { href } from '../lib/router';
+import { mapLimit } from '../lib/search';
 import { useApi } from '../lib/session';
 import { type Loadable, useLoad } from '../lib/useApi';
+import { LinkBadge, useEdgeList } from './Edges';
 
 const REFRESH_MS = 5_000;
 const SUMMARY_REFRESH_MS = 15_000;
+const COUNTS_REFRESH_MS = 30_000;
 const SHOWN = 5;
 
 /** Every panel is backed by one API; the fleet summary feeds both the device and presence panels. */
@@ -31,6 +35,7 @@ export function Overview() {
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
       <div className="panels">
+        <TopologyPanel state={summary.state} />
         <AlarmsPanel />
         <ApprovalsPanel />
         <DevicesPanel state={summary.state} retry={reloadSummary} />
@@ -291,6 +296,107 @@ function IngestPanel() {
           </dd>
         </dl>
       )}
+    </article>
+  );
+}
+
+/**
+ * The terminal–edge–cloud picture: this cloud with the devices that talk to it directly, and each
+ * edge with its link state, backlog and the devices it serves. Per-edge device counts come from
+ * each edge's desired configuration (GET /api/v1/edges/{id}/config: one request per edge, no paging
+ * through the fleet), refreshed when the set of edges changes and every 30 s.
+ */
+function TopologyPanel({ state }: { state: SummaryState }) {
+  const api = useApi();
+  const edges = useEdgeList();
+  const ids = edges.state.status === 'ready' ? edges.state.data.map((e) => e.id).sort() : undefined;
+  const idKey = ids?.join('\n');
+  const counts = useLoad(
+    async (signal) => {
+      if (!ids) return {};
+      const entries = await mapLimit(ids, 4, async (id) => {
+        try {
+          const config = await api.get<EdgeConfigView>(`/api/v1/edges/${encodeURIComponent(id)}/config`, signal);
+          return [id, config.desired.devices.length] as const;
+        } catch (error) {
+          if ((error as Error).name === 'AbortError') throw error;
+          return [id, undefined] as const;
+        }
+      });
+      return Object.fromEntries(entries) as Record<string, number | undefined>;
+    },
+    [idKey],
+  );
+  const reloadCounts = counts.reload;
+  useEffect(() => {
+    const timer = setInterval(reloadCounts, COUNTS_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [reloadCounts]);
+
+  const total = state.status === 'ready' ? state.data.counts.total : undefined;
+  const notManaged = edges.state.status === 'error' && (edges.state.error as { kind?: string }).kind === 'not_found';
+  return (
+    <article className="panel wide" aria-labelledby="panel-topology">
+      <h2 id="panel-topology">
+        <a href={href.edges()}>Devices, edges and cloud</a>
+      </h2>
+      {edges.state.status === 'loading' && <Loading what="edges" />}
+      {edges.state.status === 'error' && !notManaged && <ErrorState error={edges.state.error} retry={edges.reload} />}
+      {notManaged && (
+        <Empty>
+          <p>This node does not manage edges (it is an edge itself, or edges are off).</p>
+        </Empty>
+      )}
+      {edges.state.status === 'ready' &&
+        (() => {
+          const picture = topology(edges.state.data, total, counts.state.status === 'ready' ? counts.state.data : {});
+          const plural = (n: number) => `${n} device${n === 1 ? '' : 's'}`;
+          return (
+            <div className="topology" data-testid="topology">
+              <div className="node-box cloud">
+                <h3>Cloud (this node)</h3>
+                <p data-testid="topology-direct">
+                  {picture.direct === undefined ? (
+                    <span className="muted">counting devices…</span>
+                  ) : (
+                    `${plural(picture.direct)} connected directly`
+                  )}
+                  {total !== undefined && <span className="muted"> · {plural(total)} in the fleet</span>}
+                </p>
+              </div>
+              {picture.edges.length === 0 ? (
+                <Empty>
+                  <p>
+                    No edges: every device talks to this cloud directly. <a href={href.edges()}>Edges</a> explains how to add one.
+                  </p>
+                </Empty>
+              ) : (
+                <ul className="edge-boxes" aria-label="Edges">
+                  {picture.edges.map(({ edge, devices }) => {
+                    const link = linkState(edge);
+                    return (
+                      <li key={edge.id} data-testid={`topology-edge-${edge.id}`}>
+                        <span className={`uplink ${link === 'online' ? 'up' : link === 'offline' ? 'down' : 'never'}`} aria-hidden="true" />
+                        <div className={`node-box edge-box ${link}`}>
+                          <h3>
+                            <a href={href.edge(edge.id)} aria-label={`Edge ${edge.id}, ${LINK_LABEL[link]}`}>
+                              {edge.name || edge.id}
+                            </a>
+                          </h3>
+                          <p>
+                            <LinkBadge edge={edge} /> <span className="muted">{formatAgo(edge.lastContact)}</span>
+                          </p>
+                          <p>Backlog: {backlog(edge).text}</p>
+                          <p className="terminals">{devices === undefined ? 'devices: …' : `${plural(devices)} behind this edge`}</p>
+                        </div>
+                      </li>
+                    );
+                  })}
+                </ul>
+              )}
+            </div>
+          );
+        })()}
     </article>
   );
 }

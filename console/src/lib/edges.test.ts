@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import type { EdgeConfigView, EdgeHeartbeat, EdgeStatus } from '../api/types';
+import { backlog, capacity, configItems, configSummary, formatBytes, heartbeatStale, linkState, topology } from './edges';
+import { parseRoute } from './router';
+
+const GiB = 1024 ** 3;
+
+function heartbeat(overrides: Partial<EdgeHeartbeat> = {}): EdgeHeartbeat {
+  return {
+    at: 1_000_000,
+    cpuPercent: 12.34,
+    memory: { usedBytes: 4 * GiB, totalBytes: 16 * GiB, rssBytes: GiB / 4 },
+    disk: { freeBytes: 5 * GiB, totalBytes: 100 * GiB },
+    outbox: { records: 0, bytes: 0, oldestTs: null, lastSeq: 10, dropped: 0 },
+    accelerators: [],
+    drainRatePerSecond: 0,
+    ...overrides,
+  };
+}
+
+function edge(overrides: Partial<EdgeStatus> = {}): EdgeStatus {
+  return {
+    id: 'site-1',
+    name: 'Site 1',
+    createdAt: 0,
+    appliedSeq: 0,
+    lastContact: null,
+    heartbeat: null,
+    gaps: { reports: 0, dropped: 0, last: null },
+    config: { desiredVersion: 1, appliedVersion: null, results: [] },
+    applyRate: 0,
+    connected: false,
+    backlog: null,
+    drainRate: 0,
+    ...overrides,
+  };
+}
+
+describe('edge link state', () => {
+  it('is online when connected, offline once seen, never before the first contact', () => {
+    expect(linkState({ connected: true, lastContact: 5 })).toBe('online');
+    expect(linkState({ connected: false, lastContact: 5 })).toBe('offline');
+    expect(linkState({ connected: false, lastContact: null })).toBe('never');
+  });
+});
+
+describe('backlog and sizes', () => {
+  it('formats bytes in binary units', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(300 * 1024 * 1024)).toBe('300 MiB');
+    expect(formatBytes(null)).toBe('—');
+  });
+
+  it('says unknown without a heartbeat, empty with none waiting, and records with size and age otherwise', () => {
+    expect(backlog(edge()).unknown).toBe(true);
+    expect(backlog(edge({ connected: true, backlog: { records: 0, bytes: 0, oldestTs: null, ageMs: 0 } })).text).toBe('empty');
+    const queued = { records: 1200, bytes: 2048, oldestTs: 1, ageMs: 125_000 };
+    const view = backlog(edge({ connected: true, backlog: queued }));
+    expect(view.records).toBe(1200);
+    expect(view.text).toBe('1200 records (2.0 KiB), oldest 2 min');
+    expect(backlog(edge({ connected: false, backlog: queued })).text).toBe('1200 records (2.0 KiB), oldest 2 min when last reported');
+  });
+});
+
+describe('capacity', () => {
+  it('turns a heartbeat into CPU, memory and disk figures, flagging 90 % and above', () => {
+    const c = capacity(heartbeat({ accelerators: ['nvidia-gpu'] }));
+    expect(c.cpu.text).toBe('12.3 %');
+    expect(c.memory.text).toBe('4.0 GiB of 16.0 GiB (25 %)');
+    expect(c.memory.high).toBe(false);
+    expect(c.disk.percent).toBe(95);
+    expect(c.disk.high).toBe(true);
+    expect(c.accelerators).toBe('nvidia-gpu');
+  });
+
+  it('says "not measured" when the edge reported zero totals', () => {
+    const c = capacity(heartbeat({ disk: { freeBytes: 0, totalBytes: 0 } }));
+    expect(c.disk.text).toBe('not measured');
+    expect(c.disk.percent).toBeUndefined();
+    expect(c.accelerators).toBe('none');
+  });
+
+  it('calls a heartbeat stale after three missed beats', () => {
+    expect(heartbeatStale(null)).toBe(true);
+    expect(heartbeatStale(heartbeat({ at: 0 }), 10_000)).toBe(false);
+    expect(heartbeatStale(heartbeat({ at: 0 }), 31_000)).toBe(true);
+  });
+});
+
+describe('configuration status', () => {
+  it('compares desired and applied versions and counts failures', () => {
+    expect(configSummary({ desiredVersion: 2, appliedVersion: null, results: [] }).state).toBe('never-applied');
+    expect(configSummary({ desiredVersion: 3, appliedVersion: 2, results: [] }).state).toBe('pending');
+    expect(configSummary({ desiredVersion: 3, appliedVersion: 3, results: [] })).toEqual({
+      state: 'in-sync',
+      failed: 0,
+      text: 'desired v3, applied v3: in sync',
+    });
+    const failed = configSummary({
+      desiredVersion: 3,
+      appliedVersion: 3,
+      results: [{ kind: 'agent', id: 'a', status: 'failed', reason: 'bad' }],
+    });
+    expect(failed.state).toBe('failed');
+    expect(failed.text).toBe('desired v3, applied v3, 1 item failed');
+  });
+
+  it('lists every desired item with its result: failures first with their reason, missing results pending', () => {
+    const view: EdgeConfigView = {
+      desired: {
+        version: 4,
+        models: [{ id: 'pump', version: 2 }],
+        devices: [{ record: { id: 'pump-1', name: 'Pump 1', model: 'pump' } }, { record: { id: 'pump-2', name: 'Pump 2', model: 'pump' } }],
+        agents: [{ id: 'cool', name: 'Cooling' }],
+        desired: [{ deviceId: 'pump-1', values: { speed: 40 }, setAt: { speed: 1 } }],
+      },
+      applied: {
+        version: 3,
+        results: [
+          { kind: 'model', id: 'pump@2', status: 'unchanged' },
+          { kind: 'device', id: 'pump-1', status: 'applied' },
+          { kind: 'agent', id: 'cool', status: 'failed', reason: 'unknown property "temp"' },
+          { kind: 'desired', id: 'pump-1', status: 'applied' },
+          { kind: 'removal', id: 'old-9', status: 'applied' },
+        ],
+      },
+    };
+    const items = configItems(view);
+    expect(items.map((i) => `${i.kind}:${i.id}:${i.status}`)).toEqual([
+      'agent:cool:failed',
+      'model:pump@2:unchanged',
+      'device:pump-1:applied',
+      'device:pump-2:pending',
+      'desired:pump-1:applied',
+      'removal:old-9:applied',
+    ]);
+    expect(items[0]?.reason).toBe('unknown property "temp"');
+    expect(items[0]?.desired).toBe('Cooling');
+    expect(items.find((i) => i.kind === 'desired')?.desired).toBe('speed = 40');
+    expect(items.find((i) => i.id === 'pump-2')?.desired).toBe('Pump 2, pump');
+  });
+});
+
+describe('topology', () => {
+  it('counts the devices left on the cloud once every edge is counted', () => {
+    const edges = [edge({ id: 'b' }), edge({ id: 'a' })];
+    const picture = topology(edges, 10, { a: 3, b: 4 });
+    expect(picture.edges.map((e) => [e.edge.id, e.devices])).toEqual([
+      ['a', 3],
+      ['b', 4],
+    ]);
+    expect(picture.direct).toBe(3);
+    expect(topology(edges, 10, { a: 3 }).direct).toBeUndefined();
+    expect(topology(edges, undefined, { a: 3, b: 4 }).direct).toBeUndefined();
+    expect(topology([], 5, {}).direct).toBe(5);
+  });
+});
+
+describe('edge routes', () => {
+  it('parses the list and detail paths', () => {
+    expect(parseRoute('/edges', '')).toEqual({ name: 'edges' });
+    expect(parseRoute('/edges/site%201', '')).toEqual({ name: 'edge', id: 'site 1' });
+  });
+});

@@ -1,0 +1,202 @@
+import type { EdgeConfigView, EdgeHeartbeat, EdgeStatus, ReconcileResult } from '../api/types';
+import { formatSpan } from './format';
+
+/** Heartbeats come every 10 s; three missed ones make the capacity figures stale. */
+export const HEARTBEAT_STALE_MS = 30_000;
+
+export type LinkState = 'online' | 'offline' | 'never';
+
+/** The edge ↔ cloud link: up now, down (it was seen before) or never connected since registration. */
+export function linkState(edge: Pick<EdgeStatus, 'connected' | 'lastContact'>): LinkState {
+  if (edge.connected) return 'online';
+  return edge.lastContact === null ? 'never' : 'offline';
+}
+
+export const LINK_LABEL: Record<LinkState, string> = { online: 'online', offline: 'offline', never: 'never connected' };
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = Math.max(0, bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatRate(perSecond: number | null | undefined): string {
+  if (perSecond === null || perSecond === undefined || !Number.isFinite(perSecond)) return '—';
+  return `${perSecond >= 100 ? Math.round(perSecond) : perSecond.toFixed(1)} records/s`;
+}
+
+export interface BacklogView {
+  records: number;
+  /** Records waiting in the edge's outbox, with their size and the age of the oldest. */
+  text: string;
+  /** True when nothing is waiting. */
+  empty: boolean;
+  /** No heartbeat has arrived yet: the backlog is unknown. */
+  unknown: boolean;
+}
+
+/** The backlog comes with each heartbeat: while the link is down it is the last one reported. */
+export function backlog(edge: Pick<EdgeStatus, 'backlog' | 'connected'>): BacklogView {
+  const b = edge.backlog;
+  if (!b) return { records: 0, text: 'unknown (no heartbeat yet)', empty: false, unknown: true };
+  const last = edge.connected ? '' : ' when last reported';
+  if (b.records === 0) return { records: 0, text: `empty${last}`, empty: true, unknown: false };
+  const age = b.oldestTs ? `, oldest ${formatSpan(Math.max(0, b.ageMs))}` : '';
+  return {
+    records: b.records,
+    text: `${b.records} record${b.records === 1 ? '' : 's'} (${formatBytes(b.bytes)})${age}${last}`,
+    empty: false,
+    unknown: false,
+  };
+}
+
+export interface Gauge {
+  label: string;
+  text: string;
+  /** 0–100, or undefined when the edge could not measure it. */
+  percent?: number;
+  /** At or above 90 %: worth an operator's eye. */
+  high: boolean;
+}
+
+const HIGH = 90;
+
+function gauge(label: string, used: number, total: number): Gauge {
+  if (!(total > 0)) return { label, text: 'not measured', high: false };
+  const percent = Math.min(100, Math.max(0, (used / total) * 100));
+  return { label, text: `${formatBytes(used)} of ${formatBytes(total)} (${Math.round(percent)} %)`, percent, high: percent >= HIGH };
+}
+
+/** CPU, memory and disk from the last heartbeat, as figures an operator reads at a glance. */
+export function capacity(heartbeat: EdgeHeartbeat): { cpu: Gauge; memory: Gauge; disk: Gauge; accelerators: string } {
+  const cpuPercent = Number.isFinite(heartbeat.cpuPercent) ? heartbeat.cpuPercent : undefined;
+  return {
+    cpu:
+      cpuPercent === undefined
+        ? { label: 'CPU', text: 'not measured', high: false }
+        : { label: 'CPU', text: `${cpuPercent.toFixed(1)} %`, percent: cpuPercent, high: cpuPercent >= HIGH },
+    memory: gauge('Memory', heartbeat.memory.usedBytes, heartbeat.memory.totalBytes),
+    disk: gauge('Disk', heartbeat.disk.totalBytes - heartbeat.disk.freeBytes, heartbeat.disk.totalBytes),
+    accelerators: heartbeat.accelerators.length > 0 ? heartbeat.accelerators.join(', ') : 'none',
+  };
+}
+
+export function heartbeatStale(heartbeat: EdgeHeartbeat | null, now = Date.now()): boolean {
+  return heartbeat === null || now - heartbeat.at > HEARTBEAT_STALE_MS;
+}
+
+export type ConfigState = 'in-sync' | 'pending' | 'failed' | 'never-applied';
+
+export interface ConfigSummary {
+  state: ConfigState;
+  failed: number;
+  text: string;
+}
+
+/** Desired against applied configuration version, and whether any item of the last apply failed. */
+export function configSummary(config: EdgeStatus['config']): ConfigSummary {
+  const failed = config.results.filter((r) => r.status === 'failed').length;
+  const versions = `desired v${config.desiredVersion}, applied ${config.appliedVersion === null ? 'none' : `v${config.appliedVersion}`}`;
+  const failures = failed > 0 ? `, ${failed} item${failed === 1 ? '' : 's'} failed` : '';
+  if (config.appliedVersion === null) return { state: 'never-applied', failed, text: `${versions}: not applied yet` };
+  if (failed > 0) return { state: 'failed', failed, text: `${versions}${failures}` };
+  if (config.appliedVersion < config.desiredVersion) return { state: 'pending', failed, text: `${versions}: update pending` };
+  return { state: 'in-sync', failed, text: `${versions}: in sync` };
+}
+
+export const CONFIG_LABEL: Record<ConfigState, string> = {
+  'in-sync': 'in sync',
+  pending: 'pending',
+  failed: 'failures',
+  'never-applied': 'not applied',
+};
+
+export type ItemStatus = 'applied' | 'unchanged' | 'failed' | 'pending' | string;
+
+export interface ConfigItem {
+  kind: ReconcileResult['kind'];
+  id: string;
+  /** What the cloud wants, in a few words; empty for removals the edge made on its own. */
+  desired: string;
+  status: ItemStatus;
+  reason?: string;
+}
+
+const KIND_ORDER = ['model', 'device', 'agent', 'desired', 'removal'];
+
+/**
+ * One row per desired item (models, devices, agents, desired values) with the edge's result for
+ * it, plus removals the edge reported. Items without a result are pending; failures sort first.
+ */
+export function configItems(view: EdgeConfigView): ConfigItem[] {
+  const results = new Map(view.applied.results.map((r) => [`${r.kind}:${r.id}`, r]));
+  const seen = new Set<string>();
+  const item = (kind: string, id: string, desired: string): ConfigItem => {
+    const key = `${kind}:${id}`;
+    seen.add(key);
+    const result = results.get(key);
+    return {
+      kind,
+      id,
+      desired,
+      status: result?.status ?? 'pending',
+      ...(result?.reason ? { reason: result.reason } : {}),
+    };
+  };
+  const items: ConfigItem[] = [
+    ...view.desired.models.map((m) => item('model', `${m.id}@${m.version}`, `model ${m.id} version ${m.version}`)),
+    ...view.desired.devices.map((d) =>
+      item('device', d.record.id, [d.record.name, d.record.model].filter((part) => typeof part === 'string' && part).join(', ')),
+    ),
+    ...view.desired.agents.map((a) => item('agent', String(a.id), typeof a.name === 'string' ? a.name : '')),
+    ...view.desired.desired.map((d) =>
+      item(
+        'desired',
+        d.deviceId,
+        Object.entries(d.values)
+          .map(([key, value]) => `${key} = ${JSON.stringify(value)}`)
+          .join(', '),
+      ),
+    ),
+  ];
+  for (const result of view.applied.results) {
+    if (!seen.has(`${result.kind}:${result.id}`))
+      items.push({
+        kind: result.kind,
+        id: result.id,
+        desired: '',
+        status: result.status,
+        ...(result.reason ? { reason: result.reason } : {}),
+      });
+  }
+  const rank = (kind: string) => {
+    const index = KIND_ORDER.indexOf(kind);
+    return index === -1 ? KIND_ORDER.length : index;
+  };
+  return items.sort(
+    (a, b) => Number(b.status === 'failed') - Number(a.status === 'failed') || rank(a.kind) - rank(b.kind) || a.id.localeCompare(b.id),
+  );
+}
+
+export interface Topology {
+  /** Devices talking to the cloud directly; undefined while a count is missing. */
+  direct?: number;
+  edges: { edge: EdgeStatus; devices?: number }[];
+}
+
+/**
+ * The terminal–edge–cloud picture: each edge with the devices it serves, and the devices left
+ * talking to the cloud directly (the fleet total minus those behind edges).
+ */
+export function topology(edges: EdgeStatus[], total: number | undefined, devicesPerEdge: Record<string, number | undefined>): Topology {
+  const rows = [...edges].sort((a, b) => a.id.localeCompare(b.id)).map((edge) => ({ edge, devices: devicesPerEdge[edge.id] }));
+  const counted = rows.every((row) => row.devices !== undefined);
+  const behindEdges = rows.reduce((sum, row) => sum + (row.devices ?? 0), 0);
+  return { edges: rows, ...(total !== undefined && counted ? { direct: Math.max(0, total - behindEdges) } : {}) };
+}
