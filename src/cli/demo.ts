@@ -143,6 +143,7 @@ export function addDemoCommand(program: Command): void {
       '',
       '  Thingloop demo is running',
       ...notes.map((note) => `  note: ${note}`),
+      `  Console   ${node.httpUrl}/   (sign in with the admin key)`,
       `  API       ${node.httpUrl}/api/v1   (OpenAPI: ${node.httpUrl}/api/v1/openapi.json)`,
       `  Metrics   ${node.httpUrl}/metrics`,
       `  MQTT      ${node.mqttUrl}   (cloud broker: street lights)`,
