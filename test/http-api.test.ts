@@ -395,6 +395,64 @@ describe('HTTP API', () => {
     });
   });
 
+  describe('device filters and recent errors', () => {
+    test('the device list filters by network profile and by presence status, with totals', async () => {
+      await t.registerDevice('flt-eth', 'pump');
+      await t.registerDevice('flt-nb', 'pump', { network: { profile: 'nbiot', reportInterval: '1h' } });
+      const { token } = await t.registerDevice('flt-live', 'pump');
+      const nb = await t.api<DevicePage>('/api/v1/devices?network=nbiot&limit=1000');
+      assert.deepEqual(
+        nb.body.items.map((d) => d.id),
+        ['flt-nb'],
+      );
+      assert.equal(nb.body.total, 1);
+      const client = await t.connectDevice('flt-live', token);
+      try {
+        const online = await t.api<DevicePage>('/api/v1/devices?status=online&limit=1000');
+        assert.ok(online.body.items.some((d) => d.id === 'flt-live'));
+        assert.ok(!online.body.items.some((d) => d.id === 'flt-eth'), 'never connected is not online');
+        const unknown = await t.api<DevicePage>('/api/v1/devices?status=unknown&network=nbiot&limit=1000');
+        assert.deepEqual(
+          unknown.body.items.map((d) => d.id),
+          ['flt-nb'],
+        );
+        // Pages of a status filter join up: every device once, in id order.
+        const ids: string[] = [];
+        let after = '';
+        do {
+          const page = await t.api<DevicePage>(`/api/v1/devices?status=unknown&limit=2${after ? `&after=${after}` : ''}`);
+          ids.push(...page.body.items.map((d) => d.id));
+          after = page.body.next ?? '';
+        } while (after);
+        const all = await t.api<DevicePage>('/api/v1/devices?status=unknown&limit=1000');
+        assert.deepEqual(
+          ids,
+          all.body.items.map((d) => d.id),
+        );
+        assert.equal(new Set(ids).size, ids.length);
+      } finally {
+        await client.endAsync(true);
+      }
+      const bad = await t.api('/api/v1/devices?status=dozing');
+      assert.equal(bad.status, 400);
+    });
+
+    test('GET /devices/{id}/errors lists what the device sent that was refused, newest first', async () => {
+      const { token } = await t.registerDevice('err-1', 'pump');
+      const empty = await t.api<{ items: unknown[] }>('/api/v1/devices/err-1/errors');
+      assert.deepEqual(empty.body.items, []);
+      await t.api('/api/v1/devices/err-1/telemetry', post({ speed: 500 }, token));
+      await t.api('/api/v1/devices/err-1/telemetry', post({ colour: 'red', speed: 5 }, token));
+      const errors = await t.api<{ items: { source: string; rejections: RejectionBody[] }[] }>('/api/v1/devices/err-1/errors');
+      assert.deepEqual(
+        errors.body.items.map((e) => e.rejections.map((r) => [r.property, r.reason])),
+        [[['colour', 'unknown_property']], [['speed', 'out_of_range']]],
+      );
+      assert.equal(errors.body.items[0]?.source, 'telemetry');
+      assert.equal((await t.api('/api/v1/devices/nobody/errors')).status, 404);
+    });
+  });
+
   describe('resolve', () => {
     let device: DeviceBody;
     before(async () => {

@@ -316,6 +316,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       agents,
       alarms,
       ...(edgeDirectory && edgeHub ? { edges: { directory: edgeDirectory, hub: edgeHub } } : {}),
+      recentErrors: (deviceId) => links.recentErrors(deviceId),
       presence: async (device) => {
         const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
         return presence.of(device, now(), fallback);

@@ -20,6 +20,8 @@ export interface DeviceLinkParts {
   now(): number;
 }
 
+const RECENT_ERRORS_KEPT = 50;
+
 /** The payload devices get on `things/{id}/twin/desired` (retained, so a reconnect gets it). */
 export function desiredMessage(twin: TwinView, now: number) {
   return { version: twin.version, desired: twin.desired, delta: twin.delta, ts: now };
@@ -40,11 +42,21 @@ function parseJson(payload: Buffer): { value: unknown } | { error: string } {
 export function createDeviceLinks(parts: DeviceLinkParts) {
   const { ingest, twins, commands, presence, logger } = parts;
 
-  const reportErrors = (deviceId: string, source: string, rejections: Rejection[]) =>
-    parts
+  // The last refusals per device, for operators (GET /devices/{id}/errors); devices get them on MQTT.
+  const recent = new Map<string, { ts: number; source: string; rejections: Rejection[] }[]>();
+  const remember = (deviceId: string, source: string, rejections: Rejection[]) => {
+    const list = recent.get(deviceId) ?? [];
+    list.unshift({ ts: parts.now(), source, rejections });
+    if (list.length > RECENT_ERRORS_KEPT) list.length = RECENT_ERRORS_KEPT;
+    recent.set(deviceId, list);
+  };
+  const reportErrors = (deviceId: string, source: string, rejections: Rejection[]) => {
+    remember(deviceId, source, rejections);
+    return parts
       .broker()
       .publish(thingTopics.errors(deviceId), { ts: parts.now(), source, rejections }, { qos: 0 })
       .catch((error: Error) => logger.warn({ err: error.message }, 'could not publish to the errors topic'));
+  };
 
   const publishDesired = async (device: DeviceRecord, twin?: TwinView) => {
     const view = twin ?? (await twins.get(device));
@@ -141,5 +153,5 @@ export function createDeviceLinks(parts: DeviceLinkParts) {
     },
   };
 
-  return { handleDeviceMessage, sessions, publishDesired, reportErrors };
+  return { handleDeviceMessage, sessions, publishDesired, reportErrors, recentErrors: (deviceId: string) => recent.get(deviceId) ?? [] };
 }

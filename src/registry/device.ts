@@ -34,6 +34,8 @@ export const MAX_ATTRIBUTES = 64;
 export interface DeviceQuery {
   model?: string;
   edge?: string;
+  /** Network profile name (ethernet, nbiot…). */
+  network?: string;
   /** Keyset pagination: ids strictly after this one. */
   after?: string;
   limit: number;
@@ -47,7 +49,7 @@ export interface DeviceRepository {
   findByCode(code: string): Promise<DeviceRecord | undefined>;
   findByIpv6(ipv6: string): Promise<DeviceRecord | undefined>;
   list(query: DeviceQuery): Promise<DeviceRecord[]>;
-  count(query: Pick<DeviceQuery, 'model' | 'edge'>): Promise<number>;
+  count(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): Promise<number>;
   update(device: DeviceRecord): Promise<void>;
   delete(id: string): Promise<boolean>;
   tokenHash(id: string): Promise<string | undefined>;

@@ -143,10 +143,10 @@ export class DeviceRegistry {
     return device;
   }
 
-  async list(query: { model?: string; edge?: string; after?: string; limit: number }): Promise<DevicePage> {
+  async list(query: { model?: string; edge?: string; network?: string; after?: string; limit: number }): Promise<DevicePage> {
     const [items, total] = await Promise.all([
       this.repository.list(query),
-      this.repository.count({ model: query.model, edge: query.edge }),
+      this.repository.count({ model: query.model, edge: query.edge, network: query.network }),
     ]);
     const last = items.at(-1);
     return { items, total, next: items.length === query.limit && last ? last.id : null };

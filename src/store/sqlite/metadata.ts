@@ -137,6 +137,10 @@ export class SqliteDevices implements DeviceRepository {
       where.push("json_extract(record, '$.edge') = ?");
       params.push(query.edge);
     }
+    if (query.network !== undefined) {
+      where.push("json_extract(record, '$.network.profile') = ?");
+      params.push(query.network);
+    }
     if (query.after !== undefined) {
       where.push('id > ?');
       params.push(query.after);
@@ -147,7 +151,7 @@ export class SqliteDevices implements DeviceRepository {
       .all(...params, query.limit)
       .map(toDevice);
   }
-  async count(query: Pick<DeviceQuery, 'model' | 'edge'>): Promise<number> {
+  async count(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): Promise<number> {
     const where: string[] = [];
     const params: string[] = [];
     if (query.model !== undefined) {
@@ -157,6 +161,10 @@ export class SqliteDevices implements DeviceRepository {
     if (query.edge !== undefined) {
       where.push("json_extract(record, '$.edge') = ?");
       params.push(query.edge);
+    }
+    if (query.network !== undefined) {
+      where.push("json_extract(record, '$.network.profile') = ?");
+      params.push(query.network);
     }
     const sql = `SELECT count(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`;
     return this.db.prepare<string[], { n: number }>(sql).get(...params)?.n ?? 0;

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import type { DeviceRecord } from '../../../registry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, NetworkInput } from '../schemas.js';
+import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, NetworkInput, Rejection } from '../schemas.js';
 
 const IdParam = Type.Object({ id: Type.String() });
 const WithToken = Type.Object({ device: Device, token: Type.String({ description: 'Device token: shown once, stored hashed' }) });
@@ -40,10 +41,18 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
     '/devices',
     {
       schema: {
-        summary: 'List devices, ordered by id, paginated with `after`',
+        summary: 'List devices, ordered by id, paginated with `after`; filter by model, edge, network profile or presence status',
         tags,
         querystring: Type.Object({
           model: Type.Optional(Type.String()),
+          edge: Type.Optional(Type.String({ description: 'Devices served by this edge' })),
+          network: Type.Optional(Type.String({ description: 'Network profile: ethernet, wifi, cat1, redcap, nbiot, lpwan' })),
+          status: Type.Optional(
+            Type.Union(
+              ['online', 'asleep', 'offline', 'unknown'].map((s) => Type.Literal(s)),
+              { description: 'Presence right now' },
+            ),
+          ),
           after: Type.Optional(Type.String({ description: 'The `next` value of the previous page' })),
           limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
         }),
@@ -52,7 +61,55 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         },
       },
     },
-    async (request) => context.registry.list(request.query as { model?: string; after?: string; limit: number }),
+    async (request) => {
+      const { status, ...query } = request.query as {
+        model?: string;
+        edge?: string;
+        network?: string;
+        status?: string;
+        after?: string;
+        limit: number;
+      };
+      if (!status) return context.registry.list(query);
+      // Presence is computed, not stored: walk the (otherwise filtered) fleet in id order and keep
+      // the devices in that state. Fine for tens of thousands of devices.
+      const matching: DeviceRecord[] = [];
+      let after: string | undefined;
+      do {
+        const page = await context.registry.list({ ...query, limit: 1000, ...(after ? { after } : {}) });
+        const presences = await Promise.all(page.items.map((device) => context.presence(device)));
+        page.items.forEach((device, index) => {
+          if (presences[index]?.status === status) matching.push(device);
+        });
+        after = page.next ?? undefined;
+      } while (after);
+      const start = query.after ? matching.findIndex((device) => device.id > (query.after as string)) : 0;
+      const items = start < 0 ? [] : matching.slice(start, start + query.limit);
+      const last = items.at(-1);
+      const more = start >= 0 && start + query.limit < matching.length;
+      return { items, total: matching.length, next: more && last ? last.id : null };
+    },
+  );
+
+  app.get(
+    '/devices/:id/errors',
+    {
+      schema: {
+        summary: 'What the device sent that was refused, newest first (the last 50, kept in memory since the node started)',
+        tags,
+        params: IdParam,
+        response: {
+          200: Type.Object({
+            items: Type.Array(Type.Object({ ts: Type.Integer(), source: Type.String(), rejections: Type.Array(Rejection) })),
+          }),
+          404: ErrorBody,
+        },
+      },
+    },
+    async (request) => {
+      const device = await context.registry.get((request.params as { id: string }).id);
+      return { items: context.recentErrors(device.id) };
+    },
   );
 
   // Declared before /devices/:id so that "summary" is never read as a device id.
