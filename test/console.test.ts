@@ -235,6 +235,112 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
     );
   });
 
+  describe('device filters and refusals', () => {
+    // A device that never connected, on another network profile; deleted afterwards so that the
+    // fleet counts of later tests stay at three.
+    const METER = 'meter-0001';
+    let meterToken = '';
+    const rowLinks = async () =>
+      (await page.locator('table.devices tbody tr td:first-child a').allTextContents()).map((text) => text.trim()).sort();
+
+    before(async () => {
+      const created = await t.api<{ token: string }>('/api/v1/devices', {
+        method: 'POST',
+        body: { id: METER, name: 'Meter on NB-IoT', model: 'control-valve', network: { profile: 'nbiot', reportInterval: '1h' } },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      meterToken = created.body.token;
+    });
+
+    after(async () => {
+      await t.api(`/api/v1/devices/${METER}`, { method: 'DELETE' });
+    });
+
+    it('filters the device list by network profile and by status, kept in the URL', async () => {
+      await page.goto(`${t.node.httpUrl}/devices`);
+      await page.getByRole('heading', { name: 'Devices' }).waitFor();
+      await page.getByRole('link', { name: METER }).waitFor();
+
+      await page.getByLabel('Network profile').selectOption('nbiot');
+      await page.waitForURL(/network=nbiot/);
+      await until(async () => JSON.stringify(await rowLinks()) === JSON.stringify([METER]), 'only the NB-IoT meter listed');
+      await page
+        .getByRole('row', { name: new RegExp(METER) })
+        .getByText('nbiot', { exact: true })
+        .waitFor();
+
+      await page.getByLabel('Network profile').selectOption('ethernet');
+      await page.waitForURL(/network=ethernet/);
+      await until(
+        async () => JSON.stringify(await rowLinks()) === JSON.stringify(['pump-0001', 'pump-0002', 'valve-0001']),
+        'only the ethernet devices listed',
+      );
+      await page.getByText('3 devices with network Ethernet').waitFor();
+
+      await page.getByLabel('Network profile').selectOption('');
+      await page.getByLabel('Status', { exact: true }).selectOption('online');
+      await page.waitForURL((url) => url.searchParams.get('status') === 'online' && !url.searchParams.has('network'));
+      await until(
+        async () => JSON.stringify(await rowLinks()) === JSON.stringify(['pump-0001', 'pump-0002', 'valve-0001']),
+        'only the online devices listed',
+      );
+      const meterStatus = (await t.api<{ status: string }>(`/api/v1/devices/${METER}/presence`)).body.status;
+      assert.notEqual(meterStatus, 'online', 'the meter never connected');
+      await page.getByLabel('Status', { exact: true }).selectOption(meterStatus);
+      await until(async () => JSON.stringify(await rowLinks()) === JSON.stringify([METER]), `only the ${meterStatus} meter listed`);
+      await page
+        .getByRole('row', { name: new RegExp(METER) })
+        .getByText(meterStatus, { exact: true })
+        .waitFor();
+      await shot('26-devices-filtered');
+
+      // Both filters at once match nothing: the empty state names them and offers to loosen each.
+      await page.goto(`${t.node.httpUrl}/devices?network=nbiot&status=online`);
+      const empty = page.getByTestId('devices-empty-filtered');
+      await empty.getByText('No device matches network NB-IoT and status online.').waitFor();
+      assert.equal(await page.getByLabel('Network profile').inputValue(), 'nbiot', 'the selects follow the URL');
+      assert.equal(await page.getByLabel('Status', { exact: true }).inputValue(), 'online');
+      await shot('27-devices-filtered-empty');
+      await empty.getByRole('link', { name: 'any status' }).click();
+      await page.waitForURL((url) => url.searchParams.get('network') === 'nbiot' && !url.searchParams.has('status'));
+      await page.getByRole('link', { name: METER }).waitFor();
+    });
+
+    it("shows what the device sent that was refused in the device's errors panel", async () => {
+      await page.getByRole('link', { name: METER }).click();
+      await page.getByRole('heading', { name: 'Meter on NB-IoT' }).waitFor();
+      const panel = page.getByTestId('device-errors');
+      await panel.getByText('Nothing refused since the node started.').waitFor();
+
+      // The meter reports with its own token: a property its model does not have, and a position far out of range.
+      const sent = await t.api<{ rejections: { reason: string; property?: string }[] }>(`/api/v1/devices/${METER}/telemetry`, {
+        method: 'POST',
+        auth: meterToken,
+        body: { bogus: 1, position: 1e9 },
+      });
+      assert.equal(sent.status, 400, JSON.stringify(sent.body));
+      const errors = await t.api<{ items: { source: string; rejections: { reason: string; property?: string }[] }[] }>(
+        `/api/v1/devices/${METER}/errors`,
+      );
+      const latest = errors.body.items[0];
+      assert.equal(latest?.source, 'telemetry');
+      assert.ok(
+        latest.rejections.some((r) => r.property === 'bogus'),
+        JSON.stringify(latest),
+      );
+
+      await panel.getByRole('button', { name: 'Refresh' }).click();
+      for (const rejection of latest.rejections) {
+        const row = panel.getByTestId('device-error').filter({ hasText: rejection.property ?? rejection.reason });
+        await row.getByText(rejection.reason, { exact: true }).waitFor();
+        await row.getByText('telemetry', { exact: true }).waitFor();
+      }
+      assert.equal(await panel.getByTestId('device-error').count(), latest.rejections.length);
+      await panel.scrollIntoViewIfNeeded();
+      await shot('28-device-errors');
+    });
+  });
+
   describe('agents, approvals and alarms', () => {
     const AGENT = 'console-stop';
     const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
@@ -462,6 +568,16 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
         .getByText(/desired v\d+, applied v\d+/)
         .waitFor();
       await shot('22-edge-detail');
+    });
+
+    it('filters the device list by edge, the select filled from GET /api/v1/edges', async () => {
+      await page.goto(`${t.node.httpUrl}/devices`);
+      await page.getByRole('link', { name: 'pump-0001' }).waitFor();
+      await page.getByLabel('Edge', { exact: true }).selectOption(EDGE);
+      await page.waitForURL(new RegExp(`edge=${EDGE}`));
+      await page.getByRole('link', { name: 'edge-valve-0001' }).waitFor();
+      assert.equal(await page.getByRole('link', { name: 'pump-0001' }).count(), 0);
+      await page.getByText(`1 device with edge Console test site (${EDGE})`).waitFor();
     });
 
     it('draws the edge between its devices and the cloud on the overview', async () => {

@@ -281,3 +281,19 @@ export interface EdgeConfigView {
   };
   applied: { version: number | null; results: ReconcileResult[] };
 }
+
+/** One refusal in what a device sent (see the ingest pipeline's reason codes). */
+export interface Rejection {
+  reason: string;
+  message: string;
+  property?: string;
+  sample?: number;
+  value?: unknown;
+}
+
+/** GET /api/v1/devices/{id}/errors items: one refused message (or part of one), newest first. */
+export interface DeviceErrorReport {
+  ts: number;
+  source: 'telemetry' | 'twin' | 'action' | string;
+  rejections: Rejection[];
+}

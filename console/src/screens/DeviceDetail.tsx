@@ -4,6 +4,7 @@ import { href } from '../lib/router';
 import { useApi } from '../lib/session';
 import { useLoad } from '../lib/useApi';
 import { Actions } from './device/Actions';
+import { Errors } from './device/Errors';
 import { Identity } from './device/Identity';
 import { Telemetry } from './device/Telemetry';
 import { TwinPanel } from './device/TwinPanel';
@@ -55,6 +56,7 @@ export function DeviceDetail({ id }: { id: string }) {
         <TwinPanel device={device} model={model.document} />
         <Actions device={device} model={model.document} />
       </div>
+      <Errors device={device} />
       <Identity device={device} presence={presence} />
     </section>
   );

@@ -1,40 +1,69 @@
 import { useEffect, useRef, useState } from 'react';
 import type { DevicePage, ModelSummary, Presence } from '../api/types';
 import { Empty, ErrorState, Loading } from '../components/states';
+import {
+  type DeviceFilters,
+  describeFilters,
+  devicesPath,
+  filtersFromQuery,
+  filtersToQuery,
+  isFiltered,
+  joinWords,
+  NETWORK_PROFILES,
+  NO_FILTERS,
+  PRESENCE_STATUSES,
+  without,
+} from '../lib/deviceFilters';
 import { formatAgo } from '../lib/format';
 import { href, navigate } from '../lib/router';
-import { afterForPrefix, mapLimit, matchesPrefix } from '../lib/search';
+import { mapLimit, matchesPrefix } from '../lib/search';
 import { useApi } from '../lib/session';
 import { useLoad } from '../lib/useApi';
 
 const PAGE_SIZE = 50;
 
+const LOOSEN: Record<string, string> = {
+  q: 'clear the id search',
+  model: 'any model',
+  edge: 'any edge',
+  network: 'any network',
+  status: 'any status',
+};
+
 /**
- * The device list: one page at a time from the API (never the whole fleet), filtered by model and
- * by id prefix, paging forward with the API's `next` cursor. Filters and cursor live in the URL.
+ * The device list: one page at a time from the API (never the whole fleet), filtered by model, edge,
+ * network profile and presence status (on the server) and by id prefix, paging forward with the
+ * API's `next` cursor. Filters and cursor live in the URL.
  */
 export function Devices({ query }: { query: URLSearchParams }) {
   const api = useApi();
-  const model = query.get('model') ?? '';
-  const prefix = query.get('q') ?? '';
-  const after = query.get('after') ?? '';
+  const { after, ...filters } = filtersFromQuery(query);
+  const { model, edge, network, status, q: prefix } = filters;
   const [search, setSearch] = useState(prefix);
   const history = useRef<string[]>([]);
 
   const models = useLoad((signal) => api.get<{ items: ModelSummary[] }>('/api/v1/models', signal), []);
+  const edges = useLoad((signal) => api.get<{ items: { id: string; name: string }[] }>('/api/v1/edges', signal), []);
+  const edgeList = edges.state.status === 'ready' ? edges.state.data.items : [];
+  const edgeName = (id: string) => edgeList.find((e) => e.id === id)?.name;
   const page = useLoad(
     async (signal) => {
-      const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (model) params.set('model', model);
-      const start = after || afterForPrefix(prefix);
-      if (start) params.set('after', start);
-      const result = await api.get<DevicePage>(`/api/v1/devices?${params}`, signal);
+      const result = await api.get<DevicePage>(devicesPath(filters, after, PAGE_SIZE), signal);
       const items = result.items.filter((device) => matchesPrefix(device.id, prefix));
       const ended = items.length < result.items.length;
       return { items, next: ended ? null : result.next, total: result.total };
     },
-    [model, prefix, after],
+    [model, edge, network, status, prefix, after],
   );
+
+  /** Any change of filter starts again from the first page. */
+  const apply = (next: DeviceFilters, replace = false) => {
+    history.current = [];
+    navigate(href.devices(filtersToQuery(next)), replace);
+  };
+
+  const filtersRef = useRef(filters);
+  filtersRef.current = filters;
 
   // The box follows the URL (links that clear filters, back and forward).
   useEffect(() => setSearch(prefix), [prefix]);
@@ -44,10 +73,10 @@ export function Devices({ query }: { query: URLSearchParams }) {
     if (search === prefix) return;
     const timer = setTimeout(() => {
       history.current = [];
-      navigate(href.devices({ model, q: search.trim() }), true);
+      navigate(href.devices(filtersToQuery({ ...filtersRef.current, q: search.trim() })), true);
     }, 300);
     return () => clearTimeout(timer);
-  }, [search, prefix, model]);
+  }, [search, prefix]);
 
   const items = page.state.status === 'ready' ? page.state.data.items : [];
   const [presence, setPresence] = useState<Record<string, Presence>>({});
@@ -65,13 +94,14 @@ export function Devices({ query }: { query: URLSearchParams }) {
 
   const goNext = (next: string) => {
     history.current.push(after);
-    navigate(href.devices({ model, q: prefix, after: next }));
+    navigate(href.devices(filtersToQuery(filters, next)));
   };
   const goPrevious = () => {
     const previous = history.current.pop();
-    navigate(href.devices({ model, q: prefix, after: previous }));
+    navigate(href.devices(filtersToQuery(filters, previous)));
   };
-  const filtered = Boolean(model || prefix);
+  const filtered = isFiltered(filters);
+  const described = describeFilters(filters, edgeName);
 
   return (
     <section aria-labelledby="devices-title">
@@ -91,14 +121,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
         </div>
         <div className="field">
           <label htmlFor="model-filter">Model</label>
-          <select
-            id="model-filter"
-            value={model}
-            onChange={(event) => {
-              history.current = [];
-              navigate(href.devices({ model: event.target.value, q: prefix }));
-            }}
-          >
+          <select id="model-filter" value={model} onChange={(event) => apply({ ...filters, model: event.target.value })}>
             <option value="">All models</option>
             {models.state.status === 'ready' &&
               models.state.data.items.map((m) => (
@@ -106,6 +129,40 @@ export function Devices({ query }: { query: URLSearchParams }) {
                   {m.title} ({m.id})
                 </option>
               ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="edge-filter">Edge</label>
+          <select id="edge-filter" value={edge} onChange={(event) => apply({ ...filters, edge: event.target.value })}>
+            <option value="">All edges</option>
+            {edge && !edgeList.some((e) => e.id === edge) && <option value={edge}>{edge}</option>}
+            {edgeList.map((e) => (
+              <option key={e.id} value={e.id}>
+                {e.name && e.name !== e.id ? `${e.name} (${e.id})` : e.id}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="network-filter">Network profile</label>
+          <select id="network-filter" value={network} onChange={(event) => apply({ ...filters, network: event.target.value })}>
+            <option value="">Any network</option>
+            {NETWORK_PROFILES.map((p) => (
+              <option key={p.value} value={p.value}>
+                {p.label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="status-filter">Status</label>
+          <select id="status-filter" value={status} onChange={(event) => apply({ ...filters, status: event.target.value })}>
+            <option value="">Any status</option>
+            {PRESENCE_STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
           </select>
         </div>
       </form>
@@ -116,10 +173,25 @@ export function Devices({ query }: { query: URLSearchParams }) {
         (items.length === 0 ? (
           <Empty>
             {filtered ? (
-              <p>
-                No device matches{prefix ? ` ids starting with “${prefix}”` : ''}
-                {model ? ` of model ${model}` : ''}. <a href={href.devices()}>Clear the filters</a>.
-              </p>
+              <div data-testid="devices-empty-filtered">
+                <p>No device matches {joinWords(described.map((d) => d.text))}.</p>
+                <p>
+                  Loosen {described.length === 1 ? 'the filter' : 'a filter'}:{' '}
+                  {described.map((d, index) => (
+                    <span key={d.key}>
+                      {index > 0 ? ', ' : ''}
+                      <a href={href.devices(filtersToQuery(without(filters, d.key)))}>{LOOSEN[d.key]}</a>
+                    </span>
+                  ))}
+                  {described.length > 1 && (
+                    <>
+                      {' '}
+                      or <a href={href.devices(filtersToQuery(NO_FILTERS))}>clear all filters</a>
+                    </>
+                  )}
+                  .
+                </p>
+              </div>
             ) : after ? (
               <p>
                 No more devices. <a href={href.devices()}>Back to the first page</a>.
@@ -135,7 +207,9 @@ export function Devices({ query }: { query: URLSearchParams }) {
             <p className="muted" aria-live="polite">
               {prefix
                 ? `${items.length} shown${page.state.data.next ? ' (more on the next page)' : ''}`
-                : `${page.state.data.total} device${page.state.data.total === 1 ? '' : 's'}${model ? ` of model ${model}` : ''}`}
+                : `${page.state.data.total} device${page.state.data.total === 1 ? '' : 's'}${
+                    described.length ? ` with ${joinWords(described.map((d) => d.text))}` : ''
+                  }`}
             </p>
             <div className="table-wrap">
               <table className="devices">
@@ -144,6 +218,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
                     <th scope="col">Id</th>
                     <th scope="col">Name</th>
                     <th scope="col">Model</th>
+                    <th scope="col">Network</th>
                     <th scope="col">Presence</th>
                     <th scope="col">Last seen</th>
                   </tr>
@@ -160,6 +235,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
                         <td>
                           {device.model} <span className="muted">v{device.modelVersion}</span>
                         </td>
+                        <td>{p ? (p.network.profile ?? '—') : ''}</td>
                         <td>{p ? <span className={`badge ${p.status}`}>{p.status}</span> : <span className="muted">…</span>}</td>
                         <td>{p ? formatAgo(p.lastSeen) : ''}</td>
                       </tr>
