@@ -43,6 +43,8 @@ export const EDGE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** The cloud's directory of edges: registration, credentials, link status. */
 export class EdgeDirectory {
+  private readonly updates = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly repository: EdgeRepository,
     private readonly now: () => number,
@@ -95,11 +97,26 @@ export class EdgeDirectory {
     return this.repository.get(id);
   }
 
-  async update(id: string, change: (edge: EdgeRecord) => void): Promise<EdgeRecord> {
-    const edge = await this.get(id);
-    change(edge);
-    await this.repository.update(edge);
-    return edge;
+  /**
+   * Read-modify-write of one edge's record, one at a time per edge: heartbeats, batch
+   * statistics and configuration results arrive concurrently and must not overwrite each other.
+   */
+  update(id: string, change: (edge: EdgeRecord) => void): Promise<EdgeRecord> {
+    const previous = this.updates.get(id) ?? Promise.resolve();
+    const run = previous
+      .catch(() => undefined)
+      .then(async () => {
+        const edge = await this.get(id);
+        change(edge);
+        await this.repository.update(edge);
+        return edge;
+      });
+    this.updates.set(id, run);
+    const forget = () => {
+      if (this.updates.get(id) === run) this.updates.delete(id);
+    };
+    run.then(forget, forget);
+    return run;
   }
 
   applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied> {
@@ -108,12 +125,11 @@ export class EdgeDirectory {
 
   /** Records a new desired config version when its content changed. */
   async desiredConfig(id: string, config: Omit<EdgeConfig, 'version'>, hash: string): Promise<EdgeConfig> {
-    const edge = await this.get(id);
-    if (edge.config.desiredHash !== hash) {
-      edge.config.desiredVersion++;
-      edge.config.desiredHash = hash;
-      await this.repository.update(edge);
-    }
+    const edge = await this.update(id, (record) => {
+      if (record.config.desiredHash === hash) return;
+      record.config.desiredVersion++;
+      record.config.desiredHash = hash;
+    });
     return { ...config, version: edge.config.desiredVersion };
   }
 }

@@ -94,6 +94,15 @@ export class UplinkSender {
    * The highest sequence number ever sent: the cloud may have applied anything up to it (an ack
    * can be lost with the link), so the quota policy must not count those records as dropped.
    */
+  /**
+   * The cloud has just said what it applied (the first ack on a new connection): anything sent
+   * above that was lost with the old connection, so it is no longer "in flight".
+   */
+  resumedAt(upTo: number): void {
+    this.ackedUpTo = Math.max(this.ackedUpTo, upTo);
+    this.highestSent = this.ackedUpTo;
+  }
+
   get sentUpToSeq(): number {
     return Math.max(this.highestSent, this.ackedUpTo);
   }

@@ -87,6 +87,8 @@ export class EdgeHub {
       edge.lastContact = this.parts.now();
     });
     // The edge resumes after its last acknowledged record: tell it where the cloud stands.
+    // A batch from the previous connection may still be applying: the mark sent must include it.
+    await this.chains.get(edgeId)?.catch(() => undefined);
     const edge = await this.parts.edges.get(edgeId);
     session.send({ type: 'ack', upTo: edge.appliedSeq });
     await this.pushConfig(edgeId, true);
@@ -499,7 +501,14 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
         resuming = false;
         sender
           .acknowledged(frame.upTo)
-          .then(() => resume && sender.linkUp())
+          .then(async () => {
+            if (!resume) return;
+            // Before the drain starts, the full-outbox policy applies to what the cloud does not
+            // have: a quick reconnect must not skip it (the periodic check is throttled).
+            sender.resumedAt(frame.upTo);
+            await outbox.enforceQuota(options.quotaBytes, options.policy, parts.now(), sender.sentUpToSeq);
+            sender.linkUp();
+          })
           .catch((error: Error) => logger.error({ err: error.message }, 'trimming the outbox failed'));
       } else if (frame.type === 'invoke') {
         runForwardedAction(frame).catch((error: Error) => logger.error({ err: error.message }, 'forwarded action failed'));
