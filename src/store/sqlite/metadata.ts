@@ -93,6 +93,23 @@ function restOf(device: Omit<DeviceRecord, 'uid'>): string {
   return JSON.stringify(Object.fromEntries(Object.entries(device).filter(([key]) => !COLUMN_FIELDS.has(key))));
 }
 
+/** The WHERE terms shared by listing and counting devices. */
+function deviceFilter(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): { where: string[]; params: (string | number)[] } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const terms: [string, string | undefined][] = [
+    ['model = ?', query.model],
+    ["json_extract(record, '$.edge') = ?", query.edge],
+    ["json_extract(record, '$.network.profile') = ?", query.network],
+  ];
+  for (const [term, value] of terms) {
+    if (value === undefined) continue;
+    where.push(term);
+    params.push(value);
+  }
+  return { where, params };
+}
+
 const DEVICE_COLUMNS = 'uid, id, model, model_version, code, ipv6, record';
 
 export class SqliteDevices implements DeviceRepository {
@@ -127,20 +144,7 @@ export class SqliteDevices implements DeviceRepository {
     return row && toDevice(row);
   }
   async list(query: DeviceQuery): Promise<DeviceRecord[]> {
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    if (query.model !== undefined) {
-      where.push('model = ?');
-      params.push(query.model);
-    }
-    if (query.edge !== undefined) {
-      where.push("json_extract(record, '$.edge') = ?");
-      params.push(query.edge);
-    }
-    if (query.network !== undefined) {
-      where.push("json_extract(record, '$.network.profile') = ?");
-      params.push(query.network);
-    }
+    const { where, params } = deviceFilter(query);
     if (query.after !== undefined) {
       where.push('id > ?');
       params.push(query.after);
@@ -152,22 +156,9 @@ export class SqliteDevices implements DeviceRepository {
       .map(toDevice);
   }
   async count(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): Promise<number> {
-    const where: string[] = [];
-    const params: string[] = [];
-    if (query.model !== undefined) {
-      where.push('model = ?');
-      params.push(query.model);
-    }
-    if (query.edge !== undefined) {
-      where.push("json_extract(record, '$.edge') = ?");
-      params.push(query.edge);
-    }
-    if (query.network !== undefined) {
-      where.push("json_extract(record, '$.network.profile') = ?");
-      params.push(query.network);
-    }
+    const { where, params } = deviceFilter(query);
     const sql = `SELECT count(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`;
-    return this.db.prepare<string[], { n: number }>(sql).get(...params)?.n ?? 0;
+    return this.db.prepare<(string | number)[], { n: number }>(sql).get(...params)?.n ?? 0;
   }
   /** Inserts or replaces a device with the uid-free record another node assigned (edge sync). */
   async adopt(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord> {
