@@ -48,6 +48,12 @@ interface EdgeView {
   gaps: { reports: number; dropped: number; last: { policy: string; total: number } | null };
 }
 
+interface GapRange {
+  dropped: number;
+  from: number;
+  to: number;
+}
+
 interface ConfigView {
   desired: { version: number; devices: { record: { id: string } }[]; agents: { id: string }[] };
   applied: { version: number | null; results: { kind: string; id: string; status: string }[] };
@@ -462,55 +468,68 @@ describe('edge ↔ cloud sync across real process kills (issue #5)', { timeout: 
     }));
 
   for (const policy of ['drop-oldest', 'downsample'] as const) {
-    // KNOWN BUG (issue #5 stays open): in about one run in three the samples missing in the
-    // cloud never equal the gap total the edge reported. Skipped so main stays green; the fix
-    // must make this pass every time before #5 is closed.
-    test(
-      `a full outbox (${policy}) thins telemetry and the cloud reports the gap exactly`,
-      { skip: 'known bug: gap total can differ from the samples missing in the cloud' },
-      () =>
-        withCleanup(async (cleanup) => {
-          const edgeId = `site-${policy}`;
-          const token = await registerEdge(edgeId);
-          const devices = await registerDevices(edgeId, 2);
-          const edgeDir = scratch(cleanup, 'thingloop-edge-d-');
-          const edge = await startEdge(edgeId, token, edgeDir, ['--outbox-quota', '48KiB', '--outbox-policy', policy], cleanup);
-          await configApplied(edgeId, devices);
-          const clients = await connectAll(edge, devices, cleanup);
-          await cloudOutage(async () => {
-            await publish(clients, calm, 1500).finished();
-            // The policy runs in the background (throttled): keep the cloud away until the edge has
-            // applied it, i.e. a gap report is queued in its outbox.
-            await waitFor('the edge to apply its full-outbox policy', async () => queuedGapReports(edgeDir) > 0);
-          });
-          const acked = devices.reduce((n, d) => n + d.acked.size, 0);
-          const view = await waitFor('the gap report and the rest of the backlog', async () => {
-            const current = await edgeView(edgeId);
-            if (current.gaps.reports < 1) return undefined;
-            let missing = 0;
-            for (const device of devices) missing += device.acked.size - (await cloudCount(device));
-            return missing === current.gaps.dropped ? current : undefined;
-          });
-          assert.ok(view.gaps.dropped > 0 && view.gaps.dropped < acked, `${view.gaps.dropped} of ${acked} dropped`);
-          assert.equal(view.gaps.last?.policy, policy);
-          for (const device of devices) {
-            const stored = await cloudSamples(device.id, device.next);
-            assert.ok(stored.length > 0);
-            const expected = new Map([...device.acked].map(([ts, sample]) => [ts, sample.starts]));
-            for (let i = 0; i < stored.length; i++) {
-              const sample = stored[i] as { ts: number; starts: number };
-              assert.equal(expected.get(sample.ts), sample.starts, `${device.id}: stored ts ${sample.ts} was acknowledged with that value`);
-              if (i > 0) assert.ok(sample.ts > (stored[i - 1] as { ts: number }).ts, `${device.id}: ascending, never twice`);
-            }
-            const kept = new Set(stored.map((s) => s.ts));
-            const missing = [...device.acked.keys()].filter((ts) => !kept.has(ts));
-            assert.ok(missing.length > 0, `${device.id} lost samples to the quota`);
-            const oldestKept = Math.min(...kept);
-            const newestMissing = Math.max(...missing);
-            if (policy === 'drop-oldest') assert.ok(newestMissing < oldestKept, `${device.id}: only the oldest samples were dropped`);
-            else assert.ok(oldestKept < newestMissing, `${device.id}: older samples were thinned, not cut off`);
+    test(`a full outbox (${policy}) thins telemetry and the cloud reports the gap exactly`, () =>
+      withCleanup(async (cleanup) => {
+        const edgeId = `site-${policy}`;
+        const token = await registerEdge(edgeId);
+        const devices = await registerDevices(edgeId, 2);
+        const edgeDir = scratch(cleanup, 'thingloop-edge-d-');
+        const edge = await startEdge(edgeId, token, edgeDir, ['--outbox-quota', '48KiB', '--outbox-policy', policy], cleanup);
+        await configApplied(edgeId, devices);
+        const clients = await connectAll(edge, devices, cleanup);
+        await cloudOutage(async () => {
+          await publish(clients, calm, 1500).finished();
+          // The policy runs in the background (throttled): keep the cloud away until the edge has
+          // applied it, i.e. a gap report is queued in its outbox.
+          await waitFor('the edge to apply its full-outbox policy', async () => queuedGapReports(edgeDir) > 0);
+        });
+        const acked = devices.reduce((n, d) => n + d.acked.size, 0);
+        const view = await waitFor('the gap report and the rest of the backlog', async () => {
+          const current = await edgeView(edgeId);
+          if (current.gaps.reports < 1) return undefined;
+          let missing = 0;
+          for (const device of devices) missing += device.acked.size - (await cloudCount(device));
+          return missing === current.gaps.dropped ? current : undefined;
+        });
+        assert.ok(view.gaps.dropped > 0 && view.gaps.dropped < acked, `${view.gaps.dropped} of ${acked} dropped`);
+        assert.equal(view.gaps.last?.policy, policy);
+        // The reports say exactly which device lost how many samples, and when they were taken.
+        const reports = await api<{ items: { policy: string; total: number; devices: Record<string, GapRange> }[] }>(
+          cloud,
+          `/api/v1/edges/${edgeId}/gaps`,
+        );
+        assert.equal(reports.items.length, view.gaps.reports);
+        for (const device of devices) {
+          const kept = new Set((await cloudSamples(device.id, device.next)).map((s) => s.ts));
+          const lost = [...device.acked.keys()].filter((ts) => !kept.has(ts));
+          const mine = reports.items.flatMap((r) => (r.devices[device.id] ? [r.devices[device.id] as GapRange] : []));
+          assert.equal(
+            mine.reduce((sum, r) => sum + r.dropped, 0),
+            lost.length,
+            `${device.id}: the reports count exactly the samples it lost`,
+          );
+          assert.ok(
+            lost.every((ts) => mine.some((r) => ts >= r.from && ts <= r.to)),
+            `${device.id}: every lost sample lies in a reported range`,
+          );
+        }
+        for (const device of devices) {
+          const stored = await cloudSamples(device.id, device.next);
+          assert.ok(stored.length > 0);
+          const expected = new Map([...device.acked].map(([ts, sample]) => [ts, sample.starts]));
+          for (let i = 0; i < stored.length; i++) {
+            const sample = stored[i] as { ts: number; starts: number };
+            assert.equal(expected.get(sample.ts), sample.starts, `${device.id}: stored ts ${sample.ts} was acknowledged with that value`);
+            if (i > 0) assert.ok(sample.ts > (stored[i - 1] as { ts: number }).ts, `${device.id}: ascending, never twice`);
           }
-        }),
-    );
+          const kept = new Set(stored.map((s) => s.ts));
+          const missing = [...device.acked.keys()].filter((ts) => !kept.has(ts));
+          assert.ok(missing.length > 0, `${device.id} lost samples to the quota`);
+          const oldestKept = Math.min(...kept);
+          const newestMissing = Math.max(...missing);
+          if (policy === 'drop-oldest') assert.ok(newestMissing < oldestKept, `${device.id}: only the oldest samples were dropped`);
+          else assert.ok(oldestKept < newestMissing, `${device.id}: older samples were thinned, not cut off`);
+        }
+      }));
   }
 });

@@ -30,6 +30,8 @@ export interface EdgeRepository {
    * a batch is applied entirely or not at all, and a replayed sequence number is skipped.
    */
   applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied>;
+  /** Gap reports the edge sent, newest first. */
+  gaps(edgeId: string, limit: number): Promise<GapReport[]>;
 }
 
 export interface UplinkApplied {
@@ -121,6 +123,12 @@ export class EdgeDirectory {
 
   applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied> {
     return this.repository.applyUplink(edgeId, records, deviceUid);
+  }
+
+  /** What the edge lost to its outbox quota: per report, the policy and the samples per device. */
+  async gaps(id: string, limit: number): Promise<GapReport[]> {
+    await this.get(id);
+    return this.repository.gaps(id, limit);
   }
 
   /** Records a new desired config version when its content changed. */

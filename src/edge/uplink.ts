@@ -49,7 +49,6 @@ export class UplinkSender {
   private connected = false;
   private sentUpTo = 0;
   private ackedUpTo = 0;
-  private highestSent = 0;
   private pacedUntil = 0;
   private inFlight = 0;
   private pumping = false;
@@ -91,20 +90,12 @@ export class UplinkSender {
   }
 
   /**
-   * The highest sequence number ever sent: the cloud may have applied anything up to it (an ack
-   * can be lost with the link), so the quota policy must not count those records as dropped.
-   */
-  /**
    * The cloud has just said what it applied (the first ack on a new connection): anything sent
-   * above that was lost with the old connection, so it is no longer "in flight".
+   * above that was lost with the old connection, so the quota policy may drop it again.
    */
-  resumedAt(upTo: number): void {
+  async resumedAt(upTo: number): Promise<void> {
     this.ackedUpTo = Math.max(this.ackedUpTo, upTo);
-    this.highestSent = this.ackedUpTo;
-  }
-
-  get sentUpToSeq(): number {
-    return Math.max(this.highestSent, this.ackedUpTo);
+    await this.outbox.releaseAbove(this.ackedUpTo);
   }
 
   /** Records acknowledged per second over the last 10 s. */
@@ -140,12 +131,16 @@ export class UplinkSender {
         }
         limit = Math.min(limit, Math.max(1, Math.floor(rate)));
       }
-      const records = await this.outbox.peek(this.sentUpTo, limit, this.options.batchBytes);
+      const records = await this.outbox.lease(this.sentUpTo, limit, this.options.batchBytes);
       if (records.length === 0) return;
       const frame = encodeBatch(records);
-      if (!this.channel.sendBinary(frame)) return;
+      if (!this.channel.sendBinary(frame)) {
+        // Never left the edge: the quota may drop these again. What went out before stays leased
+        // until the cloud's mark on the next connection says whether it arrived.
+        await this.outbox.releaseAbove(this.sentUpTo);
+        return;
+      }
       this.sentUpTo = (records[records.length - 1] as SequencedRecord).seq;
-      this.highestSent = Math.max(this.highestSent, this.sentUpTo);
       this.inFlight++;
       if (rate > 0) this.pacedUntil = this.options.now() + (records.length / rate) * 1000;
     }

@@ -367,7 +367,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     } else {
       lastQuotaCheck = now;
       outbox
-        .enforceQuota(options.quotaBytes, options.policy, now, sender.sentUpToSeq)
+        .enforceQuota(options.quotaBytes, options.policy, now)
         .then(
           (gap) => gap && logger.warn({ dropped: gap.total, policy: gap.policy }, 'outbox full: telemetry dropped and reported as a gap'),
         )
@@ -505,8 +505,8 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
             if (!resume) return;
             // Before the drain starts, the full-outbox policy applies to what the cloud does not
             // have: a quick reconnect must not skip it (the periodic check is throttled).
-            sender.resumedAt(frame.upTo);
-            await outbox.enforceQuota(options.quotaBytes, options.policy, parts.now(), sender.sentUpToSeq);
+            await sender.resumedAt(frame.upTo);
+            await outbox.enforceQuota(options.quotaBytes, options.policy, parts.now());
             sender.linkUp();
           })
           .catch((error: Error) => logger.error({ err: error.message }, 'trimming the outbox failed'));

@@ -24,13 +24,24 @@ function tsOf(record: UplinkRecord, now: number): number {
 /** The edge's outbox. `insertRows` is also used inside the telemetry commit (same transaction). */
 export class SqliteOutbox implements Outbox {
   private readonly insert;
+  private readonly saveLease;
   private dropped = 0;
+  /**
+   * Highest sequence number handed out for sending. Kept in the database so that after a
+   * restart records sent just before the crash (perhaps applied, ack never seen) stay protected.
+   */
+  private leasedUpTo: number;
 
   constructor(
     private readonly db: SqliteDatabase,
     private readonly now: () => number,
   ) {
     this.insert = db.prepare('INSERT INTO outbox (kind, device_id, ts, bytes, payload) VALUES (?, ?, ?, ?, ?)');
+    this.saveLease = db.prepare(
+      "INSERT INTO settings (key, value) VALUES ('outbox.leasedUpTo', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    );
+    const saved = db.prepare<[], { value: string }>("SELECT value FROM settings WHERE key = 'outbox.leasedUpTo'").get();
+    this.leasedUpTo = saved ? Number(saved.value) : 0;
   }
 
   /** Writes records in the caller's transaction (or its own statement-level one). */
@@ -46,7 +57,7 @@ export class SqliteOutbox implements Outbox {
     this.db.transaction(() => this.insertRows(records))();
   }
 
-  async peek(afterSeq: number, limit: number, maxBytes: number): Promise<SequencedRecord[]> {
+  async lease(afterSeq: number, limit: number, maxBytes: number): Promise<SequencedRecord[]> {
     const out: SequencedRecord[] = [];
     let bytes = 0;
     for (const row of this.db
@@ -58,7 +69,18 @@ export class SqliteOutbox implements Outbox {
       bytes += row.bytes;
       out.push({ seq: row.seq, record: JSON.parse(row.payload) as UplinkRecord });
     }
+    const last = out[out.length - 1];
+    if (last && last.seq > this.leasedUpTo) this.setLease(last.seq);
     return out;
+  }
+
+  async releaseAbove(seq: number): Promise<void> {
+    if (seq < this.leasedUpTo) this.setLease(seq);
+  }
+
+  private setLease(seq: number): void {
+    this.saveLease.run(String(seq));
+    this.leasedUpTo = seq;
   }
 
   async trim(upToSeq: number): Promise<number> {
@@ -79,9 +101,10 @@ export class SqliteOutbox implements Outbox {
    * Keeps the outbox under its quota. Only telemetry is ever removed (decisions, alarms, twin
    * changes and gap reports are small and matter more). drop-oldest deletes the oldest samples;
    * downsample deletes every other sample of the oldest half. Either way the loss is counted per
-   * device and returned as a gap report, which is itself queued for the cloud.
+   * device and returned as a gap report, which is itself queued for the cloud. Leased records
+   * (sent, perhaps applied) are never candidates.
    */
-  async enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number, sentUpTo = 0): Promise<GapReport | undefined> {
+  async enforceQuota(quotaBytes: number, policy: GapReport['policy'], now: number): Promise<GapReport | undefined> {
     const total = (this.db.prepare<[], { bytes: number | null }>('SELECT sum(bytes) AS bytes FROM outbox').get()?.bytes ?? 0) as number;
     if (total <= quotaBytes) return undefined;
     // Free a tenth of the quota beyond the excess, so the policy does not run on every append.
@@ -90,7 +113,7 @@ export class SqliteOutbox implements Outbox {
       .prepare<[number], { seq: number; device_id: string; ts: number; bytes: number }>(
         "SELECT seq, device_id, ts, bytes FROM outbox WHERE kind = 'telemetry' AND seq > ? ORDER BY seq",
       )
-      .iterate(sentUpTo);
+      .iterate(this.leasedUpTo);
     const victims: { seq: number; device_id: string; ts: number }[] = [];
     let freed = 0;
     let index = 0;
@@ -162,11 +185,16 @@ export class SqliteEdges implements EdgeRepository {
       .map((row) => JSON.parse(row.record) as EdgeRecord);
   }
   async update(edge: EdgeRecord): Promise<void> {
-    // The applied mark and the gap totals are owned by applyUplink: a stale copy (read before a
-    // batch committed) never moves them back.
-    const current = await this.get(edge.id);
-    const gaps = current && current.gaps.reports > edge.gaps.reports ? current.gaps : edge.gaps;
-    this.writeRecord.run(JSON.stringify({ ...edge, appliedSeq: Math.max(edge.appliedSeq, current?.appliedSeq ?? 0), gaps }), edge.id);
+    // The applied mark and the gap totals are owned by applyUplink: the caller's copy may have
+    // been read before a batch committed, so they are taken from the stored record, read and
+    // written in one synchronous transaction (an await between the two would let a batch commit
+    // in between and be overwritten: a gap report applied and then lost).
+    this.db.transaction(() => {
+      const row = this.readRecord.get(edge.id);
+      const current = row ? (JSON.parse(row.record) as EdgeRecord) : undefined;
+      const owned = current ? { appliedSeq: current.appliedSeq, gaps: current.gaps } : {};
+      this.writeRecord.run(JSON.stringify({ ...edge, ...owned }), edge.id);
+    })();
   }
   async tokenHash(id: string): Promise<string | undefined> {
     return this.db.prepare<[string], { token_hash: string }>('SELECT token_hash FROM edges WHERE id = ?').get(id)?.token_hash;
@@ -176,6 +204,13 @@ export class SqliteEdges implements EdgeRepository {
   }
   async delete(id: string): Promise<void> {
     this.db.prepare('DELETE FROM edges WHERE id = ?').run(id);
+  }
+
+  async gaps(edgeId: string, limit: number): Promise<GapReport[]> {
+    return this.db
+      .prepare<[string, number], { gap: string }>('SELECT gap FROM edge_gaps WHERE edge_id = ? ORDER BY id DESC LIMIT ?')
+      .all(edgeId, limit)
+      .map((row) => JSON.parse(row.gap) as GapReport);
   }
 
   async applyUplink(

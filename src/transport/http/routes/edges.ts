@@ -10,6 +10,21 @@ const EdgeBody = Type.Object(
   { additionalProperties: true, description: 'An edge with its link, backlog, gaps, capacity and configuration status' },
 );
 
+const GapReportBody = Type.Object({
+  policy: Type.Union([Type.Literal('drop-oldest'), Type.Literal('downsample')]),
+  at: Type.Integer({ description: 'When the edge applied the policy (ms since the epoch)' }),
+  total: Type.Integer({ description: 'Telemetry samples removed' }),
+  devices: Type.Record(
+    Type.String(),
+    Type.Object({
+      dropped: Type.Integer(),
+      from: Type.Integer({ description: 'Oldest removed sample' }),
+      to: Type.Integer({ description: 'Newest removed sample' }),
+    }),
+    { description: 'Per device id' },
+  ),
+});
+
 export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
   const tags = ['edges'];
   const edges = context.edges;
@@ -96,6 +111,24 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       // Credential hashes stay between the cloud and the edge.
       const desired = { ...config, devices: config.devices.map((d) => ({ record: d.record })) };
       return { desired, applied: { version: edge.config.appliedVersion, results: edge.config.results } };
+    },
+  );
+
+  app.get(
+    '/edges/:id/gaps',
+    {
+      schema: {
+        summary: 'Gap reports of an edge, newest first: telemetry its full outbox dropped or thinned, per device with the time range',
+        tags,
+        params: IdParam,
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }) }),
+        response: { 200: Type.Object({ items: Type.Array(GapReportBody) }), 404: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const { limit } = request.query as { limit: number };
+      return { items: await edges.directory.gaps(id, limit) };
     },
   );
 
