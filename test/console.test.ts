@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { type RunningNode, startCloudNode } from '../src/node/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { Fleet, HttpProvisioner, pumpStation } from '../src/sim/index.js';
@@ -41,6 +41,42 @@ async function until(check: () => Promise<boolean>, what: string, ms = 15_000): 
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+interface PresenceSplitBody {
+  total: number;
+  online: number;
+  asleep: number;
+  offline: number;
+  unknown: number;
+}
+
+interface DeviceSummaryBody {
+  total: number;
+  byModel: Record<string, number>;
+  byPresence: Omit<PresenceSplitBody, 'total'>;
+  byEdge: Record<string, PresenceSplitBody>;
+  direct: PresenceSplitBody;
+}
+
+/** What the overview lists for a split: "9 online", "2 asleep"…, statuses without devices left out. */
+function splitTexts(split: PresenceSplitBody): string[] {
+  return (['online', 'asleep', 'offline', 'unknown'] as const)
+    .filter((status) => split[status] > 0)
+    .map((status) => `${split[status]} ${status}`);
+}
+
+/**
+ * The split reads "1 device behind this edge: 1 unknown"; a screen reader gets a list named by the
+ * headline with one item per status (the dots between them are hidden from it).
+ */
+async function expectSplit(scope: Locator, headline: string, items: string[]): Promise<void> {
+  const line = `${headline}: ${items.join(' · ')}`;
+  await until(async () => (await scope.textContent()) === line, `the split "${line}"`);
+  const list = scope.getByRole('list', { name: headline, exact: true });
+  const texts = (await list.getByRole('listitem').allTextContents()).map((text) => text.replace(/^ · /, ''));
+  assert.deepEqual(texts, items);
+  assert.equal(await list.locator('[aria-hidden="true"]').count(), items.length - 1, 'only the separators are hidden');
 }
 
 function ensureConsoleBuilt(): void {
@@ -222,9 +258,7 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
   });
 
   it('summarises the fleet in one call: GET /api/v1/devices/summary', async () => {
-    const summary = await t.api<{ total: number; byModel: Record<string, number>; byPresence: Record<string, number> }>(
-      '/api/v1/devices/summary',
-    );
+    const summary = await t.api<DeviceSummaryBody>('/api/v1/devices/summary');
     assert.equal(summary.status, 200);
     assert.equal(summary.body.total, 3);
     assert.deepEqual(summary.body.byModel, { 'centrifugal-pump': 2, 'control-valve': 1 });
@@ -233,6 +267,9 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       Object.values(summary.body.byPresence).reduce((a, b) => a + b, 0),
       3,
     );
+    // No edge yet (the edges block below adds one): the whole fleet talks to the cloud directly.
+    assert.deepEqual(summary.body.byEdge, {});
+    assert.deepEqual(summary.body.direct, { total: 3, ...summary.body.byPresence });
   });
 
   describe('device filters and refusals', () => {
@@ -580,12 +617,25 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       await page.getByText(`1 device with edge Console test site (${EDGE})`).waitFor();
     });
 
-    it('draws the edge between its devices and the cloud on the overview', async () => {
+    it('counts the devices behind the edge apart from the direct ones: GET /api/v1/devices/summary', async () => {
+      const summary = await t.api<DeviceSummaryBody>('/api/v1/devices/summary');
+      assert.equal(summary.status, 200);
+      assert.equal(summary.body.total, 4);
+      // The valve behind the edge has never reported to the cloud: unknown.
+      assert.deepEqual(summary.body.byEdge, { [EDGE]: { total: 1, online: 0, asleep: 0, offline: 0, unknown: 1 } });
+      assert.equal(summary.body.direct.total, 3);
+      for (const status of ['online', 'asleep', 'offline', 'unknown'] as const) {
+        assert.equal(summary.body.direct[status] + (summary.body.byEdge[EDGE]?.[status] ?? 0), summary.body.byPresence[status], status);
+      }
+    });
+
+    it('draws the edge between its devices and the cloud on the overview, each with its presence split', async () => {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
       const box = page.getByTestId(`topology-edge-${EDGE}`);
       await box.getByTestId('edge-link').getByText('online', { exact: true }).waitFor();
-      await box.getByText('1 device behind this edge').waitFor();
-      await page.getByTestId('topology-direct').getByText('3 devices connected directly').waitFor();
+      await expectSplit(box.getByTestId('topology-edge-devices'), '1 device behind this edge', ['1 unknown']);
+      const direct = (await t.api<DeviceSummaryBody>('/api/v1/devices/summary')).body.direct;
+      await expectSplit(page.getByTestId('topology-direct'), '3 devices connected directly', splitTexts(direct));
       await shot('23-overview-topology');
     });
 
@@ -619,6 +669,14 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       await shot('25-edges-offline');
       await row.getByRole('link', { name: EDGE, exact: true }).click();
       await page.getByTestId('edge-link-state').getByText('offline').waitFor();
+
+      // On the overview the edge is drawn offline and still accounts for the device it serves.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
+      const box = page.getByTestId(`topology-edge-${EDGE}`);
+      await box.getByTestId('edge-link').getByText('offline', { exact: true }).waitFor();
+      await box.getByRole('link', { name: `Edge ${EDGE}, offline` }).waitFor();
+      await expectSplit(box.getByTestId('topology-edge-devices'), '1 device behind this edge', ['1 unknown']);
+      await shot('29-overview-edge-offline');
     });
   });
 

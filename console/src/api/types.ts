@@ -124,10 +124,23 @@ export interface StreamMessage {
   values: Record<string, unknown>;
 }
 
+export type PresenceStatus = 'online' | 'asleep' | 'offline' | 'unknown';
+
+export type PresenceCounts = Record<PresenceStatus, number>;
+
+/** A group of devices (those behind one edge, or those on the cloud directly) split by presence. */
+export interface PresenceSplit extends PresenceCounts {
+  total: number;
+}
+
 export interface DeviceSummary {
   total: number;
   byModel: Record<string, number>;
-  byPresence: { online: number; asleep: number; offline: number; unknown: number };
+  byPresence: PresenceCounts;
+  /** Per edge id; an edge that serves no device is absent. */
+  byEdge: Record<string, PresenceSplit>;
+  /** Devices with no edge. */
+  direct: PresenceSplit;
 }
 
 export type AgentMode = 'auto' | 'approve' | 'shadow';

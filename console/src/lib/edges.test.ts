@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import type { EdgeConfigView, EdgeHeartbeat, EdgeStatus } from '../api/types';
-import { backlog, capacity, configItems, configSummary, formatBytes, heartbeatStale, linkState, topology } from './edges';
+import type { EdgeConfigView, EdgeHeartbeat, EdgeStatus, PresenceSplit } from '../api/types';
+import {
+  backlog,
+  capacity,
+  configItems,
+  configSummary,
+  devicesText,
+  formatBytes,
+  heartbeatStale,
+  linkState,
+  presenceSplit,
+  topology,
+} from './edges';
 import { parseRoute } from './router';
 
 const GiB = 1024 ** 3;
@@ -143,17 +154,55 @@ describe('configuration status', () => {
 });
 
 describe('topology', () => {
-  it('counts the devices left on the cloud once every edge is counted', () => {
-    const edges = [edge({ id: 'b' }), edge({ id: 'a' })];
-    const picture = topology(edges, 10, { a: 3, b: 4 });
-    expect(picture.edges.map((e) => [e.edge.id, e.devices])).toEqual([
-      ['a', 3],
+  const split = (online: number, asleep: number, offline: number, unknown: number): PresenceSplit => ({
+    total: online + asleep + offline + unknown,
+    online,
+    asleep,
+    offline,
+    unknown,
+  });
+
+  it('places each edge with its presence split and the direct devices on the cloud, all from the fleet summary', () => {
+    // "constructor" serves no device: it must not pick up what every object inherits under that name.
+    const edges = [edge({ id: 'b' }), edge({ id: 'a' }), edge({ id: 'idle' }), edge({ id: 'constructor' })];
+    const picture = topology(edges, { byEdge: { a: split(9, 2, 1, 0), b: split(0, 0, 0, 4) }, direct: split(3, 0, 0, 0) });
+    expect(picture.edges.map((e) => [e.edge.id, e.devices?.total])).toEqual([
+      ['a', 12],
       ['b', 4],
+      ['constructor', 0],
+      ['idle', 0],
     ]);
-    expect(picture.direct).toBe(3);
-    expect(topology(edges, 10, { a: 3 }).direct).toBeUndefined();
-    expect(topology(edges, undefined, { a: 3, b: 4 }).direct).toBeUndefined();
-    expect(topology([], 5, {}).direct).toBe(5);
+    expect(picture.edges[0]?.devices).toEqual(split(9, 2, 1, 0));
+    expect(picture.edges[2]?.devices).toEqual(split(0, 0, 0, 0));
+    expect(picture.edges[3]?.devices).toEqual(split(0, 0, 0, 0));
+    expect(picture.direct).toEqual(split(3, 0, 0, 0));
+  });
+
+  it('leaves every count out until the summary arrives', () => {
+    const picture = topology([edge({ id: 'a' })], undefined);
+    expect(picture.direct).toBeUndefined();
+    expect(picture.edges[0]?.devices).toBeUndefined();
+  });
+});
+
+describe('presence split', () => {
+  it('reads as one line, in the order online, asleep, offline, unknown, leaving out empty statuses', () => {
+    const view = presenceSplit({ total: 12, online: 9, asleep: 2, offline: 1, unknown: 0 });
+    expect(view.text).toBe('12 devices: 9 online · 2 asleep · 1 offline');
+    expect(view.devices).toBe('12 devices');
+    expect(view.parts).toEqual([
+      { status: 'online', count: 9, text: '9 online' },
+      { status: 'asleep', count: 2, text: '2 asleep' },
+      { status: 'offline', count: 1, text: '1 offline' },
+    ]);
+  });
+
+  it('says one device in the singular, and no devices without a split', () => {
+    expect(presenceSplit({ total: 1, online: 0, asleep: 0, offline: 0, unknown: 1 }).text).toBe('1 device: 1 unknown');
+    const empty = presenceSplit({ total: 0, online: 0, asleep: 0, offline: 0, unknown: 0 });
+    expect(empty.text).toBe('No devices');
+    expect(empty.parts).toEqual([]);
+    expect(devicesText(2)).toBe('2 devices');
   });
 });
 

@@ -1,4 +1,12 @@
-import type { EdgeConfigView, EdgeHeartbeat, EdgeStatus, ReconcileResult } from '../api/types';
+import type {
+  DeviceSummary,
+  EdgeConfigView,
+  EdgeHeartbeat,
+  EdgeStatus,
+  PresenceSplit,
+  PresenceStatus,
+  ReconcileResult,
+} from '../api/types';
 import { formatSpan } from './format';
 
 /** Heartbeats come every 10 s; three missed ones make the capacity figures stale. */
@@ -185,18 +193,51 @@ export function configItems(view: EdgeConfigView): ConfigItem[] {
 }
 
 export interface Topology {
-  /** Devices talking to the cloud directly; undefined while a count is missing. */
-  direct?: number;
-  edges: { edge: EdgeStatus; devices?: number }[];
+  /** Devices talking to the cloud directly; undefined until the fleet summary has arrived. */
+  direct?: PresenceSplit;
+  /** Each edge with the devices it serves; `devices` is undefined until the fleet summary has arrived. */
+  edges: { edge: EdgeStatus; devices?: PresenceSplit }[];
 }
 
+const NO_DEVICES: PresenceSplit = { total: 0, online: 0, asleep: 0, offline: 0, unknown: 0 };
+
 /**
- * The terminal–edge–cloud picture: each edge with the devices it serves, and the devices left
- * talking to the cloud directly (the fleet total minus those behind edges).
+ * The terminal–edge–cloud picture: each edge with the devices it serves, and the devices talking
+ * to the cloud directly, all from one fleet summary. The summary leaves out edges that serve no
+ * device, so those get an empty split rather than looking uncounted.
  */
-export function topology(edges: EdgeStatus[], total: number | undefined, devicesPerEdge: Record<string, number | undefined>): Topology {
-  const rows = [...edges].sort((a, b) => a.id.localeCompare(b.id)).map((edge) => ({ edge, devices: devicesPerEdge[edge.id] }));
-  const counted = rows.every((row) => row.devices !== undefined);
-  const behindEdges = rows.reduce((sum, row) => sum + (row.devices ?? 0), 0);
-  return { edges: rows, ...(total !== undefined && counted ? { direct: Math.max(0, total - behindEdges) } : {}) };
+export function topology(edges: EdgeStatus[], summary: Pick<DeviceSummary, 'byEdge' | 'direct'> | undefined): Topology {
+  const rows = [...edges]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((edge) => ({
+      edge,
+      ...(summary ? { devices: Object.hasOwn(summary.byEdge, edge.id) ? summary.byEdge[edge.id] : NO_DEVICES } : {}),
+    }));
+  return { edges: rows, ...(summary ? { direct: summary.direct } : {}) };
+}
+
+export const PRESENCE_ORDER: readonly PresenceStatus[] = ['online', 'asleep', 'offline', 'unknown'];
+
+export interface PresenceSplitView {
+  /** "12 devices", or "No devices". */
+  devices: string;
+  /** The statuses that have devices, in order online, asleep, offline, unknown: "9 online". */
+  parts: { status: PresenceStatus; count: number; text: string }[];
+  /** All of it in one line: "12 devices: 9 online · 2 asleep · 1 offline". */
+  text: string;
+}
+
+export function devicesText(count: number): string {
+  return count === 0 ? 'No devices' : `${count} device${count === 1 ? '' : 's'}`;
+}
+
+/** A group of devices as an operator reads it; statuses without devices are left out to keep the line short. */
+export function presenceSplit(split: PresenceSplit): PresenceSplitView {
+  const parts = PRESENCE_ORDER.filter((status) => split[status] > 0).map((status) => ({
+    status,
+    count: split[status],
+    text: `${split[status]} ${status}`,
+  }));
+  const devices = devicesText(split.total);
+  return { devices, parts, text: parts.length === 0 ? devices : `${devices}: ${parts.map((part) => part.text).join(' · ')}` };
 }

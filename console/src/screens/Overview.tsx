@@ -1,22 +1,20 @@
-import { useEffect, useRef, useState } from 'react';
-import type { Alarm, DecisionRecord, DeviceSummary, EdgeConfigView, ModelSummary } from '../api/types';
+import { useEffect, useId, useRef, useState } from 'react';
+import type { Alarm, DecisionRecord, DeviceSummary, ModelSummary, PresenceSplit } from '../api/types';
 import { Empty, ErrorState, Loading } from '../components/states';
 import { alarmsPath, countBySeverity, describeAction, expiryText, sortOpenAlarms } from '../lib/agents';
-import { backlog, LINK_LABEL, linkState, topology } from '../lib/edges';
+import { backlog, devicesText, LINK_LABEL, linkState, PRESENCE_ORDER, presenceSplit, topology } from '../lib/edges';
 import { formatAgo, formatSpan } from '../lib/format';
 import { type CounterSample, counterValue, ratePerSecond } from '../lib/metrics';
 import { href } from '../lib/router';
-import { mapLimit } from '../lib/search';
 import { useApi } from '../lib/session';
 import { type Loadable, useLoad } from '../lib/useApi';
 import { LinkBadge, useEdgeList } from './Edges';
 
 const REFRESH_MS = 5_000;
 const SUMMARY_REFRESH_MS = 15_000;
-const COUNTS_REFRESH_MS = 30_000;
 const SHOWN = 5;
 
-/** Every panel is backed by one API; the fleet summary feeds both the device and presence panels. */
+/** Every panel is backed by one API; the fleet summary feeds the device, presence and topology panels. */
 export function Overview() {
   const api = useApi();
   const summary = useLoad(async (signal) => {
@@ -96,8 +94,6 @@ function DevicesPanel({ state, retry }: { state: SummaryState; retry: () => void
   );
 }
 
-const STATUS_ORDER = ['online', 'asleep', 'offline', 'unknown'] as const;
-
 function PresencePanel({ state, retry }: { state: SummaryState; retry: () => void }) {
   return (
     <article className="panel" aria-labelledby="panel-presence">
@@ -111,7 +107,7 @@ function PresencePanel({ state, retry }: { state: SummaryState; retry: () => voi
           </Empty>
         ) : (
           <ul className="status-counts">
-            {STATUS_ORDER.map((status) => (
+            {PRESENCE_ORDER.map((status) => (
               <li key={status} data-testid={`presence-${status}`}>
                 <span className={`badge ${status}`}>{status}</span> <strong>{state.data.counts.byPresence[status]}</strong>
               </li>
@@ -302,38 +298,12 @@ function IngestPanel() {
 
 /**
  * The terminal–edge–cloud picture: this cloud with the devices that talk to it directly, and each
- * edge with its link state, backlog and the devices it serves. Per-edge device counts come from
- * each edge's desired configuration (GET /api/v1/edges/{id}/config: one request per edge, no paging
- * through the fleet), refreshed when the set of edges changes and every 30 s.
+ * edge with its link state, backlog and the devices it serves. Device counts and their presence
+ * split come from the fleet summary the overview already polls (byEdge, direct): no request per edge.
  */
 function TopologyPanel({ state }: { state: SummaryState }) {
-  const api = useApi();
   const edges = useEdgeList();
-  const ids = edges.state.status === 'ready' ? edges.state.data.map((e) => e.id).sort() : undefined;
-  const idKey = ids?.join('\n');
-  const counts = useLoad(
-    async (signal) => {
-      if (!ids) return {};
-      const entries = await mapLimit(ids, 4, async (id) => {
-        try {
-          const config = await api.get<EdgeConfigView>(`/api/v1/edges/${encodeURIComponent(id)}/config`, signal);
-          return [id, config.desired.devices.length] as const;
-        } catch (error) {
-          if ((error as Error).name === 'AbortError') throw error;
-          return [id, undefined] as const;
-        }
-      });
-      return Object.fromEntries(entries) as Record<string, number | undefined>;
-    },
-    [idKey],
-  );
-  const reloadCounts = counts.reload;
-  useEffect(() => {
-    const timer = setInterval(reloadCounts, COUNTS_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reloadCounts]);
-
-  const total = state.status === 'ready' ? state.data.counts.total : undefined;
+  const counts = state.status === 'ready' ? state.data.counts : undefined;
   const notManaged = edges.state.status === 'error' && (edges.state.error as { kind?: string }).kind === 'not_found';
   return (
     <article className="panel wide" aria-labelledby="panel-topology">
@@ -349,20 +319,15 @@ function TopologyPanel({ state }: { state: SummaryState }) {
       )}
       {edges.state.status === 'ready' &&
         (() => {
-          const picture = topology(edges.state.data, total, counts.state.status === 'ready' ? counts.state.data : {});
-          const plural = (n: number) => `${n} device${n === 1 ? '' : 's'}`;
+          const picture = topology(edges.state.data, counts);
           return (
             <div className="topology" data-testid="topology">
               <div className="node-box cloud">
                 <h3>Cloud (this node)</h3>
-                <p data-testid="topology-direct">
-                  {picture.direct === undefined ? (
-                    <span className="muted">counting devices…</span>
-                  ) : (
-                    `${plural(picture.direct)} connected directly`
-                  )}
-                  {total !== undefined && <span className="muted"> · {plural(total)} in the fleet</span>}
-                </p>
+                <div data-testid="topology-direct">
+                  <DeviceSplit split={picture.direct} where="connected directly" />
+                </div>
+                {counts && <p className="muted">{devicesText(counts.total)} in the fleet</p>}
               </div>
               {picture.edges.length === 0 ? (
                 <Empty>
@@ -387,7 +352,9 @@ function TopologyPanel({ state }: { state: SummaryState }) {
                             <LinkBadge edge={edge} /> <span className="muted">{formatAgo(edge.lastContact)}</span>
                           </p>
                           <p>Backlog: {backlog(edge).text}</p>
-                          <p className="terminals">{devices === undefined ? 'devices: …' : `${plural(devices)} behind this edge`}</p>
+                          <div className="terminals" data-testid="topology-edge-devices">
+                            <DeviceSplit split={devices} where="behind this edge" />
+                          </div>
                         </div>
                       </li>
                     );
@@ -398,5 +365,35 @@ function TopologyPanel({ state }: { state: SummaryState }) {
           );
         })()}
     </article>
+  );
+}
+
+/**
+ * "12 devices behind this edge: 9 online · 2 asleep · 1 offline". The counts are a list named by
+ * the headline, so a screen reader announces which devices they split; the dots are only visual.
+ */
+function DeviceSplit({ split, where }: { split: PresenceSplit | undefined; where: string }) {
+  const headline = useId();
+  if (!split) return <p className="muted">counting devices…</p>;
+  const view = presenceSplit(split);
+  return (
+    <div className="device-split">
+      <span id={headline}>
+        {view.devices} {where}
+      </span>
+      {view.parts.length > 0 && (
+        <>
+          <span aria-hidden="true">: </span>
+          <ul aria-labelledby={headline} className="presence-split">
+            {view.parts.map((part, index) => (
+              <li key={part.status} className={`presence-${part.status}`}>
+                {index > 0 && <span aria-hidden="true"> · </span>}
+                {part.text}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
   );
 }

@@ -1,11 +1,26 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import type { DeviceRecord } from '../../../registry/index.js';
+import type { DeviceRecord, PresenceStatus } from '../../../registry/index.js';
 import type { HttpApiContext } from '../context.js';
 import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, NetworkInput, Rejection } from '../schemas.js';
 
 const IdParam = Type.Object({ id: Type.String() });
 const WithToken = Type.Object({ device: Device, token: Type.String({ description: 'Device token: shown once, stored hashed' }) });
+const PresenceCounts = Type.Object(
+  {
+    online: Type.Integer({ description: 'Devices reachable now: a live session, or an uplink within the expected interval' }),
+    asleep: Type.Integer({ description: 'Sleepy devices between wake windows that have not missed one' }),
+    offline: Type.Integer({ description: 'Devices silent for longer than their network profile allows' }),
+    unknown: Type.Integer({ description: 'Devices never seen' }),
+  },
+  { description: 'Devices per presence status right now' },
+);
+
+const PresenceSplit = (description: string) =>
+  Type.Composite([Type.Object({ total: Type.Integer({ description: 'Devices in this group' }) }), PresenceCounts], { description });
+
+type PresenceTally = Record<PresenceStatus, number> & { total: number };
+const noDevices = (): Record<PresenceStatus, number> => ({ online: 0, asleep: 0, offline: 0, unknown: 0 });
 
 export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
   const tags = ['devices'];
@@ -117,25 +132,27 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
     '/devices/summary',
     {
       schema: {
-        summary: 'Fleet summary: device count, devices per model and per presence status',
+        summary: 'Fleet summary: device count, devices per model and per presence status, and the presence split per edge',
         tags,
         response: {
           200: Type.Object({
-            total: Type.Integer(),
+            total: Type.Integer({ description: 'Every registered device' }),
             byModel: Type.Record(Type.String(), Type.Integer(), { description: 'Devices per thing model id' }),
-            byPresence: Type.Object({
-              online: Type.Integer(),
-              asleep: Type.Integer(),
-              offline: Type.Integer(),
-              unknown: Type.Integer(),
+            byPresence: PresenceCounts,
+            byEdge: Type.Record(Type.String(), PresenceSplit('The devices this edge serves, split by presence'), {
+              description: 'Per edge id, the devices that edge serves; an edge serving no device is absent',
             }),
+            direct: PresenceSplit('The devices served directly by this node (no edge), split by presence'),
           }),
         },
       },
     },
     async () => {
-      const byModel: Record<string, number> = {};
-      const byPresence = { online: 0, asleep: 0, offline: 0, unknown: 0 };
+      // Maps, not plain objects: an edge or model id such as "constructor" must not read an inherited property.
+      const byModel = new Map<string, number>();
+      const byPresence = noDevices();
+      const byEdge = new Map<string, PresenceTally>();
+      const direct: PresenceTally = { total: 0, ...noDevices() };
       let total = 0;
       let after: string | undefined;
       do {
@@ -143,13 +160,20 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         const presences = await Promise.all(page.items.map((device) => context.presence(device)));
         page.items.forEach((device, index) => {
           total++;
-          byModel[device.model] = (byModel[device.model] ?? 0) + 1;
+          byModel.set(device.model, (byModel.get(device.model) ?? 0) + 1);
           const status = presences[index]?.status ?? 'unknown';
           byPresence[status]++;
+          let served = direct;
+          if (device.edge !== undefined) {
+            served = byEdge.get(device.edge) ?? { total: 0, ...noDevices() };
+            byEdge.set(device.edge, served);
+          }
+          served.total++;
+          served[status]++;
         });
         after = page.next ?? undefined;
       } while (after);
-      return { total, byModel, byPresence };
+      return { total, byModel: Object.fromEntries(byModel), byPresence, byEdge: Object.fromEntries(byEdge), direct };
     },
   );
 
