@@ -360,6 +360,9 @@ describe('edge ↔ cloud sync across real process kills (issue #5)', { timeout: 
         const at = load.acked();
         await waitFor('load while the cloud is down', async () => load.acked() >= at + 1000);
         await load.stop();
+        // A device event taken by the edge while the cloud is away travels up with the samples.
+        const { device, client } = clients[0] as (typeof clients)[number];
+        await client.publishAsync(`things/${device.id}/events/overheat`, JSON.stringify({ data: { temperature: 150 } }), { qos: 1 });
         return undefined;
       });
 
@@ -376,6 +379,15 @@ describe('edge ↔ cloud sync across real process kills (issue #5)', { timeout: 
       assert.ok(total >= 2000, `${total} samples checked`);
       const outageSamples = devices.reduce((n, d) => n + [...d.acked.values()].filter((s) => s.vibration === 9).length, 0);
       assert.ok(outageSamples > 0, 'samples were acknowledged by the edge while the cloud was down');
+
+      const firstDevice = (devices[0] as Device).id;
+      const events = await waitFor('the edge event in the cloud', async () => {
+        const page = await api<{ items: { name: string; ts: number; data: unknown }[] }>(cloud, `/api/v1/devices/${firstDevice}/events`);
+        return page.items.length > 0 ? page.items : undefined;
+      });
+      assert.equal(events.length, 1, 'the event arrived once');
+      assert.deepEqual(events[0]?.data, { temperature: 150 });
+      assert.ok((events[0]?.ts ?? 0) >= downAt && (events[0]?.ts ?? 0) <= upAt, 'stamped at the edge while the cloud was down');
 
       const decisions = await waitFor('edge decisions in the cloud', async () => {
         const body = await api<{ items: { id: string; deviceId: string; ts: number; outcome: string }[] }>(

@@ -7,6 +7,7 @@ import type { JsonValue } from '../telemetry/index.js';
 export type UplinkRecord =
   | { kind: 'telemetry'; deviceId: string; ts: number; values: Record<string, JsonValue> }
   | { kind: 'twin'; deviceId: string; ts: number; section: 'reported' | 'desired'; values: Record<string, JsonValue | null>; actor: string }
+  | { kind: 'event'; deviceId: string; name: string; ts: number; data: JsonValue | null }
   | { kind: 'decision'; decision: Record<string, JsonValue> }
   | { kind: 'alarm'; alarm: Record<string, JsonValue> }
   | { kind: 'invocation'; invocation: Record<string, JsonValue> }

@@ -1,11 +1,16 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { TelemetrySample } from '../telemetry/index.js';
+import type { DeviceEvent, TelemetrySample } from '../telemetry/index.js';
 import type { Outbox } from './outbox.js';
 import type { SequencedRecord, UplinkRecord } from './records.js';
 
 /** Accepted telemetry as outbox records. */
 export function telemetryRecords(samples: TelemetrySample[]): UplinkRecord[] {
   return samples.map((s) => ({ kind: 'telemetry', deviceId: s.deviceId, ts: s.ts, values: s.values }));
+}
+
+/** An accepted device event as an outbox record. */
+export function eventRecord(event: DeviceEvent): UplinkRecord {
+  return { kind: 'event', deviceId: event.deviceId, name: event.name, ts: event.ts, data: event.data };
 }
 
 /** A batch on the wire: one JSON header line, then the gzipped JSON array of records. */

@@ -9,12 +9,16 @@ export type RejectionReason =
   | 'not_an_object'
   | 'too_many_samples'
   | 'empty_sample'
-  | 'unknown_device';
+  | 'unknown_device'
+  | 'unknown_event'
+  | 'malformed_event';
 
 export interface Rejection {
   reason: RejectionReason;
   message: string;
   property?: string;
+  /** The event a refusal is about (events only). */
+  event?: string;
   /** Position of the sample in a batch (array) payload. */
   sample?: number;
   value?: JsonValue;
@@ -111,28 +115,32 @@ function decodeSample(
   }
 }
 
+/** `emptyBody`: what an empty payload means, when it may be empty at all. */
+function parseBody(payload: Buffer | unknown, limits: DecodeLimits, emptyBody?: unknown): { body: unknown } | Rejection {
+  if (!Buffer.isBuffer(payload)) return { body: payload };
+  if (payload.length > limits.maxPayloadBytes) {
+    return { reason: 'payload_too_large', message: `payload is ${payload.length} bytes; the limit is ${limits.maxPayloadBytes}` };
+  }
+  if (payload.length === 0 && emptyBody !== undefined) return { body: emptyBody };
+  try {
+    return { body: JSON.parse(payload.toString('utf8')) };
+  } catch (error) {
+    return { reason: 'malformed_json', message: `payload is not JSON: ${(error as Error).message}` };
+  }
+}
+
 /**
  * Decodes a telemetry payload and validates every value against the device's model. Valid
  * values survive their invalid neighbours: one bad reading never costs the others.
  */
 export function decodeTelemetry(payload: Buffer | unknown, model: CompiledThingModel, now: number, limits: DecodeLimits): DecodeResult {
   const out: DecodeResult = { samples: [], rejections: [] };
-  let body: unknown = payload;
-  if (Buffer.isBuffer(payload)) {
-    if (payload.length > limits.maxPayloadBytes) {
-      out.rejections.push({
-        reason: 'payload_too_large',
-        message: `payload is ${payload.length} bytes; the limit is ${limits.maxPayloadBytes}`,
-      });
-      return out;
-    }
-    try {
-      body = JSON.parse(payload.toString('utf8'));
-    } catch (error) {
-      out.rejections.push({ reason: 'malformed_json', message: `payload is not JSON: ${(error as Error).message}` });
-      return out;
-    }
+  const parsed = parseBody(payload, limits);
+  if (!('body' in parsed)) {
+    out.rejections.push(parsed);
+    return out;
   }
+  const { body } = parsed;
   if (Array.isArray(body)) {
     if (body.length > limits.maxSamplesPerMessage) {
       out.rejections.push({
@@ -148,4 +156,63 @@ export function decodeTelemetry(payload: Buffer | unknown, model: CompiledThingM
     decodeSample(body, undefined, model, now, limits, out);
   }
   return out;
+}
+
+export interface DecodedEvent {
+  name: string;
+  ts: number;
+  data: JsonValue | null;
+}
+
+/**
+ * Decodes an event message `{"data": …, "ts": …}` (both optional) for the event `name` and
+ * validates the data against the event's schema in the device's model.
+ */
+export function decodeEvent(
+  name: string,
+  payload: Buffer | unknown,
+  model: CompiledThingModel,
+  now: number,
+  limits: DecodeLimits,
+): { event: DecodedEvent } | { rejection: Rejection } {
+  const check = model.events.get(name);
+  if (!check) {
+    const known = [...model.events.keys()];
+    return {
+      rejection: {
+        reason: 'unknown_event',
+        event: name,
+        message: `model "${model.id}" v${model.version} has no event "${name}"${known.length > 0 ? ` (it has: ${known.join(', ')})` : ''}`,
+      },
+    };
+  }
+  // An event without data may come with an empty body.
+  const parsed = parseBody(payload, limits, {});
+  if (!('body' in parsed)) return { rejection: { ...parsed, event: name } };
+  const body = parsed.body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { rejection: { reason: 'malformed_event', event: name, message: 'an event message is a JSON object: {"data": …, "ts": …}' } };
+  }
+  const record = body as Record<string, JsonValue>;
+  const extra = Object.keys(record).filter((key) => key !== 'data' && key !== 'ts');
+  if (extra.length > 0) {
+    return {
+      rejection: {
+        reason: 'malformed_event',
+        event: name,
+        message: `an event message holds only "data" and "ts"; move ${extra.map((k) => `"${k}"`).join(', ')} into "data"`,
+      },
+    };
+  }
+  let ts = now;
+  if (record.ts !== undefined) {
+    const parsedTs = parseTimestamp(record.ts, now, limits);
+    if (typeof parsedTs === 'string') return { rejection: { reason: 'bad_timestamp', event: name, message: parsedTs, value: record.ts } };
+    ts = parsedTs;
+  }
+  const data = record.data === undefined ? null : record.data;
+  const problem = record.data === undefined ? null : check(data);
+  if (problem)
+    return { rejection: { reason: problem.reason, event: name, message: `event ${name}: data ${problem.message}`, value: data } };
+  return { event: { name, ts, data } };
 }

@@ -1,8 +1,8 @@
 import type { EventBus } from '../bus/index.js';
 import type { CompiledThingModel } from '../model/index.js';
 import type { DeviceRecord } from '../registry/index.js';
-import type { TelemetrySample, TelemetryStore } from '../telemetry/index.js';
-import { type DecodeLimits, decodeTelemetry, type Rejection } from './decode.js';
+import type { DeviceEvent, DeviceEventStore, TelemetrySample, TelemetryStore } from '../telemetry/index.js';
+import { type DecodeLimits, decodeEvent, decodeTelemetry, type Rejection } from './decode.js';
 
 export type IngestSource = 'mqtt' | 'http' | 'edge';
 
@@ -10,6 +10,9 @@ export type IngestEvents = {
   /** Samples that are durable in the store, in arrival order per device. */
   'telemetry.accepted': { device: DeviceRecord; samples: TelemetrySample[]; source: IngestSource };
   'telemetry.rejected': { device: DeviceRecord; rejections: Rejection[]; source: IngestSource };
+  /** A device event that is durable in the store. */
+  'event.accepted': { device: DeviceRecord; event: DeviceEvent; source: IngestSource };
+  'event.rejected': { device: DeviceRecord; rejection: Rejection; source: IngestSource };
 };
 
 /** What the pipeline reports to whoever counts (Prometheus, in the node). */
@@ -27,6 +30,7 @@ export interface IngestOutcome {
 
 export interface IngestDependencies {
   store: TelemetryStore;
+  events: DeviceEventStore;
   bus: EventBus<IngestEvents>;
   metrics: IngestMetrics;
   modelOf(device: DeviceRecord): Promise<CompiledThingModel>;
@@ -63,5 +67,26 @@ export class IngestPipeline {
       deps.bus.emit('telemetry.rejected', { device, rejections: decoded.rejections, source });
     }
     return { acceptedSamples: samples.length, acceptedValues, rejections: decoded.rejections };
+  }
+
+  /** One event named in the device's model; stored (durably) or refused with a reason. */
+  async acceptEvent(
+    device: DeviceRecord,
+    name: string,
+    payload: Buffer | unknown,
+    source: IngestSource,
+  ): Promise<{ event: DeviceEvent; id: number } | { rejection: Rejection }> {
+    const { deps } = this;
+    const model = await deps.modelOf(device);
+    const decoded = decodeEvent(name, payload, model, deps.now(), deps.limits);
+    if ('rejection' in decoded) {
+      deps.metrics.valueRejected(decoded.rejection.reason);
+      deps.bus.emit('event.rejected', { device, rejection: decoded.rejection, source });
+      return decoded;
+    }
+    const event: DeviceEvent = { deviceId: device.id, deviceUid: device.uid, ...decoded.event };
+    const id = await deps.events.append(event);
+    deps.bus.emit('event.accepted', { device, event, source });
+    return { event, id };
   }
 }

@@ -4,7 +4,7 @@ import { AdminAccess, type AdminKeySetup } from '../access/index.js';
 import type { AgentEngine, AlarmService } from '../agents/index.js';
 import { EventBus } from '../bus/index.js';
 import { CommandService } from '../commands/index.js';
-import { EdgeDirectory, telemetryRecords } from '../edge/index.js';
+import { EdgeDirectory, eventRecord, telemetryRecords } from '../edge/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
 import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
 import { ModelCatalog } from '../model/index.js';
@@ -13,6 +13,7 @@ import { type DeviceRecord, DeviceRegistry, PresenceBook } from '../registry/ind
 import {
   openDatabase,
   type SqliteDatabase,
+  SqliteDeviceEvents,
   SqliteDevices,
   SqliteEdges,
   SqliteInvocations,
@@ -140,11 +141,17 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     });
     const store = telemetry;
     cleanups.push(() => store.flush());
+    // On an edge an event is stored and queued for the cloud in one transaction, like a sample.
+    const deviceEvents = new SqliteDeviceEvents(
+      db,
+      outbox ? { alsoInTransaction: (event) => outbox.insertRows([eventRecord(event)]) } : {},
+    );
 
     const bus = new EventBus<IngestEvents>((error, event) => logger.error({ err: error, event }, 'bus listener failed'));
     const modelOf = (device: DeviceRecord) => models.compiled(device.model, device.modelVersion);
     const ingest = new IngestPipeline({
       store,
+      events: deviceEvents,
       bus,
       metrics,
       now,
@@ -234,6 +241,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     cleanups.push(() => twins.flush());
 
     bus.on('telemetry.rejected', (event) => links.reportErrors(event.device.id, 'telemetry', event.rejections));
+    bus.on('event.rejected', (event) => links.reportErrors(event.device.id, 'event', [event.rejection]));
+    bus.on('event.accepted', () => edgeSync?.appended());
     bus.on('telemetry.accepted', (event) => {
       edgeSync?.appended();
       agents.onTelemetry(event.device, event.samples);
@@ -310,6 +319,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       registry,
       ingest,
       telemetry: store,
+      deviceEvents,
       bus,
       twins,
       commands,
@@ -355,12 +365,13 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     let retentionSweep: Promise<number> = Promise.resolve(0);
     const sweepRetention = () => {
-      retentionSweep = retentionSweep
-        .then(() => store.prune(now() - config.retentionMs, async () => devices.liveUids()))
-        .then((removed) => {
-          if (removed > 0) logger.info({ removed }, 'retention removed old telemetry');
-          return removed;
-        });
+      retentionSweep = retentionSweep.then(async () => {
+        const before = now() - config.retentionMs;
+        const samples = await store.prune(before, async () => devices.liveUids());
+        const events = await deviceEvents.prune(before, async () => devices.liveUids());
+        if (samples + events > 0) logger.info({ samples, events }, 'retention removed old telemetry and events');
+        return samples + events;
+      });
       return retentionSweep;
     };
     const logSweepFailure = (error: Error) => logger.error({ err: error.message }, 'retention sweep failed');

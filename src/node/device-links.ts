@@ -115,7 +115,9 @@ export function createDeviceLinks(parts: DeviceLinkParts) {
         await actionResult(device, topic.name, payload);
         return;
       case 'event':
-        // Events pass through the broker to their subscribers; storing them arrives with agents.
+        // Stored (and on an edge queued for the cloud) before the PUBACK; subscribers of the
+        // topic still receive the message from the broker.
+        await ingest.acceptEvent(device, topic.name, payload, 'mqtt');
         return;
     }
   }

@@ -125,7 +125,8 @@ export class EdgeHub {
     const { records } = decodeBatch(frame);
     const uids = new Map<string, number>();
     for (const entry of records) {
-      const deviceId = entry.record.kind === 'telemetry' || entry.record.kind === 'twin' ? entry.record.deviceId : undefined;
+      const { record } = entry;
+      const deviceId = record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event' ? record.deviceId : undefined;
       if (deviceId && !uids.has(deviceId)) {
         const device = await this.parts.registry.find(deviceId);
         if (device) uids.set(deviceId, device.uid);
@@ -163,6 +164,11 @@ export class EdgeHub {
         const list = samples.get(device.id) ?? [];
         list.push({ deviceId: device.id, deviceUid: device.uid, ts: record.ts, values: record.values });
         samples.set(device.id, list);
+      } else if (record.kind === 'event') {
+        const device = await find(record.deviceId);
+        if (!device) continue;
+        const { kind: _kind, ...event } = record;
+        this.parts.bus.emit('event.accepted', { device, event: { ...event, deviceUid: device.uid }, source: 'edge' });
       } else if (record.kind === 'invocation') {
         const invocation = record.invocation as {
           idempotencyKey?: string;

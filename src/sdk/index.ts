@@ -46,12 +46,15 @@ export interface DeviceStats {
   reconnects: number;
 }
 
+/** A sample or an event waiting for its PUBACK, in the order the device reported them. */
 interface PendingSample {
+  topic: string;
   payload: string;
 }
 
 const topics = (id: string) => ({
   telemetry: `things/${id}/telemetry`,
+  event: (name: string) => `things/${id}/events/${name}`,
   desired: `things/${id}/twin/desired`,
   reported: `things/${id}/twin/reported`,
   get: `things/${id}/twin/get`,
@@ -167,13 +170,27 @@ export class ThingloopDevice extends EventEmitter {
    * in a bounded buffer and keep their time; they are sent in order once connected.
    */
   report(values: Record<string, Json>, ts: number = Date.now()): void {
-    // In-flight samples count toward the bound but are not dropped here (MQTT.js holds them until
-    // acknowledged), so only a queued sample can make room: never count a drop that did not happen.
+    this.enqueue({ topic: this.topics.telemetry, payload: JSON.stringify({ ts, ...values }) });
+  }
+
+  /**
+   * Queues an event named in the device's thing model (a fault code, a door opened) with its
+   * data. Buffered and ordered with the samples; acknowledged once the node stored it.
+   */
+  emitEvent(name: string, data?: Json, ts: number = Date.now()): void {
+    this.enqueue({ topic: this.topics.event(name), payload: JSON.stringify(data === undefined ? { ts } : { ts, data }) });
+  }
+
+  private enqueue(pending: PendingSample): void {
+    // In-flight messages count toward the bound but are not dropped here (MQTT.js holds them
+    // until acknowledged), so only a queued one can make room: never count a drop that did not
+    // happen. Samples give way first: an event (a fault, a door opened) is rarer and says more.
     if (this.queue.length > 0 && this.queue.length + this.inFlight >= this.maxBuffered) {
-      this.queue.shift();
+      const oldestSample = this.queue.findIndex((queued) => queued.topic === this.topics.telemetry);
+      this.queue.splice(Math.max(oldestSample, 0), 1);
       this.counters.dropped++;
     }
-    this.queue.push({ payload: JSON.stringify({ ts, ...values }) });
+    this.queue.push(pending);
     this.pump();
   }
 
@@ -184,7 +201,7 @@ export class ThingloopDevice extends EventEmitter {
       this.counters.sent++;
       // MQTT.js keeps an unacknowledged QoS 1 publish in its store and resends it after a
       // reconnect, so the callback reports the final outcome.
-      this.client.publish(this.topics.telemetry, sample.payload, { qos: 1 }, (error) => {
+      this.client.publish(sample.topic, sample.payload, { qos: 1 }, (error) => {
         this.inFlight--;
         if (error) {
           if (!this.closed) this.queue.unshift(sample);

@@ -158,6 +158,7 @@ export class Fleet {
         member.connection.report(reading);
         this.counters.reported++;
       }
+      if (member.connection) for (const event of member.sim.takeEvents?.() ?? []) member.connection.emitEvent(event.name, event.data);
     }
   }
 

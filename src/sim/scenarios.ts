@@ -27,6 +27,8 @@ export interface SimulatedDevice {
   attributes: Record<string, string | number | boolean>;
   network: { profile: string; reportInterval?: string };
   read(): Record<string, Json> | undefined;
+  /** Events that happened since the last call (named in the device's model), oldest first. */
+  takeEvents?(): { name: string; data: Json }[];
   applyDesired(values: Record<string, Json>): void;
   actions: Record<string, (input: Json) => Json>;
 }
@@ -87,6 +89,12 @@ const pumpModel: ThingModelDocument = {
       },
     },
     clearFaults: { description: 'Simulator only: end every fault' },
+  },
+  events: {
+    motorState: {
+      description: 'The motor started or stopped',
+      data: { type: 'object', properties: { running: { type: 'boolean' } }, required: ['running'] },
+    },
   },
 };
 
@@ -156,6 +164,7 @@ export const pumpStation: Scenario = {
       for (let p = 0; p < 2 && devices.length < count; p++) {
         const pump = { id: `pump-${pad(++pumpNo)}`, state: newPump(60 + 10 * p) };
         station.pumps.push(pump);
+        let wasRunning = pump.state.running;
         devices.push({
           id: pump.id,
           model: 'centrifugal-pump',
@@ -163,6 +172,11 @@ export const pumpStation: Scenario = {
           attributes: { station: `station-${pad(s)}`, site: 'north-works', kind: 'pump' },
           network: { profile: 'ethernet', reportInterval: '5s' },
           read: () => readPump(pump.state, random),
+          takeEvents: () => {
+            if (pump.state.running === wasRunning) return [];
+            wasRunning = pump.state.running;
+            return [{ name: 'motorState', data: { running: wasRunning } }];
+          },
           applyDesired: (values) => {
             if (values.speed !== undefined) pump.state = { ...pump.state, speedSetpoint: numberOf(values.speed, pump.state.speedSetpoint) };
           },

@@ -1,8 +1,10 @@
 /**
  * Telemetry: the samples devices report, the storage port they are kept behind, and the
- * queries (raw pages, bucketed aggregates, latest values) that read them back.
+ * queries (raw pages, bucketed aggregates, latest values) that read them back. Device events
+ * (named occurrences from the thing model) are kept beside them.
  */
 
+export type { DeviceEvent, DeviceEventPage, DeviceEventQuery, DeviceEventStore, StoredDeviceEvent } from './events.js';
 export {
   DEFAULT_RAW_LIMIT,
   encodeCursor,

@@ -26,6 +26,12 @@ export const PUMP_MODEL = {
     starts: { type: 'integer', minimum: 0 },
   },
   actions: { reset: { input: { type: 'object', properties: { reason: { type: 'string' } } } } },
+  events: {
+    overheat: {
+      data: { type: 'object', properties: { temperature: { type: 'number', minimum: -40, maximum: 400 } }, required: ['temperature'] },
+    },
+    doorOpened: {},
+  },
 };
 
 export function tempDir(prefix = 'thingloop-test-'): string {

@@ -105,6 +105,14 @@ const MIGRATIONS: string[] = [
      bytes INTEGER NOT NULL,
      payload TEXT NOT NULL) STRICT;
    CREATE INDEX outbox_by_ts ON outbox (kind, ts);`,
+  // Device events (named in the thing model), newest first per device.
+  `CREATE TABLE device_events (
+     id INTEGER PRIMARY KEY,
+     device_uid INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     ts INTEGER NOT NULL,
+     data TEXT) STRICT;
+   CREATE INDEX device_events_by_device ON device_events (device_uid, ts);`,
 ];
 
 export interface OpenOptions {
@@ -137,4 +145,31 @@ function migrate(db: SqliteDatabase): void {
       db.pragma(`user_version = ${index + 1}`);
     })();
   }
+}
+
+/**
+ * Retention for a per-device time-series table: rows older than `before`, and every row of
+ * devices no longer registered. Small chunks, yielding between them: pruning must not stall
+ * ingest.
+ */
+export async function pruneDeviceRows(
+  db: SqliteDatabase,
+  table: 'telemetry' | 'device_events',
+  before: number,
+  liveDeviceUids: () => Promise<Set<number>>,
+): Promise<number> {
+  const live = await liveDeviceUids();
+  const devices = db.prepare<[], { device_uid: number }>(`SELECT DISTINCT device_uid FROM ${table}`).all();
+  const deleteOld = db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE device_uid = ? AND ts < ? LIMIT 5000)`);
+  const deleteAll = db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE device_uid = ? LIMIT 5000)`);
+  let removed = 0;
+  for (const { device_uid: uid } of devices) {
+    for (;;) {
+      const changes = live.has(uid) ? deleteOld.run(uid, before).changes : deleteAll.run(uid).changes;
+      removed += changes;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (changes < 5000) break;
+    }
+  }
+  return removed;
 }

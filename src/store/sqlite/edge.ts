@@ -14,11 +14,11 @@ import type { SqliteDatabase } from './database.js';
 export const CLOUD_INVOCATION_PREFIX = 'cloud:';
 
 function deviceOf(record: UplinkRecord): string | null {
-  return record.kind === 'telemetry' || record.kind === 'twin' ? record.deviceId : null;
+  return record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event' ? record.deviceId : null;
 }
 
 function tsOf(record: UplinkRecord, now: number): number {
-  return record.kind === 'telemetry' || record.kind === 'twin' ? record.ts : now;
+  return record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event' ? record.ts : now;
 }
 
 /** The edge's outbox. `insertRows` is also used inside the telemetry commit (same transaction). */
@@ -145,6 +145,7 @@ export class SqliteOutbox implements Outbox {
 
 export class SqliteEdges implements EdgeRepository {
   private readonly insertTelemetry;
+  private readonly insertEvent;
   private readonly upsertDecision;
   private readonly upsertAlarm;
   private readonly upsertInvocation;
@@ -154,6 +155,7 @@ export class SqliteEdges implements EdgeRepository {
 
   constructor(private readonly db: SqliteDatabase) {
     this.insertTelemetry = db.prepare('INSERT INTO telemetry (device_uid, ts, payload) VALUES (?, ?, ?)');
+    this.insertEvent = db.prepare('INSERT INTO device_events (device_uid, name, ts, data) VALUES (?, ?, ?, ?)');
     this.upsertDecision = db.prepare(
       `INSERT INTO decisions (id, agent_id, device_id, ts, outcome, open, record) VALUES (?, ?, ?, ?, ?, 0, ?)
        ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, record = excluded.record`,
@@ -237,6 +239,15 @@ export class SqliteEdges implements EdgeRepository {
               continue;
             }
             this.insertTelemetry.run(uid, record.ts, JSON.stringify(record.values));
+            break;
+          }
+          case 'event': {
+            const uid = deviceUid(record.deviceId);
+            if (uid === undefined) {
+              skippedUnknownDevice++;
+              continue;
+            }
+            this.insertEvent.run(uid, record.name, record.ts, record.data === null ? null : JSON.stringify(record.data));
             break;
           }
           case 'decision': {

@@ -8,7 +8,7 @@ import type {
   TelemetrySample,
   TelemetryStore,
 } from '../../telemetry/index.js';
-import type { SqliteDatabase } from './database.js';
+import { pruneDeviceRows, type SqliteDatabase } from './database.js';
 
 export interface WriteMetrics {
   batchCommitted(samples: number, rows: number, seconds: number): void;
@@ -191,23 +191,7 @@ export class SqliteTelemetryStore implements TelemetryStore {
     return row?.ts ?? null;
   }
 
-  async prune(before: number, liveDeviceUids: () => Promise<Set<number>>): Promise<number> {
-    const live = await liveDeviceUids();
-    const devices = this.db.prepare<[], { device_uid: number }>('SELECT DISTINCT device_uid FROM telemetry').all();
-    const deleteOld = this.db.prepare(
-      'DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE device_uid = ? AND ts < ? LIMIT 5000)',
-    );
-    const deleteAll = this.db.prepare('DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE device_uid = ? LIMIT 5000)');
-    let removed = 0;
-    for (const { device_uid: uid } of devices) {
-      // Small chunks, yielding between them: pruning must not stall ingest.
-      for (;;) {
-        const changes = live.has(uid) ? deleteOld.run(uid, before).changes : deleteAll.run(uid).changes;
-        removed += changes;
-        await new Promise((resolve) => setImmediate(resolve));
-        if (changes < 5000) break;
-      }
-    }
-    return removed;
+  prune(before: number, liveDeviceUids: () => Promise<Set<number>>): Promise<number> {
+    return pruneDeviceRows(this.db, 'telemetry', before, liveDeviceUids);
   }
 }

@@ -7,7 +7,7 @@ import type { IngestEvents, IngestPipeline, Rejection } from '../../ingest/index
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry, Presence } from '../../registry/index.js';
-import type { TelemetryStore } from '../../telemetry/index.js';
+import type { DeviceEventStore, TelemetryStore } from '../../telemetry/index.js';
 import type { TwinService } from '../../twin/index.js';
 
 /** The cloud's edge hub as the link route drives it. */
@@ -29,6 +29,7 @@ export interface HttpApiContext {
   registry: DeviceRegistry;
   ingest: IngestPipeline;
   telemetry: TelemetryStore;
+  deviceEvents: DeviceEventStore;
   bus: EventBus<IngestEvents>;
   twins: TwinService;
   commands: CommandService;

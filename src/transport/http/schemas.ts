@@ -62,6 +62,7 @@ export const Rejection = Type.Object({
   reason: Type.String(),
   message: Type.String(),
   property: Type.Optional(Type.String()),
+  event: Type.Optional(Type.String()),
   sample: Type.Optional(Type.Integer()),
   value: Type.Optional(Type.Unknown()),
 });

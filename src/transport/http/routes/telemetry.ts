@@ -1,12 +1,21 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
-import { encodeCursor, planTelemetryQuery, type TelemetryQueryParams } from '../../../telemetry/index.js';
+import { encodeCursor, parseTime, planTelemetryQuery, type TelemetryQueryParams } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
 import { ErrorBody, errorResponses, Rejection } from '../schemas.js';
 import { presentedSecret } from '../server.js';
 
 const IdParam = Type.Object({ id: Type.String() });
+const EventParams = Type.Object({ id: Type.String(), name: Type.String() });
+const StoredEvent = Type.Object({
+  id: Type.Integer({ description: 'Arrival order' }),
+  deviceId: Type.String(),
+  name: Type.String({ description: "The event's name in the device's thing model" }),
+  ts: Type.Integer({ description: "The device's timestamp, or the time of receipt" }),
+  data: Type.Unknown({ description: "Shaped by the model's event data schema; null when the event carries none" }),
+});
+const DAY_MS = 86_400_000;
 
 const IngestResult = Type.Object({
   acceptedSamples: Type.Integer(),
@@ -84,7 +93,95 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         return outcome;
       },
     );
+
+    raw.post(
+      '/devices/:id/events/:name',
+      {
+        config: { auth: 'device-or-admin' },
+        bodyLimit: context.maxPayloadBytes * 16,
+        schema: {
+          summary: 'Report a device event named in its thing model: {"data": …, "ts": …} (both optional)',
+          description:
+            "The data is validated against the event's data schema. The same as publishing to `things/{id}/events/{name}` over MQTT. 201 with the stored event, 400 with the reason when refused.",
+          tags,
+          params: EventParams,
+          response: {
+            201: StoredEvent,
+            400: Type.Object({ error: Type.String(), message: Type.String(), rejection: Rejection }),
+            401: ErrorBody,
+            404: ErrorBody,
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id, name } = request.params as { id: string; name: string };
+        if (!(await callerMayActFor(context, request, id))) throw unauthorized();
+        const device = await context.registry.get(id);
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const outcome = await context.ingest.acceptEvent(device, name, body, 'http');
+        if ('rejection' in outcome) {
+          return reply.code(400).send({ error: 'invalid', message: outcome.rejection.message, rejection: outcome.rejection });
+        }
+        const { deviceUid: _uid, ...event } = outcome.event;
+        return reply.code(201).send({ id: outcome.id, ...event });
+      },
+    );
   });
+
+  app.get(
+    '/devices/:id/events',
+    {
+      schema: {
+        summary: "A device's events, newest first (paginated with `cursor`)",
+        tags,
+        params: IdParam,
+        querystring: Type.Object({
+          name: Type.Optional(
+            Type.Union([Type.String(), Type.Array(Type.String())], { description: 'Only these events (repeat or comma-separate)' }),
+          ),
+          from: Type.Optional(Type.String({ description: 'Epoch ms, ISO 8601, or relative like -7d (default: to - 30d)' })),
+          to: Type.Optional(Type.String({ description: 'Exclusive; default now' })),
+          limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+          cursor: Type.Optional(Type.String({ description: 'The `next` value of the previous page' })),
+        }),
+        response: {
+          200: Type.Object({ deviceId: Type.String(), items: Type.Array(StoredEvent), next: Type.Union([Type.String(), Type.Null()]) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const query = request.query as { name?: string | string[]; from?: string; to?: string; limit: number; cursor?: string };
+      const device = await context.registry.get(id);
+      const now = context.now();
+      const time = (text: string | undefined, fallback: number, field: string) => {
+        if (text === undefined) return fallback;
+        const parsed = parseTime(text, now);
+        if (parsed === undefined)
+          throw new DomainError('invalid', `${field} "${text}" is not epoch ms, ISO 8601 or a relative time like -1h`);
+        return parsed;
+      };
+      const to = time(query.to, now, 'to');
+      const from = time(query.from, to - 30 * DAY_MS, 'from');
+      const before = query.cursor === undefined ? undefined : Number(query.cursor);
+      if (before !== undefined && !Number.isSafeInteger(before))
+        throw new DomainError('invalid', 'cursor must be the `next` value of a previous page');
+      const names = [query.name ?? []]
+        .flat()
+        .flatMap((n) => n.split(','))
+        .filter((n) => n.length > 0);
+      const page = await context.deviceEvents.list({
+        deviceUid: device.uid,
+        names,
+        from,
+        to,
+        limit: query.limit,
+        ...(before !== undefined ? { before } : {}),
+      });
+      return { deviceId: id, items: page.items, next: page.next === undefined ? null : String(page.next) };
+    },
+  );
 
   app.get(
     '/devices/:id/telemetry',
