@@ -93,6 +93,21 @@ export class EdgeDirectory {
     return this.repository.list();
   }
 
+  /**
+   * Decommissions an edge: its record, token and gap history go. Refused while devices are
+   * still attached to it (`served`), since they would be left with no node to connect to.
+   */
+  async remove(id: string, served: string[]): Promise<void> {
+    await this.get(id);
+    if (served.length > 0) {
+      throw conflict(
+        `edge "${id}" still serves ${served.length === 1 ? 'device' : 'devices'} ${served.slice(0, 5).join(', ')}${served.length > 5 ? ', …' : ''}: delete them (DELETE /api/v1/devices/{id}) first`,
+        { devices: served },
+      );
+    }
+    await this.repository.delete(id);
+  }
+
   async authenticate(id: string, token: string): Promise<EdgeRecord | undefined> {
     const hash = await this.repository.tokenHash(id);
     if (!hash || !secretMatches(token, hash)) return undefined;

@@ -109,6 +109,12 @@ export class EdgeHub {
     if (this.sessions.get(edgeId) === session) this.sessions.delete(edgeId);
   }
 
+  forget(edgeId: string): void {
+    this.sessions.get(edgeId)?.close(4403, 'edge deleted in the cloud');
+    this.sessions.delete(edgeId);
+    this.applyStats.delete(edgeId);
+  }
+
   /** A binary frame: one uplink batch. Batches of one edge are applied strictly in order. */
   batch(edgeId: string, frame: Buffer): void {
     const previous = this.chains.get(edgeId) ?? Promise.resolve();

@@ -205,7 +205,10 @@ export class SqliteEdges implements EdgeRepository {
     this.db.prepare('UPDATE edges SET token_hash = ? WHERE id = ?').run(hash, id);
   }
   async delete(id: string): Promise<void> {
-    this.db.prepare('DELETE FROM edges WHERE id = ?').run(id);
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM edge_gaps WHERE edge_id = ?').run(id);
+      this.db.prepare('DELETE FROM edges WHERE id = ?').run(id);
+    })();
   }
 
   async gaps(edgeId: string, limit: number): Promise<GapReport[]> {

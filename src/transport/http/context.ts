@@ -15,6 +15,8 @@ export interface EdgeLinkHandler {
   isConnected(edgeId: string): boolean;
   connected(edgeId: string, session: { send(message: unknown): void; close(code: number, reason: string): void }): Promise<void>;
   disconnected(edgeId: string, session: { send(message: unknown): void; close(code: number, reason: string): void }): void;
+  /** The edge was deleted: close its link if it is up. */
+  forget(edgeId: string): void;
   batch(edgeId: string, frame: Buffer): void;
   heartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void>;
   applied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void>;

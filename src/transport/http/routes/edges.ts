@@ -94,6 +94,28 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
     async (request) => withStatus((request.params as { id: string }).id),
   );
 
+  app.delete(
+    '/edges/:id',
+    {
+      schema: {
+        summary: 'Decommission an edge: its token stops working and its link closes; refused (409) while devices are attached to it',
+        tags,
+        params: IdParam,
+        response: { 204: Type.Null(), 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const served = await context.registry.list({ edge: id, limit: 1000 });
+      await edges.directory.remove(
+        id,
+        served.items.map((device) => device.id),
+      );
+      edges.hub.forget(id);
+      return reply.code(204).send();
+    },
+  );
+
   app.get(
     '/edges/:id/config',
     {
