@@ -1,130 +1,75 @@
-export interface Device {
-  id: string;
-  name: string;
-  model: string;
-  modelVersion: number;
-  code: string;
-  ipv6: string;
-  attributes: Record<string, string | number | boolean | null>;
-  createdAt: number;
-  updatedAt: number;
-}
+/**
+ * What the node's HTTP API returns, as the console reads it. Domain records come straight from the
+ * server's modules (type-only imports, erased at build); only what the API adds, drops or reshapes
+ * on the way to JSON is written here.
+ */
+import type { AgentDefinition } from '../../../src/agents/index.js';
+import type { Invocation as InvocationRecord } from '../../../src/commands/index.js';
+import type { EdgeConfig, EdgeRecord, OutboxStats } from '../../../src/edge/index.js';
+import type { Rejection } from '../../../src/ingest/index.js';
+import type { ThingModel, ThingModelVersion } from '../../../src/model/index.js';
+import type {
+  DeviceRecord,
+  DevicePage as DeviceRecordPage,
+  NetworkProfile,
+  Presence as PresenceState,
+  PresenceStatus,
+} from '../../../src/registry/index.js';
+import type { AggregateFunction, AggregateSeries, RawPage, StoredValue, TelemetrySample } from '../../../src/telemetry/index.js';
 
-export interface DevicePage {
-  items: Device[];
-  total: number;
-  next: string | null;
-}
+export type {
+  AgentDefinition,
+  AgentMode,
+  Alarm,
+  AlarmHistoryEntry,
+  AlarmState,
+  DecisionOutcome,
+  DecisionRecord,
+  PlannedAction,
+  Verification,
+} from '../../../src/agents/index.js';
+export type { EdgeHeartbeat, GapReport, ReconcileResult } from '../../../src/edge/index.js';
+export type { Rejection } from '../../../src/ingest/index.js';
+export type { DataSchema, ModelSummary } from '../../../src/model/index.js';
+export type { PresenceStatus } from '../../../src/registry/index.js';
+export type { JsonValue } from '../../../src/telemetry/index.js';
+export type { TwinView as Twin } from '../../../src/twin/index.js';
 
-export interface Presence {
-  deviceId: string;
-  status: 'online' | 'asleep' | 'offline' | 'unknown' | string;
-  connected: boolean;
-  lastSeen: number | null;
-  nextWindowExpected: number | null;
-  network: {
-    profile?: string;
-    reportIntervalMs?: number;
-    keepAliveMs?: number;
-    sleepy?: boolean;
-    psmPeriodMs?: number;
-    edrxCycleMs?: number;
-  };
-}
+/** A device as the API shows it: the internal surrogate number stays on the node. */
+export type Device = Omit<DeviceRecord, 'uid'>;
 
-export interface ModelSummary {
-  id: string;
-  title: string;
-  latestVersion: number;
-  updatedAt: number;
-}
+export type DevicePage = Omit<DeviceRecordPage, 'items'> & { items: Device[] };
 
-export interface DataSchema {
-  type?: string;
-  title?: string;
-  description?: string;
-  unit?: string;
-  minimum?: number;
-  maximum?: number;
-  enum?: unknown[];
-  readOnly?: boolean;
-  writeOnly?: boolean;
-  default?: unknown;
-  properties?: Record<string, DataSchema>;
-  required?: string[];
-  items?: DataSchema;
-  [key: string]: unknown;
-}
+/** GET /api/v1/devices/{id}/presence: the presence with the device id and its network profile. */
+export type Presence = PresenceState & { deviceId: string; network: NetworkProfile };
 
-export interface ThingModelDocument {
-  title?: string;
-  description?: string;
-  properties?: Record<string, DataSchema>;
-  actions?: Record<string, { title?: string; description?: string; input?: DataSchema; output?: DataSchema }>;
-  events?: Record<string, { title?: string; description?: string; data?: DataSchema }>;
-  [key: string]: unknown;
-}
+export type ThingModelDocument = ThingModel;
 
-export interface ModelVersion {
-  id: string;
-  version: number;
-  createdAt: number;
-  document: ThingModelDocument;
-}
+export type ModelVersion = ThingModelVersion;
 
-export interface Twin {
-  deviceId: string;
-  version: number;
-  reportedVersion: number;
-  reported: Record<string, unknown>;
-  desired: Record<string, unknown>;
-  delta: Record<string, unknown>;
-  metadata: { reported: Record<string, unknown>; desired: Record<string, unknown> };
-  pendingDelivery: { version: number; keys: string[]; queuedAt: number; expiresAt: number }[];
-}
+/** An invocation with what the action endpoint adds: a note on why it is queued, and whether it was a replay. */
+export type Invocation = InvocationRecord & { note?: string; replayed?: boolean };
 
-export interface Invocation {
-  id: string;
-  deviceId: string;
-  action: string;
-  input: unknown;
-  status: 'queued' | 'delivered' | 'succeeded' | 'failed' | 'expired';
-  output?: unknown;
-  error?: string;
-  createdAt: number;
-  completedAt?: number;
-  note?: string;
-}
+/** GET …/telemetry without agg: a page of raw values; the position to resume at travels as an opaque cursor. */
+export type TelemetryRaw = Omit<RawPage, 'next'> & { deviceId: string; from: number; to: number; next: string | null };
 
-export interface TelemetryRaw {
-  deviceId: string;
-  from: number;
-  to: number;
-  items: { property: string; ts: number; value: unknown }[];
-  next: string | null;
-}
-
+/** GET …/telemetry with agg/bucket: one series of buckets per property. */
 export interface TelemetryAggregate {
   deviceId: string;
   from: number;
   to: number;
-  agg: string;
+  agg: AggregateFunction;
   bucketMs: number;
-  series: { property: string; points: { ts: number; value: number | null; count: number }[] }[];
+  series: AggregateSeries[];
 }
 
 export interface Latest {
   deviceId: string;
-  values: Record<string, { value: unknown; ts: number }>;
+  values: Record<string, Pick<StoredValue, 'value' | 'ts'>>;
 }
 
-export interface StreamMessage {
-  deviceId: string;
-  ts: number;
-  values: Record<string, unknown>;
-}
-
-export type PresenceStatus = 'online' | 'asleep' | 'offline' | 'unknown';
+/** One message of a device's live telemetry stream. */
+export type StreamMessage = Omit<TelemetrySample, 'deviceUid'>;
 
 export type PresenceCounts = Record<PresenceStatus, number>;
 
@@ -143,165 +88,23 @@ export interface DeviceSummary {
   direct: PresenceSplit;
 }
 
-export type AgentMode = 'auto' | 'approve' | 'shadow';
-
-/** An agent definition as the node returns it (see src/agents/definition.ts); only what the console reads is typed. */
-export interface AgentDefinition {
-  id: string;
-  name?: string;
-  description?: string;
-  mode?: AgentMode;
-  enabled?: boolean;
-  perceive: { devices: { ids?: string[]; model?: string; attributes?: Record<string, string | number | boolean> }; [key: string]: unknown };
-  judge: { when?: string; clear?: string; for?: string; [key: string]: unknown };
-  act?: { steps: unknown[] };
-  alarm?: { type?: string; severity: string; [key: string]: unknown };
-  approval?: { expiresIn: string };
-  [key: string]: unknown;
-}
-
 export interface AgentList {
   items: AgentDefinition[];
   killSwitchEngaged: boolean;
 }
 
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-
-export type DecisionOutcome = 'executed' | 'refused' | 'shadow' | 'awaiting-approval' | 'rejected' | 'expired' | 'failed';
-
-export interface PlannedAction {
-  kind: 'set' | 'invoke';
-  deviceId: string;
-  property?: string;
-  value?: JsonValue;
-  previous?: JsonValue | null;
-  action?: string;
-  input?: Record<string, JsonValue>;
-  invocationId?: string;
-  error?: string;
-}
-
-export interface Verification {
-  expect: string;
-  deadline: number;
-  status: 'pending' | 'verified' | 'failed';
-  attempts: number;
-  checkedAt?: number;
-  followUp: string[];
-}
-
-export interface DecisionRecord {
-  id: string;
-  agentId: string;
-  deviceId: string;
-  ts: number;
-  mode: AgentMode;
-  trigger: 'condition' | 'missing-data';
-  inputs: {
-    values: Record<string, { value: JsonValue; ts: number }>;
-    windows: Record<string, number | null>;
-    detectors: Record<string, { flagged: boolean; score: number | null }>;
-    related: Record<string, string | null>;
-  };
-  judgment: { condition?: string; detectorsFlagged: string[]; summary: string };
-  actions: PlannedAction[];
-  safety: { passed: string[]; refused?: string };
-  outcome: DecisionOutcome;
-  approval?: { expiresAt: number; decidedBy?: string; decidedAt?: number; verdict?: 'approved' | 'rejected' | 'expired' };
-  verification?: Verification;
-  alarmId?: string;
-}
-
-export type AlarmState = 'active' | 'acknowledged' | 'cleared';
-
-export interface AlarmHistoryEntry {
-  ts: number;
-  event: 'raised' | 'repeated' | 'escalated' | 'acknowledged' | 'cleared';
-  severity: string;
-  by?: string;
-  note?: string;
-}
-
-export interface Alarm {
-  id: string;
-  agentId: string;
-  deviceId: string;
-  type: string;
-  severity: 'critical' | 'major' | 'minor' | 'warning' | string;
-  state: AlarmState;
-  message: string;
-  count: number;
-  raisedAt: number;
-  lastRaisedAt: number;
-  decisionId?: string;
-  acknowledgedAt?: number;
-  acknowledgedBy?: string;
-  clearedAt?: number;
-  clearedBy?: string;
-  history: AlarmHistoryEntry[];
-  notifications: { sink: string; event: string; ts: number; status: 'delivered' | 'failed'; attempts: number; error?: string }[];
-}
-
-/** What an edge reports about itself every few seconds (see src/edge/records.ts). */
-export interface EdgeHeartbeat {
-  at: number;
-  cpuPercent: number;
-  memory: { usedBytes: number; totalBytes: number; rssBytes: number };
-  disk: { freeBytes: number; totalBytes: number };
-  outbox: { records: number; bytes: number; oldestTs: number | null; lastSeq: number; dropped: number };
-  accelerators: string[];
-  drainRatePerSecond: number;
-}
-
-export interface GapReport {
-  policy: 'drop-oldest' | 'downsample' | string;
-  at: number;
-  devices: Record<string, { dropped: number; from: number; to: number }>;
-  total: number;
-}
-
-export interface ReconcileResult {
-  kind: 'model' | 'device' | 'agent' | 'desired' | 'removal' | string;
-  id: string;
-  status: 'applied' | 'unchanged' | 'failed' | string;
-  reason?: string;
-}
-
 /** GET /api/v1/edges items: the edge record with its link state and backlog. */
-export interface EdgeStatus {
-  id: string;
-  name: string;
-  createdAt: number;
-  appliedSeq: number;
-  lastContact: number | null;
-  heartbeat: EdgeHeartbeat | null;
-  gaps: { reports: number; dropped: number; last: GapReport | null };
-  config: { desiredVersion: number; desiredHash?: string | null; appliedVersion: number | null; results: ReconcileResult[] };
-  applyRate: number;
+export type EdgeStatus = EdgeRecord & {
   connected: boolean;
-  backlog: { records: number; bytes: number; oldestTs: number | null; ageMs: number } | null;
+  /** From the last heartbeat's outbox, with the age of the oldest record; null before the first heartbeat. */
+  backlog: (Pick<OutboxStats, 'records' | 'bytes' | 'oldestTs'> & { ageMs: number }) | null;
   drainRate: number;
-}
+};
 
-/** GET /api/v1/edges/{id}/config: what the cloud wants the edge to run next to what it applied. */
+/** GET /api/v1/edges/{id}/config: what the cloud wants the edge to run (credential hashes left out) next to what it applied. */
 export interface EdgeConfigView {
-  desired: {
-    version: number;
-    models: { id: string; version: number }[];
-    devices: { record: { id: string; name?: string; model?: string; [key: string]: unknown } }[];
-    agents: { id: string; name?: string; [key: string]: unknown }[];
-    desired: { deviceId: string; values: Record<string, unknown>; setAt: Record<string, number> }[];
-  };
-  applied: { version: number | null; results: ReconcileResult[] };
-}
-
-/** One refusal in what a device sent (see the ingest pipeline's reason codes). */
-export interface Rejection {
-  reason: string;
-  message: string;
-  property?: string;
-  sample?: number;
-  value?: unknown;
+  desired: Omit<EdgeConfig, 'devices'> & { devices: Omit<EdgeConfig['devices'][number], 'tokenHash'>[] };
+  applied: { version: EdgeRecord['config']['appliedVersion']; results: EdgeRecord['config']['results'] };
 }
 
 /** GET /api/v1/devices/{id}/errors items: one refused message (or part of one), newest first. */

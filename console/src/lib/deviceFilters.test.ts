@@ -78,7 +78,7 @@ describe('errors the device sent', () => {
       source: 'telemetry',
       rejections: [
         { reason: 'out_of_range', message: 'above 100', property: 'speed', value: 9999, sample: 0 },
-        { reason: 'invalid_type', message: 'not a number', property: 'flow', value: 'fast' },
+        { reason: 'wrong_type', message: 'not a number', property: 'flow', value: 'fast' },
       ],
     },
   ];
@@ -87,7 +87,7 @@ describe('errors the device sent', () => {
     const rows = errorRows(reports);
     expect(rows.map((r) => `${r.ts} ${r.source} ${r.reason} ${r.property} ${r.value}`)).toEqual([
       '200 telemetry out_of_range speed 9999',
-      '200 telemetry invalid_type flow fast',
+      '200 telemetry wrong_type flow fast',
       '100 twin unknown_property x ',
     ]);
     expect(new Set(rows.map((r) => r.key)).size).toBe(3);

@@ -38,7 +38,7 @@ function edge(overrides: Partial<EdgeStatus> = {}): EdgeStatus {
     lastContact: null,
     heartbeat: null,
     gaps: { reports: 0, dropped: 0, last: null },
-    config: { desiredVersion: 1, appliedVersion: null, results: [] },
+    config: { desiredVersion: 1, desiredHash: null, appliedVersion: null, results: [] },
     applyRate: 0,
     connected: false,
     backlog: null,
@@ -121,7 +121,7 @@ describe('configuration status', () => {
     const view: EdgeConfigView = {
       desired: {
         version: 4,
-        models: [{ id: 'pump', version: 2 }],
+        models: [{ id: 'pump', version: 2, document: {} }],
         devices: [{ record: { id: 'pump-1', name: 'Pump 1', model: 'pump' } }, { record: { id: 'pump-2', name: 'Pump 2', model: 'pump' } }],
         agents: [{ id: 'cool', name: 'Cooling' }],
         desired: [{ deviceId: 'pump-1', values: { speed: 40 }, setAt: { speed: 1 } }],

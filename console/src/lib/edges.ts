@@ -108,7 +108,7 @@ export interface ConfigSummary {
 }
 
 /** Desired against applied configuration version, and whether any item of the last apply failed. */
-export function configSummary(config: EdgeStatus['config']): ConfigSummary {
+export function configSummary(config: Pick<EdgeStatus['config'], 'desiredVersion' | 'appliedVersion' | 'results'>): ConfigSummary {
   const failed = config.results.filter((r) => r.status === 'failed').length;
   const versions = `desired v${config.desiredVersion}, applied ${config.appliedVersion === null ? 'none' : `v${config.appliedVersion}`}`;
   const failures = failed > 0 ? `, ${failed} item${failed === 1 ? '' : 's'} failed` : '';
@@ -145,7 +145,7 @@ const KIND_ORDER = ['model', 'device', 'agent', 'desired', 'removal'];
 export function configItems(view: EdgeConfigView): ConfigItem[] {
   const results = new Map(view.applied.results.map((r) => [`${r.kind}:${r.id}`, r]));
   const seen = new Set<string>();
-  const item = (kind: string, id: string, desired: string): ConfigItem => {
+  const item = (kind: ConfigItem['kind'], id: string, desired: string): ConfigItem => {
     const key = `${kind}:${id}`;
     seen.add(key);
     const result = results.get(key);
@@ -160,7 +160,7 @@ export function configItems(view: EdgeConfigView): ConfigItem[] {
   const items: ConfigItem[] = [
     ...view.desired.models.map((m) => item('model', `${m.id}@${m.version}`, `model ${m.id} version ${m.version}`)),
     ...view.desired.devices.map((d) =>
-      item('device', d.record.id, [d.record.name, d.record.model].filter((part) => typeof part === 'string' && part).join(', ')),
+      item('device', String(d.record.id), [d.record.name, d.record.model].filter((part) => typeof part === 'string' && part).join(', ')),
     ),
     ...view.desired.agents.map((a) => item('agent', String(a.id), typeof a.name === 'string' ? a.name : '')),
     ...view.desired.desired.map((d) =>
