@@ -24,6 +24,14 @@ export interface Rejection {
   value?: JsonValue;
 }
 
+/** What a device is told on `things/{id}/errors` (and what `GET /devices/{id}/errors` lists). */
+export interface DeviceErrorReport {
+  ts: number;
+  /** What was refused: `telemetry`, `event`, `twin`, `action`. */
+  source: string;
+  rejections: Rejection[];
+}
+
 export interface DecodeLimits {
   maxPayloadBytes: number;
   maxSamplesPerMessage: number;

@@ -3,7 +3,15 @@
  * feed. It validates each value against the device's thing model, keeps the good values of a
  * partly bad message, stores durably and only then publishes to the bus.
  */
-export { type DecodeLimits, type DecodeResult, decodeTelemetry, type Rejection, type RejectionReason } from './decode.js';
+export {
+  type DecodeLimits,
+  type DecodeResult,
+  type DeviceErrorReport,
+  decodeEvent,
+  decodeTelemetry,
+  type Rejection,
+  type RejectionReason,
+} from './decode.js';
 export {
   type IngestDependencies,
   type IngestEvents,

@@ -1,6 +1,6 @@
 import type { CommandService } from '../commands/index.js';
 import { parseActionResult } from '../commands/index.js';
-import type { IngestPipeline, Rejection } from '../ingest/index.js';
+import type { DeviceErrorReport, IngestPipeline, Rejection } from '../ingest/index.js';
 import type { ModelCatalog } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, PresenceBook } from '../registry/index.js';
@@ -43,7 +43,7 @@ export function createDeviceLinks(parts: DeviceLinkParts) {
   const { ingest, twins, commands, presence, logger } = parts;
 
   // The last refusals per device, for operators (GET /devices/{id}/errors); devices get them on MQTT.
-  const recent = new Map<string, { ts: number; source: string; rejections: Rejection[] }[]>();
+  const recent = new Map<string, DeviceErrorReport[]>();
   const remember = (deviceId: string, source: string, rejections: Rejection[]) => {
     const list = recent.get(deviceId) ?? [];
     list.unshift({ ts: parts.now(), source, rejections });

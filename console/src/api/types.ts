@@ -6,7 +6,6 @@
 import type { AgentDefinition } from '../../../src/agents/index.js';
 import type { Invocation as InvocationRecord } from '../../../src/commands/index.js';
 import type { EdgeConfig, EdgeRecord, OutboxStats } from '../../../src/edge/index.js';
-import type { Rejection } from '../../../src/ingest/index.js';
 import type { ThingModel, ThingModelVersion } from '../../../src/model/index.js';
 import type {
   DeviceRecord,
@@ -29,7 +28,7 @@ export type {
   Verification,
 } from '../../../src/agents/index.js';
 export type { EdgeHeartbeat, GapReport, ReconcileResult } from '../../../src/edge/index.js';
-export type { Rejection } from '../../../src/ingest/index.js';
+export type { DeviceErrorReport, Rejection } from '../../../src/ingest/index.js';
 export type { DataSchema, ModelSummary } from '../../../src/model/index.js';
 export type { PresenceStatus } from '../../../src/registry/index.js';
 export type { JsonValue } from '../../../src/telemetry/index.js';
@@ -108,8 +107,3 @@ export interface EdgeConfigView {
 }
 
 /** GET /api/v1/devices/{id}/errors items: one refused message (or part of one), newest first. */
-export interface DeviceErrorReport {
-  ts: number;
-  source: 'telemetry' | 'twin' | 'action' | string;
-  rejections: Rejection[];
-}

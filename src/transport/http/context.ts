@@ -3,7 +3,7 @@ import type { AgentEngine, AlarmService } from '../../agents/index.js';
 import type { EventBus } from '../../bus/index.js';
 import type { CommandService } from '../../commands/index.js';
 import type { EdgeConfig, EdgeDirectory, EdgeHeartbeat, ReconcileResult } from '../../edge/index.js';
-import type { IngestEvents, IngestPipeline, Rejection } from '../../ingest/index.js';
+import type { DeviceErrorReport, IngestEvents, IngestPipeline } from '../../ingest/index.js';
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry, Presence } from '../../registry/index.js';
@@ -41,7 +41,7 @@ export interface HttpApiContext {
   edges?: { directory: EdgeDirectory; hub: EdgeLinkHandler };
   presence(device: DeviceRecord): Promise<Presence>;
   /** What a device sent that was refused, newest first (bounded, in memory). */
-  recentErrors(deviceId: string): { ts: number; source: string; rejections: Rejection[] }[];
+  recentErrors(deviceId: string): DeviceErrorReport[];
   isAdminKey(secret: string): boolean;
   metricsRegistry: Registry;
   /** Ready means every part has started and none is shutting down. */
