@@ -450,6 +450,10 @@ describe('HTTP API', () => {
       );
       assert.equal(errors.body.items[0]?.source, 'telemetry');
       assert.equal((await t.api('/api/v1/devices/nobody/errors')).status, 404);
+      // Deleted and registered again under the same id: the new device starts with no refusals.
+      assert.equal((await t.api('/api/v1/devices/err-1', { method: 'DELETE' })).status, 204);
+      await t.registerDevice('err-1', 'pump');
+      assert.deepEqual((await t.api<{ items: unknown[] }>('/api/v1/devices/err-1/errors')).body.items, []);
     });
   });
 

@@ -259,6 +259,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     });
     registry.events.on('removed', (device) => {
       presence.forget(device.id);
+      links.forget(device.id);
       // An empty retained payload clears the retained desired state of the deleted device.
       Promise.all([twins.forget(device), mqtt.publish(thingTopics.twin(device.id, 'desired'), null, { retain: true })]).catch(
         (error: Error) => logger.error({ err: error.message }, 'cleaning up a deleted device failed'),

@@ -155,5 +155,13 @@ export function createDeviceLinks(parts: DeviceLinkParts) {
     },
   };
 
-  return { handleDeviceMessage, sessions, publishDesired, reportErrors, recentErrors: (deviceId: string) => recent.get(deviceId) ?? [] };
+  return {
+    handleDeviceMessage,
+    sessions,
+    publishDesired,
+    reportErrors,
+    recentErrors: (deviceId: string) => recent.get(deviceId) ?? [],
+    /** The device was deleted: a device registered later under the same id starts clean. */
+    forget: (deviceId: string) => recent.delete(deviceId),
+  };
 }
