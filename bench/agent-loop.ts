@@ -11,9 +11,10 @@
  *
  *   npm run bench:agents -- --devices 1000 --rate 1000 --duration 20
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { FleetProcess } from './lib/fleet-protocol.js';
 import { ACTUATOR_MODEL } from './lib/models.js';
+import { positive } from './lib/options.js';
 import { ProcSampler } from './lib/proc-stats.js';
 import { parsePrometheus, total } from './lib/prometheus.js';
 import { api, registerFleet, removeData, scrape, startNode, stopNode } from './lib/thingloop-node.js';
@@ -24,12 +25,6 @@ interface Options {
   duration: number;
   warmup: number;
   agents: number;
-}
-
-function positive(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('must be a positive number');
-  return value;
 }
 
 const agentDefinition = (id: string, threshold: number) => ({

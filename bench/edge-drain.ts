@@ -19,20 +19,25 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { Command } from 'commander';
 import { telemetryRecords } from '../src/edge/index.js';
 import { openDatabase, SqliteOutbox } from '../src/store/sqlite/index.js';
+import { positive } from './lib/options.js';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const ADMIN_KEY = 'bench-edge-drain-admin-key';
 const EDGE_ID = 'bench-edge';
 const TARGET = 50_000;
 
-const { values: flags } = parseArgs({
-  options: { records: { type: 'string', default: '1000000' }, devices: { type: 'string', default: '100' } },
-});
-const RECORDS = Number(flags.records);
-const DEVICES = Number(flags.devices);
+const flags = new Command()
+  .name('bench:drain')
+  .description('Drain rate of an edge outbox backlog into the cloud, and uplink bytes per sample (cloud and edge as processes)')
+  .option('--records <n>', 'telemetry records in the backlog', positive, 1_000_000)
+  .option('--devices <n>', 'devices the records are spread over', positive, 100)
+  .parse()
+  .opts<{ records: number; devices: number }>();
+const RECORDS = flags.records;
+const DEVICES = flags.devices;
 
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];

@@ -10,9 +10,10 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { runLoad } from './lib/load.js';
 import { findMosquitto, startMosquitto, stopMosquitto, subscribe } from './lib/mosquitto.js';
+import { positive } from './lib/options.js';
 import { ProcSampler, type ProcWindow } from './lib/proc-stats.js';
 import { histogram, histogramDelta, parsePrometheus, type Sample, total } from './lib/prometheus.js';
 import type { LoadConfig, LoadResult } from './lib/protocol.js';
@@ -41,12 +42,6 @@ interface Options {
   cpuProf?: string;
   keepData: boolean;
   results: string;
-}
-
-function positive(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('must be a positive number');
-  return value;
 }
 
 function parseOptions(): Options {

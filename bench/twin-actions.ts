@@ -10,10 +10,11 @@
  *
  *   npm run bench:twin -- --devices 1000 --duration 20 --concurrency 32
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { FleetProcess, nowMs } from './lib/fleet-protocol.js';
 import { LatencyHistogram, type LatencySummary } from './lib/histogram.js';
 import { ACTUATOR_MODEL } from './lib/models.js';
+import { positive } from './lib/options.js';
 import { ProcSampler } from './lib/proc-stats.js';
 import { type NodeProcess, registerFleet, removeData, startNode, stopNode } from './lib/thingloop-node.js';
 
@@ -21,12 +22,6 @@ interface Options {
   devices: number;
   duration: number;
   concurrency: number;
-}
-
-function positive(text: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('must be a positive number');
-  return value;
 }
 
 interface Phase {
