@@ -280,6 +280,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           now,
         })
       : undefined;
+    const hub = edgeHub;
+    // Runs after the HTTP server closed (cleanups run in reverse): no new frames, then the
+    // batches and pushes in flight finish before the store closes.
+    if (hub) cleanups.push(() => hub.stop());
     if (outbox) {
       const { cloudUrl, edgeId, edgeToken } = config;
       if (!cloudUrl || !edgeId || !edgeToken) {
@@ -356,13 +360,21 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const httpPort = await listenHttp(app, config);
     cleanups.push(() => app.close());
 
+    // One sweep at a time, and shutdown waits for the one running: it writes to the store.
+    let expirySweep: Promise<unknown> | undefined;
     const expiryTimer = setInterval(() => {
-      Promise.all([commands.expireDue(), twins.expireDue(), twins.flush(), agents.tick().then(() => agents.flush())]).catch(
-        (error: Error) => logger.error({ err: error.message }, 'expiry sweep failed'),
-      );
+      if (expirySweep) return;
+      expirySweep = Promise.all([commands.expireDue(), twins.expireDue(), twins.flush(), agents.tick().then(() => agents.flush())])
+        .catch((error: Error) => logger.error({ err: error.message }, 'expiry sweep failed'))
+        .finally(() => {
+          expirySweep = undefined;
+        });
     }, EXPIRY_SWEEP_MS);
     expiryTimer.unref();
-    cleanups.push(() => clearInterval(expiryTimer));
+    cleanups.push(async () => {
+      clearInterval(expiryTimer);
+      await expirySweep;
+    });
 
     let retentionSweep: Promise<number> = Promise.resolve(0);
     const sweepRetention = () => {

@@ -58,6 +58,9 @@ export class EdgeHub {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly pushTimers = new Map<string, NodeJS.Timeout>();
   private readonly applyStats = new Map<string, { at: number; records: number }[]>();
+  /** Work started by a link frame or a timer; `stop` waits for it so nothing outlives the store. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private stopped = false;
 
   constructor(private readonly parts: EdgeHubParts) {
     const { registry, twins } = parts;
@@ -80,7 +83,34 @@ export class EdgeHub {
     for (const edgeId of this.sessions.keys()) this.schedulePush(edgeId);
   }
 
-  async connected(edgeId: string, session: EdgeLinkSession): Promise<void> {
+  /** Closes every link and waits for the work in flight (node shutdown, before the store closes). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.pushTimers.values()) clearTimeout(timer);
+    this.pushTimers.clear();
+    for (const session of this.sessions.values()) session.close(1001, 'the cloud node is shutting down');
+    this.sessions.clear();
+    while (this.inFlight.size > 0 || this.chains.size > 0) {
+      const pending = [...this.inFlight, ...this.chains.values()];
+      this.chains.clear();
+      await Promise.allSettled(pending);
+    }
+  }
+
+  private track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(new Error('the cloud node is shutting down'));
+    const running = work();
+    this.inFlight.add(running);
+    const forget = () => this.inFlight.delete(running);
+    running.then(forget, forget);
+    return running;
+  }
+
+  connected(edgeId: string, session: EdgeLinkSession): Promise<void> {
+    return this.track(() => this.open(edgeId, session));
+  }
+
+  private async open(edgeId: string, session: EdgeLinkSession): Promise<void> {
     this.sessions.get(edgeId)?.close(4000, 'replaced by a newer connection');
     this.sessions.set(edgeId, session);
     await this.parts.edges.update(edgeId, (edge) => {
@@ -117,6 +147,7 @@ export class EdgeHub {
 
   /** A binary frame: one uplink batch. Batches of one edge are applied strictly in order. */
   batch(edgeId: string, frame: Buffer): void {
+    if (this.stopped) return;
     const previous = this.chains.get(edgeId) ?? Promise.resolve();
     const next = previous
       .then(() => this.applyBatch(edgeId, frame))
@@ -206,7 +237,11 @@ export class EdgeHub {
     }
   }
 
-  async heartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void> {
+  heartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void> {
+    return this.track(() => this.recordHeartbeat(edgeId, heartbeat));
+  }
+
+  private async recordHeartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void> {
     await this.parts.edges.update(edgeId, (edge) => {
       edge.heartbeat = heartbeat;
       edge.lastContact = this.parts.now();
@@ -216,7 +251,11 @@ export class EdgeHub {
     this.schedulePush(edgeId);
   }
 
-  async applied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void> {
+  applied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void> {
+    return this.track(() => this.recordApplied(edgeId, version, results));
+  }
+
+  private async recordApplied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void> {
     await this.parts.edges.update(edgeId, (edge) => {
       edge.config.appliedVersion = version;
       edge.config.results = results;
@@ -225,10 +264,10 @@ export class EdgeHub {
   }
 
   private schedulePush(edgeId: string): void {
-    if (this.pushTimers.has(edgeId)) return;
+    if (this.pushTimers.has(edgeId) || this.stopped) return;
     const timer = setTimeout(() => {
       this.pushTimers.delete(edgeId);
-      this.pushConfig(edgeId, false).catch((error: Error) =>
+      this.track(() => this.pushConfig(edgeId, false)).catch((error: Error) =>
         this.parts.logger.error({ edge: edgeId, err: error.message }, 'config push failed'),
       );
     }, 50);
@@ -321,7 +360,8 @@ export interface EdgeSync {
   status(): { connected: boolean; appliedConfigVersion: number | null };
   /** Drops the link now (it reconnects with backoff): for tests of link loss. */
   dropLink(): void;
-  stop(): void;
+  /** Closes the link and waits for a configuration still being applied. */
+  stop(): Promise<void>;
 }
 
 const HEARTBEAT_MS = 10_000;
@@ -586,11 +626,12 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     onDecision: (decision) => enqueue([{ kind: 'decision', decision: json(decision) }]),
     status: () => ({ connected: link.open, appliedConfigVersion }),
     dropLink: () => link.drop(),
-    stop: () => {
+    stop: async () => {
       clearInterval(heartbeat);
       clearTimeout(trailingQuotaCheck);
       sender.stop();
       link.stop();
+      await reconciling;
     },
   };
 }
