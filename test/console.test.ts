@@ -43,6 +43,19 @@ async function until(check: () => Promise<boolean>, what: string, ms = 15_000): 
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+/** The page fits its viewport width once layout has settled (fails with the last overflow seen). */
+async function noHorizontalScrolling(page: Page, what: string): Promise<void> {
+  let overflow = 0;
+  await until(
+    async () => {
+      overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+      return overflow <= 0;
+    },
+    `no horizontal scrolling on ${what}`,
+    5_000,
+  ).catch(() => assert.fail(`horizontal scrolling on ${what}: ${overflow}px too wide`));
+}
+
 interface PresenceSplitBody {
   total: number;
   online: number;
@@ -240,11 +253,57 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
     await shot('07-device-actions');
   });
 
+  it('lists the events the pump reports as they arrive, filtered by name, and pages back with "Load older"', async () => {
+    const panel = page.getByTestId('device-events');
+    await panel.getByRole('heading', { name: 'Events' }).waitFor();
+    // The panel has loaded (the pump may already have reported motorState when it was stopped above).
+    await panel.getByTestId('device-event').or(panel.getByTestId('events-hint')).first().waitFor();
+    const model = await t.api<{ document: { events?: Record<string, unknown> } }>('/api/v1/models/centrifugal-pump');
+    assert.ok(model.body.document.events?.motorState, 'the pump model defines motorState');
+
+    // The admin key may report for any device: the new event shows without a reload, on the next poll.
+    const sent = await t.api<{ id: number; name: string }>('/api/v1/devices/pump-0001/events/motorState', {
+      method: 'POST',
+      body: { data: { running: true } },
+    });
+    assert.equal(sent.status, 201, JSON.stringify(sent.body));
+    const row = panel.locator(`[data-event-id="${sent.body.id}"]`);
+    await row.getByText('motorState', { exact: true }).waitFor();
+    await row.getByText('{"running":true}', { exact: true }).waitFor();
+    await panel.getByLabel('Event name').selectOption('motorState');
+    await row.waitFor();
+    await panel.scrollIntoViewIfNeeded();
+    await shot('30-device-events');
+    await panel.getByLabel('Event name').selectOption('');
+    await row.waitFor();
+
+    // More than a page arrives at once: the list restarts from the newest page, and "Load older" reaches the rest.
+    for (let batch = 0; batch < 5; batch++) {
+      const replies = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          t.api('/api/v1/devices/pump-0001/events/motorState', { method: 'POST', body: { data: { running: i % 2 === 0 } } }),
+        ),
+      );
+      assert.ok(
+        replies.every((r) => r.status === 201),
+        JSON.stringify(replies.map((r) => r.status)),
+      );
+    }
+    const rows = panel.getByTestId('device-event');
+    await until(async () => (await rows.count()) === 50 && (await row.count()) === 0, 'the newest page of 50 events');
+    await panel.getByRole('button', { name: 'Load older' }).click();
+    // Counted from the API each time: the pump may report another motorState of its own meanwhile.
+    const stored = async () => (await t.api<{ items: unknown[] }>('/api/v1/devices/pump-0001/events?limit=1000')).body.items.length;
+    await until(async () => (await rows.count()) === (await stored()), 'every stored event listed');
+    await row.waitFor();
+    await panel.getByText('No older events are stored.').waitFor();
+  });
+
   it('lays out at tablet width', async () => {
     await page.setViewportSize({ width: 768, height: 1024 });
     await page.getByTestId('chart-flow').waitFor();
-    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
-    assert.ok(overflow <= 0, `no horizontal scrolling at 768 px (overflow ${overflow}px)`);
+    // The charts follow their container on the next resize observation: the layout settles, then it must fit.
+    await noHorizontalScrolling(page, 'the device page at 768 px');
     await shot('08-device-tablet');
     await page.setViewportSize({ width: 1280, height: 800 });
   });
@@ -375,6 +434,15 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       assert.equal(await panel.getByTestId('device-error').count(), latest.rejections.length);
       await panel.scrollIntoViewIfNeeded();
       await shot('28-device-errors');
+    });
+    it('says in the events panel that the valve model defines no events', async () => {
+      const panel = page.getByTestId('device-events');
+      await panel.getByText('No events are stored for this device yet.').waitFor();
+      await panel
+        .getByTestId('events-hint')
+        .getByText(/^This model defines no events/)
+        .waitFor();
+      assert.equal(await panel.getByLabel('Event name').count(), 0, 'no name filter without event names');
     });
   });
 
@@ -529,8 +597,7 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       ] as const) {
         await page.goto(`${t.node.httpUrl}${path}`);
         await page.getByRole('heading', { name: heading, exact: true }).waitFor();
-        const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
-        assert.ok(overflow <= 0, `no horizontal scrolling at 768 px on ${path} (overflow ${overflow}px)`);
+        await noHorizontalScrolling(page, `${path} at 768 px`);
       }
       await shot('20-agent-tablet');
       await page.setViewportSize({ width: 1280, height: 800 });
@@ -648,11 +715,58 @@ describe('web console in chromium', { skip: existsSync(CHROMIUM) ? false : `no c
       ] as const) {
         await page.goto(`${t.node.httpUrl}${path}`);
         await page.getByRole('heading', { name: heading, exact: true }).waitFor();
-        const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
-        assert.ok(overflow <= 0, `no horizontal scrolling at 768 px on ${path} (overflow ${overflow}px)`);
+        await noHorizontalScrolling(page, `${path} at 768 px`);
       }
       await shot('24-edge-tablet');
       await page.setViewportSize({ width: 1280, height: 800 });
+    });
+
+    it('lists the gap reports of the edge: none, since its outbox never overflowed', async () => {
+      await page.goto(`${t.node.httpUrl}/edges/${EDGE}`);
+      await page.getByRole('heading', { name: 'Console test site' }).waitFor();
+      const gaps = await t.api<{ items: unknown[] }>(`/api/v1/edges/${EDGE}/gaps`);
+      assert.equal(gaps.status, 200);
+      assert.deepEqual(gaps.body.items, []);
+      await page.getByTestId('edge-gap-reports').getByText('No data lost: the outbox never overflowed.').waitFor();
+    });
+
+    it('refuses to decommission an edge that still serves a device, saying what to do', async () => {
+      await page.getByRole('button', { name: 'Decommission', exact: true }).click();
+      const dialog = page.getByRole('dialog', { name: `Decommission ${EDGE}?` });
+      await dialog.getByText('cannot be undone', { exact: false }).waitFor();
+      await shot('31-edge-decommission-confirm');
+      await dialog.getByRole('button', { name: 'Decommission', exact: true }).click();
+      const refused = page.getByTestId('decommission-refused');
+      await refused.getByText(`${EDGE} was not decommissioned.`).waitFor();
+      await refused.getByText(/still serves device edge-valve-0001: delete them/).waitFor();
+      await refused.getByRole('link', { name: 'edge-valve-0001' }).waitFor();
+      await refused.getByRole('link', { name: 'List the devices behind this edge' }).waitFor();
+      await dialog.waitFor({ state: 'hidden' });
+      assert.equal((await t.api(`/api/v1/edges/${EDGE}`)).status, 200, 'the edge is still registered');
+      await shot('32-edge-gaps-decommission-refused');
+    });
+
+    it('decommissions an edge without devices and returns to the edge list', async () => {
+      const SPARE = 'console-spare';
+      const created = await t.api('/api/v1/edges', { method: 'POST', body: { id: SPARE, name: 'Spare site' } });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      try {
+        await page.goto(`${t.node.httpUrl}/edges`);
+        await page.getByTestId(`edge-row-${SPARE}`).getByRole('link', { name: SPARE, exact: true }).click();
+        await page.getByRole('heading', { name: 'Spare site' }).waitFor();
+        await page.getByRole('button', { name: 'Decommission', exact: true }).click();
+        await page
+          .getByRole('dialog', { name: `Decommission ${SPARE}?` })
+          .getByRole('button', { name: 'Decommission', exact: true })
+          .click();
+        await page.waitForURL((url) => url.pathname === '/edges');
+        await page.getByTestId(`edge-row-${EDGE}`).waitFor();
+        assert.equal(await page.getByTestId(`edge-row-${SPARE}`).count(), 0, 'the decommissioned edge is gone from the list');
+        assert.equal((await t.api(`/api/v1/edges/${SPARE}`)).status, 404);
+        await shot('33-edges-after-decommission');
+      } finally {
+        await t.api(`/api/v1/edges/${SPARE}`, { method: 'DELETE' });
+      }
     });
 
     it('shows the edge offline once its node stops', async () => {

@@ -27,6 +27,8 @@ describe('API error mapping', () => {
     expect(error.message).toMatch(/Someone else changed this first/);
     expect(error.message).toMatch(/version 4, not 3/);
     expect(error.details).toEqual({ currentVersion: 4 });
+    expect(error.serverMessage).toBe('twin is at version 4, not 3');
+    expect(toApiError(409, undefined).serverMessage).toBeUndefined();
     expect(toApiError(400, { message: 'desired state refused: speed above 100' }).message).toBe('desired state refused: speed above 100');
     expect(toApiError(401, undefined).message).toMatch(/Sign in again/);
   });

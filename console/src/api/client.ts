@@ -21,6 +21,8 @@ export class ApiError extends Error {
     message: string,
     readonly status: number,
     readonly details?: unknown,
+    /** The server's own sentence, without the console's advice: for screens that explain a refusal themselves. */
+    readonly serverMessage?: string,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -56,7 +58,7 @@ export function toApiError(status: number, body: unknown): ApiError {
     internal: 'The node failed to answer; its log has the details.',
   };
   const message = serverMessage ? `${advice[kind]} (${serverMessage})` : `${advice[kind]} (HTTP ${status})`;
-  return new ApiError(kind, kind === 'invalid' && serverMessage ? serverMessage : message, status, record.details);
+  return new ApiError(kind, kind === 'invalid' && serverMessage ? serverMessage : message, status, record.details, serverMessage);
 }
 
 export interface RequestOptions {

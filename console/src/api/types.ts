@@ -5,7 +5,7 @@
  */
 import type { AgentDefinition } from '../../../src/agents/index.js';
 import type { Invocation as InvocationRecord } from '../../../src/commands/index.js';
-import type { EdgeConfig, EdgeRecord, OutboxStats } from '../../../src/edge/index.js';
+import type { EdgeConfig, EdgeRecord, GapReport, OutboxStats } from '../../../src/edge/index.js';
 import type { ThingModel, ThingModelVersion } from '../../../src/model/index.js';
 import type {
   DeviceRecord,
@@ -14,7 +14,14 @@ import type {
   Presence as PresenceState,
   PresenceStatus,
 } from '../../../src/registry/index.js';
-import type { AggregateFunction, AggregateSeries, RawPage, StoredValue, TelemetrySample } from '../../../src/telemetry/index.js';
+import type {
+  AggregateFunction,
+  AggregateSeries,
+  DeviceEventPage as DeviceEventRecordPage,
+  RawPage,
+  StoredValue,
+  TelemetrySample,
+} from '../../../src/telemetry/index.js';
 
 export type {
   AgentDefinition,
@@ -31,7 +38,7 @@ export type { EdgeHeartbeat, GapReport, ReconcileResult } from '../../../src/edg
 export type { DeviceErrorReport, Rejection } from '../../../src/ingest/index.js';
 export type { DataSchema, ModelSummary } from '../../../src/model/index.js';
 export type { PresenceStatus } from '../../../src/registry/index.js';
-export type { JsonValue } from '../../../src/telemetry/index.js';
+export type { JsonValue, StoredDeviceEvent } from '../../../src/telemetry/index.js';
 export type { TwinView as Twin } from '../../../src/twin/index.js';
 
 /** A device as the API shows it: the internal surrogate number stays on the node. */
@@ -67,6 +74,9 @@ export interface Latest {
   values: Record<string, Pick<StoredValue, 'value' | 'ts'>>;
 }
 
+/** GET …/events: a page of stored events, newest first; the position to continue at travels as a string cursor. */
+export type DeviceEventPage = Omit<DeviceEventRecordPage, 'next'> & { deviceId: string; next: string | null };
+
 /** One message of a device's live telemetry stream. */
 export type StreamMessage = Omit<TelemetrySample, 'deviceUid'>;
 
@@ -99,6 +109,11 @@ export type EdgeStatus = EdgeRecord & {
   backlog: (Pick<OutboxStats, 'records' | 'bytes' | 'oldestTs'> & { ageMs: number }) | null;
   drainRate: number;
 };
+
+/** GET /api/v1/edges/{id}/gaps: the edge's gap reports, newest first. */
+export interface EdgeGaps {
+  items: GapReport[];
+}
 
 /** GET /api/v1/edges/{id}/config: what the cloud wants the edge to run (credential hashes left out) next to what it applied. */
 export interface EdgeConfigView {

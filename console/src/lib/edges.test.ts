@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { EdgeConfigView, EdgeHeartbeat, EdgeStatus, PresenceSplit } from '../api/types';
 import {
+  attachedDevices,
   backlog,
   capacity,
   configItems,
   configSummary,
   devicesText,
   formatBytes,
+  formatTimeRange,
+  gapDevices,
+  gapSummary,
   heartbeatStale,
   linkState,
   presenceSplit,
@@ -203,6 +207,49 @@ describe('presence split', () => {
     expect(empty.text).toBe('No devices');
     expect(empty.parts).toEqual([]);
     expect(devicesText(2)).toBe('2 devices');
+  });
+});
+
+describe('gap reports', () => {
+  // Local times, so that "the same day" does not depend on the machine's time zone.
+  const at = (h: number, m: number, s: number, day = 1) => new Date(2024, 4, day, h, m, s).getTime();
+
+  it('writes a time range with the date once when it is one day, and its length', () => {
+    expect(formatTimeRange(at(10, 0, 0), at(10, 2, 30), 'en-GB')).toBe('01/05/2024, 10:00:00 – 10:02:30 (2 min)');
+    expect(formatTimeRange(at(23, 0, 0), at(1, 0, 0, 2), 'en-GB')).toBe('01/05/2024, 23:00:00 – 02/05/2024, 01:00:00 (2 h 0 min)');
+    expect(formatTimeRange(at(10, 0, 0), at(10, 0, 0), 'en-GB')).toBe('01/05/2024, 10:00:00');
+    expect(formatTimeRange(at(10, 0, 0), at(10, 0, 0) + 400, 'en-GB')).toBe('01/05/2024, 10:00:00 – 10:00:00 (under 1 s)');
+    // Reversed ends still read oldest first.
+    expect(formatTimeRange(at(10, 2, 30), at(10, 0, 0), 'en-GB')).toBe('01/05/2024, 10:00:00 – 10:02:30 (2 min)');
+  });
+
+  it('lists the devices of a report with the most samples lost first, and sums it up', () => {
+    const report = {
+      policy: 'drop-oldest' as const,
+      at: at(11, 0, 0),
+      total: 13,
+      devices: {
+        'pump-2': { dropped: 3, from: at(10, 0, 0), to: at(10, 0, 2) },
+        'pump-1': { dropped: 7, from: at(10, 0, 0), to: at(10, 1, 0) },
+        'pump-0': { dropped: 3, from: at(10, 0, 0), to: at(10, 0, 0) },
+      },
+    };
+    expect(gapDevices(report, 'en-GB')).toEqual([
+      { deviceId: 'pump-1', dropped: 7, range: '01/05/2024, 10:00:00 – 10:01:00 (1 min)' },
+      { deviceId: 'pump-0', dropped: 3, range: '01/05/2024, 10:00:00' },
+      { deviceId: 'pump-2', dropped: 3, range: '01/05/2024, 10:00:00 – 10:00:02 (2 s)' },
+    ]);
+    expect(gapSummary(report)).toBe('13 samples from 3 devices');
+    expect(gapSummary({ total: 1, devices: { a: { dropped: 1, from: 0, to: 0 } } })).toBe('1 sample from 1 device');
+  });
+});
+
+describe('decommission refusal', () => {
+  it('reads the attached devices from the 409 details, ignoring anything else', () => {
+    expect(attachedDevices({ devices: ['v-1', 'v-2'] })).toEqual(['v-1', 'v-2']);
+    expect(attachedDevices({ devices: ['v-1', 3, null] })).toEqual(['v-1']);
+    expect(attachedDevices(undefined)).toEqual([]);
+    expect(attachedDevices({ devices: 'v-1' })).toEqual([]);
   });
 });
 

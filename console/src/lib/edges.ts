@@ -3,6 +3,7 @@ import type {
   EdgeConfigView,
   EdgeHeartbeat,
   EdgeStatus,
+  GapReport,
   PresenceSplit,
   PresenceStatus,
   ReconcileResult,
@@ -97,6 +98,53 @@ export function capacity(heartbeat: EdgeHeartbeat): { cpu: Gauge; memory: Gauge;
 
 export function heartbeatStale(heartbeat: EdgeHeartbeat | null, now = Date.now()): boolean {
   return heartbeat === null || now - heartbeat.at > HEARTBEAT_STALE_MS;
+}
+
+/** What each outbox policy removed when the quota was exceeded. */
+export const GAP_POLICY: Record<GapReport['policy'], { label: string; effect: string }> = {
+  'drop-oldest': { label: 'drop oldest', effect: 'every sample in each time range below' },
+  downsample: { label: 'downsample', effect: 'every other sample in each time range below' },
+};
+
+/**
+ * A span of time as one readable range: the date once when both ends fall on the same day, and
+ * the length. `locale` is for tests; the console uses the browser's.
+ */
+export function formatTimeRange(from: number, to: number, locale?: string): string {
+  const start = new Date(Math.min(from, to));
+  const end = new Date(Math.max(from, to));
+  const first = start.toLocaleString(locale);
+  if (end.getTime() === start.getTime()) return first;
+  const sameDay = start.toDateString() === end.toDateString();
+  const last = sameDay ? end.toLocaleTimeString(locale) : end.toLocaleString(locale);
+  const length = end.getTime() - start.getTime();
+  return `${first} – ${last} (${length < 1000 ? 'under 1 s' : formatSpan(length)})`;
+}
+
+export interface GapDeviceRow {
+  deviceId: string;
+  dropped: number;
+  /** The time range the lost samples covered. */
+  range: string;
+}
+
+/** One row per device of a gap report: the most samples lost first, then by id. */
+export function gapDevices(report: Pick<GapReport, 'devices'>, locale?: string): GapDeviceRow[] {
+  return Object.entries(report.devices)
+    .map(([deviceId, gap]) => ({ deviceId, dropped: gap.dropped, range: formatTimeRange(gap.from, gap.to, locale) }))
+    .sort((a, b) => b.dropped - a.dropped || a.deviceId.localeCompare(b.deviceId));
+}
+
+/** "12 samples from 3 devices": what one report lost, in a few words. */
+export function gapSummary(report: Pick<GapReport, 'devices' | 'total'>): string {
+  const devices = Object.keys(report.devices).length;
+  return `${report.total} sample${report.total === 1 ? '' : 's'} from ${devices} device${devices === 1 ? '' : 's'}`;
+}
+
+/** The device ids a refused decommission (409) names in `details.devices`. */
+export function attachedDevices(details: unknown): string[] {
+  const devices = details && typeof details === 'object' ? (details as { devices?: unknown }).devices : undefined;
+  return Array.isArray(devices) ? devices.filter((d): d is string => typeof d === 'string') : [];
 }
 
 export type ConfigState = 'in-sync' | 'pending' | 'failed' | 'never-applied';

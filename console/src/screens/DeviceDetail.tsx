@@ -5,6 +5,7 @@ import { useApi } from '../lib/session';
 import { useLoad } from '../lib/useApi';
 import { Actions } from './device/Actions';
 import { Errors } from './device/Errors';
+import { Events } from './device/Events';
 import { Identity } from './device/Identity';
 import { Telemetry } from './device/Telemetry';
 import { TwinPanel } from './device/TwinPanel';
@@ -56,6 +57,7 @@ export function DeviceDetail({ id }: { id: string }) {
         <TwinPanel device={device} model={model.document} />
         <Actions device={device} model={model.document} />
       </div>
+      <Events device={device} model={model.document} />
       <Errors device={device} />
       <Identity device={device} presence={presence} />
     </section>

@@ -1,7 +1,10 @@
-import { useEffect } from 'react';
-import type { EdgeConfigView, EdgeStatus } from '../api/types';
+import { useEffect, useState } from 'react';
+import { ApiError } from '../api/client';
+import type { EdgeConfigView, EdgeGaps, EdgeStatus } from '../api/types';
+import { Confirm } from '../components/Confirm';
 import { Empty, ErrorState, Loading } from '../components/states';
 import {
+  attachedDevices,
   backlog,
   CONFIG_LABEL,
   capacity,
@@ -9,13 +12,16 @@ import {
   configSummary,
   formatBytes,
   formatRate,
+  GAP_POLICY,
   type Gauge,
+  gapDevices,
+  gapSummary,
   heartbeatStale,
   LINK_LABEL,
   linkState,
 } from '../lib/edges';
 import { formatAgo, formatTime } from '../lib/format';
-import { href } from '../lib/router';
+import { href, navigate } from '../lib/router';
 import { useApi } from '../lib/session';
 import { type Loadable, useLoad } from '../lib/useApi';
 
@@ -224,6 +230,7 @@ export function EdgeDetail({ id }: { id: string }) {
             <button type="button" className="secondary" onClick={reloadStatus}>
               Refresh
             </button>
+            <Decommission edge={edge} />
           </div>
           <div className="columns">
             <article className="card" aria-labelledby="edge-link-title">
@@ -287,53 +294,7 @@ export function EdgeDetail({ id }: { id: string }) {
               )}
             </article>
           </div>
-          <article className="card" aria-labelledby="edge-gaps-title">
-            <h2 id="edge-gaps-title">Gaps</h2>
-            {edge.gaps.reports === 0 ? (
-              <p className="muted">No gaps: the edge has not dropped or thinned out any telemetry.</p>
-            ) : (
-              <>
-                <p className="fail-text" data-testid="edge-gaps">
-                  {edge.gaps.dropped} sample{edge.gaps.dropped === 1 ? '' : 's'} dropped in {edge.gaps.reports} gap report
-                  {edge.gaps.reports === 1 ? '' : 's'} (the outbox was full).
-                </p>
-                {edge.gaps.last && (
-                  <>
-                    <h3>Last gap, {formatTime(edge.gaps.last.at)}</h3>
-                    <p>
-                      Policy {edge.gaps.last.policy}: {edge.gaps.last.total} sample{edge.gaps.last.total === 1 ? '' : 's'} removed.
-                    </p>
-                    <div className="table-wrap">
-                      <table>
-                        <thead>
-                          <tr>
-                            <th scope="col">Device</th>
-                            <th scope="col" className="num">
-                              Dropped
-                            </th>
-                            <th scope="col">From</th>
-                            <th scope="col">To</th>
-                          </tr>
-                        </thead>
-                        <tbody>
-                          {Object.entries(edge.gaps.last.devices).map(([deviceId, gap]) => (
-                            <tr key={deviceId}>
-                              <td>
-                                <a href={href.device(deviceId)}>{deviceId}</a>
-                              </td>
-                              <td className="num">{gap.dropped}</td>
-                              <td>{formatTime(gap.from)}</td>
-                              <td>{formatTime(gap.to)}</td>
-                            </tr>
-                          ))}
-                        </tbody>
-                      </table>
-                    </div>
-                  </>
-                )}
-              </>
-            )}
-          </article>
+          <GapsCard edge={edge} />
           <ConfigCard edge={edge} state={config.state} retry={config.reload} />
         </>
       )}
@@ -405,5 +366,155 @@ function ConfigCard({ edge, state, retry }: { edge: EdgeStatus; state: Loadable<
           );
         })()}
     </article>
+  );
+}
+
+/** How many gap reports the detail lists; the totals above count all of them. */
+const GAP_REPORTS = 50;
+
+/** What the edge lost to its full outbox: the totals, then every report with the samples and time range lost per device. */
+function GapsCard({ edge }: { edge: EdgeStatus }) {
+  const api = useApi();
+  // Reloaded when a new report arrives, not on every status tick.
+  const { state, reload } = useLoad(
+    async (signal) => (await api.get<EdgeGaps>(`/api/v1/edges/${encodeURIComponent(edge.id)}/gaps?limit=${GAP_REPORTS}`, signal)).items,
+    [edge.id, edge.gaps.reports],
+  );
+  return (
+    <article className="card" aria-labelledby="edge-gaps-title" data-testid="edge-gap-reports">
+      <h2 id="edge-gaps-title">Gaps</h2>
+      {edge.gaps.reports > 0 && (
+        <p className="fail-text" data-testid="edge-gaps">
+          {edge.gaps.dropped} sample{edge.gaps.dropped === 1 ? '' : 's'} dropped in {edge.gaps.reports} gap report
+          {edge.gaps.reports === 1 ? '' : 's'} (the outbox was full). The cloud will never have them.
+        </p>
+      )}
+      {state.status === 'loading' && <Loading what="gap reports" />}
+      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
+      {state.status === 'ready' &&
+        (state.data.length === 0 ? (
+          <Empty>
+            <p>No data lost: the outbox never overflowed.</p>
+          </Empty>
+        ) : (
+          <>
+            {edge.gaps.reports > state.data.length && <p className="muted">The last {state.data.length} reports, newest first.</p>}
+            <ol className="gap-reports">
+              {state.data.map((report) => (
+                <li
+                  key={`${report.at}:${report.policy}:${report.total}:${Object.keys(report.devices).join(',')}`}
+                  className="gap-report"
+                  data-testid="edge-gap-report"
+                >
+                  <h3 className="gap-report-title">
+                    <time dateTime={new Date(report.at).toISOString()}>{formatTime(report.at)}</time>{' '}
+                    <span className="muted">({formatAgo(report.at)})</span>
+                  </h3>
+                  <p>
+                    Policy <code>{GAP_POLICY[report.policy]?.label ?? report.policy}</code>: {gapSummary(report)} removed
+                    {GAP_POLICY[report.policy] ? ` (${GAP_POLICY[report.policy].effect})` : ''}.
+                  </p>
+                  <div className="table-wrap">
+                    <table>
+                      <caption className="sr-only">Samples lost per device in the report of {formatTime(report.at)}</caption>
+                      <thead>
+                        <tr>
+                          <th scope="col">Device</th>
+                          <th scope="col" className="num">
+                            Samples lost
+                          </th>
+                          <th scope="col">Time range lost</th>
+                        </tr>
+                      </thead>
+                      <tbody>
+                        {gapDevices(report).map((row) => (
+                          <tr key={row.deviceId}>
+                            <td>
+                              <a href={href.device(row.deviceId)}>{row.deviceId}</a>
+                            </td>
+                            <td className="num">{row.dropped}</td>
+                            <td>{row.range}</td>
+                          </tr>
+                        ))}
+                      </tbody>
+                    </table>
+                  </div>
+                </li>
+              ))}
+            </ol>
+          </>
+        ))}
+    </article>
+  );
+}
+
+/**
+ * Decommissioning: after a confirmation, DELETE the edge and return to the list. The cloud refuses
+ * (409) while devices are attached; its sentence says what to do, with the devices it names.
+ */
+function Decommission({ edge }: { edge: EdgeStatus }) {
+  const api = useApi();
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const decommission = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api.request(`/api/v1/edges/${encodeURIComponent(edge.id)}`, { method: 'DELETE' });
+      setConfirming(false);
+      navigate(href.edges());
+    } catch (caught) {
+      setError(caught);
+      setConfirming(false);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const refused = error instanceof ApiError && error.kind === 'conflict' ? error : undefined;
+  const attached = refused ? attachedDevices(refused.details) : [];
+  return (
+    <>
+      <button type="button" className="danger" onClick={() => setConfirming(true)}>
+        Decommission
+      </button>
+      {refused && (
+        <div className="state error decommission-refused" role="alert" data-testid="decommission-refused">
+          <p>
+            <strong>{edge.id} was not decommissioned.</strong> {refused.serverMessage ?? refused.message}
+          </p>
+          {attached.length > 0 && (
+            <p>
+              Still attached:{' '}
+              {attached.slice(0, 10).map((deviceId, index) => (
+                <span key={deviceId}>
+                  {index > 0 && ', '}
+                  <a href={href.device(deviceId)}>{deviceId}</a>
+                </span>
+              ))}
+              {attached.length > 10 && ` and ${attached.length - 10} more`}.{' '}
+              <a href={href.devices({ edge: edge.id })}>List the devices behind this edge</a>
+            </p>
+          )}
+        </div>
+      )}
+      {error !== undefined && !refused && <ErrorState error={error} />}
+      {confirming && (
+        <Confirm
+          title={`Decommission ${edge.id}?`}
+          confirmLabel="Decommission"
+          danger
+          busy={busy}
+          onConfirm={decommission}
+          onCancel={() => setConfirming(false)}
+        >
+          <p>
+            The edge's token stops working and its link closes; its gap history is deleted. This cannot be undone: to bring the site back,
+            register the edge again and give it the new token.
+          </p>
+          <p>The cloud refuses while devices are still attached to the edge.</p>
+        </Confirm>
+      )}
+    </>
   );
 }

@@ -1,0 +1,173 @@
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { Device, DeviceEventPage, ThingModelDocument } from '../../api/types';
+import { Empty, ErrorState, Loading } from '../../components/states';
+import { appendOlder, type EventList, eventNames, eventsHint, eventsPath, formatEventData, mergeNewest } from '../../lib/deviceEvents';
+import { formatTime } from '../../lib/format';
+import { useApi } from '../../lib/session';
+import type { Loadable } from '../../lib/useApi';
+
+/** New events show within one poll; polling pauses while the tab is hidden. */
+export const EVENTS_REFRESH_MS = 5_000;
+
+const toList = (page: DeviceEventPage): EventList => ({ items: page.items, next: page.next });
+
+/** What the device reported as having happened (events named in its model), newest first, optionally of one name. */
+export function Events({ device, model }: { device: Device; model: ThingModelDocument }) {
+  const api = useApi();
+  const names = useMemo(() => eventNames(model), [model]);
+  const [name, setName] = useState('');
+  const [list, setList] = useState<Loadable<EventList>>({ status: 'loading' });
+  const [pollError, setPollError] = useState<unknown>();
+  const [older, setOlder] = useState<{ busy: boolean; error?: unknown }>({ busy: false });
+  const [attempt, setAttempt] = useState(0);
+  const poll = useRef<() => void>(() => {});
+  // Bumped whenever the list starts over, so that a late "Load older" answer for another filter is dropped.
+  const generation = useRef(0);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `attempt` is a trigger
+  useEffect(() => {
+    const controller = new AbortController();
+    const current = ++generation.current;
+    let inFlight = true;
+    setList({ status: 'loading' });
+    setPollError(undefined);
+    setOlder({ busy: false });
+    const newest = () => api.get<DeviceEventPage>(eventsPath(device.id, { name }), controller.signal);
+    newest()
+      .then(
+        (page) => {
+          if (!controller.signal.aborted) setList({ status: 'ready', data: toList(page) });
+        },
+        (error: Error) => {
+          if (!controller.signal.aborted) setList({ status: 'error', error });
+        },
+      )
+      .finally(() => {
+        inFlight = false;
+      });
+    poll.current = () => {
+      if (inFlight || document.visibilityState !== 'visible') return;
+      inFlight = true;
+      newest()
+        .then(
+          (page) => {
+            if (generation.current !== current) return;
+            setList((shown) => ({ status: 'ready', data: shown.status === 'ready' ? mergeNewest(shown.data, page) : toList(page) }));
+            setPollError(undefined);
+          },
+          (error: Error) => {
+            if (!controller.signal.aborted) setPollError(error);
+          },
+        )
+        .finally(() => {
+          inFlight = false;
+        });
+    };
+    const timer = setInterval(() => poll.current(), EVENTS_REFRESH_MS);
+    const onVisible = () => poll.current();
+    document.addEventListener('visibilitychange', onVisible);
+    return () => {
+      controller.abort();
+      clearInterval(timer);
+      document.removeEventListener('visibilitychange', onVisible);
+    };
+  }, [api, device.id, name, attempt]);
+
+  const loadOlder = async (cursor: string) => {
+    const current = generation.current;
+    setOlder({ busy: true });
+    try {
+      const page = await api.get<DeviceEventPage>(eventsPath(device.id, { name, cursor }));
+      if (generation.current !== current) return;
+      setList((shown) => (shown.status === 'ready' ? { status: 'ready', data: appendOlder(shown.data, page) } : shown));
+      setOlder({ busy: false });
+    } catch (error) {
+      if (generation.current === current) setOlder({ busy: false, error });
+    }
+  };
+
+  return (
+    <section className="card" aria-labelledby="events-title" data-testid="device-events">
+      <div className="card-head">
+        <h2 id="events-title">Events</h2>
+        <span className="muted">newest first, refreshed every {EVENTS_REFRESH_MS / 1000} s</span>
+        {names.length > 0 && (
+          <div className="field inline">
+            <label htmlFor="event-filter">Event name</label>
+            <select id="event-filter" value={name} onChange={(event) => setName(event.target.value)}>
+              <option value="">All events</option>
+              {names.map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
+            </select>
+          </div>
+        )}
+        <button type="button" onClick={() => poll.current()}>
+          Refresh
+        </button>
+      </div>
+      {list.status === 'loading' && <Loading what="events" />}
+      {list.status === 'error' && <ErrorState error={list.error} retry={() => setAttempt((n) => n + 1)} />}
+      {list.status === 'ready' && pollError !== undefined && <ErrorState error={pollError} retry={() => poll.current()} />}
+      {list.status === 'ready' &&
+        (list.data.items.length === 0 ? (
+          <Empty>
+            <p>{name ? `No ${name} events are stored for this device.` : 'No events are stored for this device yet.'}</p>
+            <p className="muted" data-testid="events-hint">
+              {eventsHint(device.id, names)}
+            </p>
+          </Empty>
+        ) : (
+          <>
+            <div className="table-wrap">
+              <table className="device-events">
+                <caption className="sr-only">{name ? `${name} events, newest first` : 'Events, newest first'}</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Time</th>
+                    <th scope="col">Event</th>
+                    <th scope="col">Data</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.data.items.map((event) => {
+                    const data = formatEventData(event.data);
+                    const full = JSON.stringify(event.data);
+                    return (
+                      <tr key={event.id} data-testid="device-event" data-event-id={event.id}>
+                        <td>
+                          <time dateTime={new Date(event.ts).toISOString()}>{formatTime(event.ts)}</time>
+                        </td>
+                        <td>
+                          <code>{event.name}</code>
+                        </td>
+                        <td className="event-data">
+                          {data ? (
+                            <code title={data.length < full.length ? full : undefined}>{data}</code>
+                          ) : (
+                            <span className="muted">no data</span>
+                          )}
+                        </td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+            <nav className="pager" aria-label="Older events">
+              {list.data.next ? (
+                <button type="button" disabled={older.busy} onClick={() => list.data.next && loadOlder(list.data.next)}>
+                  {older.busy ? 'Loading older events…' : 'Load older'}
+                </button>
+              ) : (
+                <span className="muted">No older events are stored.</span>
+              )}
+            </nav>
+            {older.error !== undefined && <ErrorState error={older.error} retry={() => list.data.next && loadOlder(list.data.next)} />}
+          </>
+        ))}
+    </section>
+  );
+}
