@@ -120,5 +120,3 @@ export interface EdgeConfigView {
   desired: Omit<EdgeConfig, 'devices'> & { devices: Omit<EdgeConfig['devices'][number], 'tokenHash'>[] };
   applied: { version: EdgeRecord['config']['appliedVersion']; results: EdgeRecord['config']['results'] };
 }
-
-/** GET /api/v1/devices/{id}/errors items: one refused message (or part of one), newest first. */
