@@ -66,6 +66,13 @@ describe('device events', () => {
     assert.ok(event && event.ts >= before && event.ts <= Date.now());
   });
 
+  test('an event stamped a little ahead of the node clock (within the allowed skew) is listed at once', async () => {
+    const ahead = Date.now() + 20_000;
+    await client.publishAsync('things/pump-1/events/doorOpened', JSON.stringify({ ts: ahead }), { qos: 1 });
+    const [newest] = (await events()).body.items;
+    assert.equal(newest?.ts, ahead);
+  });
+
   for (const [what, topic, payload, reason] of [
     ['an event the model does not name', 'things/pump-1/events/explosion', '{"data":1}', 'unknown_event'],
     ['data that breaks the schema', 'things/pump-1/events/overheat', '{"data":{"temperature":"hot"}}', 'wrong_type'],

@@ -14,11 +14,11 @@ const ids = (l: EventList) => l.items.map((e) => e.id);
 
 describe('events query', () => {
   it('asks for the newest page of every stored event, or of one name, continuing at a cursor', () => {
-    expect(eventsPath('pump-1')).toBe('/api/v1/devices/pump-1/events?from=0&limit=50');
+    expect(eventsPath('pump-1')).toBe('/api/v1/devices/pump-1/events?limit=50');
     expect(eventsPath('site 1/pump', { name: 'motorState', cursor: '42', limit: 10 })).toBe(
-      '/api/v1/devices/site%201%2Fpump/events?name=motorState&from=0&limit=10&cursor=42',
+      '/api/v1/devices/site%201%2Fpump/events?name=motorState&limit=10&cursor=42',
     );
-    expect(eventsPath('pump-1', { name: '', cursor: null })).toBe('/api/v1/devices/pump-1/events?from=0&limit=50');
+    expect(eventsPath('pump-1', { name: '', cursor: null })).toBe('/api/v1/devices/pump-1/events?limit=50');
     expect(eventsPath('pump-1', { name: 'door&open' })).toContain('name=door%26open');
   });
 });

@@ -1,20 +1,16 @@
 /**
  * A device's events as the console lists them: newest first, one page at a time
- * (`GET /api/v1/devices/{id}/events?name=&from=&limit=&cursor=`), refreshed by polling the newest page.
+ * (`GET /api/v1/devices/{id}/events?name=&limit=&cursor=`), refreshed by polling the newest page.
  */
 import type { StoredDeviceEvent, ThingModelDocument } from '../api/types';
 import { shorten } from './deviceErrors';
 
 export const EVENTS_PAGE = 50;
 
-/**
- * The query for one page. `from=0` because the server otherwise stops at 30 days back, and
- * "Load older" should reach whatever retention kept.
- */
+/** The query for one page; with no time bounds "Load older" reaches whatever retention kept. */
 export function eventsPath(deviceId: string, options: { name?: string; cursor?: string | null; limit?: number } = {}): string {
   const params = new URLSearchParams();
   if (options.name) params.set('name', options.name);
-  params.set('from', '0');
   params.set('limit', String(options.limit ?? EVENTS_PAGE));
   if (options.cursor) params.set('cursor', options.cursor);
   return `/api/v1/devices/${encodeURIComponent(deviceId)}/events?${params}`;

@@ -15,7 +15,6 @@ const StoredEvent = Type.Object({
   ts: Type.Integer({ description: "The device's timestamp, or the time of receipt" }),
   data: Type.Unknown({ description: "Shaped by the model's event data schema; null when the event carries none" }),
 });
-const DAY_MS = 86_400_000;
 
 const IngestResult = Type.Object({
   acceptedSamples: Type.Integer(),
@@ -139,8 +138,12 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
           name: Type.Optional(
             Type.Union([Type.String(), Type.Array(Type.String())], { description: 'Only these events (repeat or comma-separate)' }),
           ),
-          from: Type.Optional(Type.String({ description: 'Epoch ms, ISO 8601, or relative like -7d (default: to - 30d)' })),
-          to: Type.Optional(Type.String({ description: 'Exclusive; default now' })),
+          from: Type.Optional(Type.String({ description: 'Epoch ms, ISO 8601, or relative like -7d (default: no lower bound)' })),
+          to: Type.Optional(
+            Type.String({
+              description: 'Exclusive (default: no upper bound, so events stamped slightly ahead of this clock are listed too)',
+            }),
+          ),
           limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
           cursor: Type.Optional(Type.String({ description: 'The `next` value of the previous page' })),
         }),
@@ -162,8 +165,9 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
           throw new DomainError('invalid', `${field} "${text}" is not epoch ms, ISO 8601 or a relative time like -1h`);
         return parsed;
       };
-      const to = time(query.to, now, 'to');
-      const from = time(query.from, to - 30 * DAY_MS, 'from');
+      // Unbounded by default: the cursor pages through all of it, newest first.
+      const to = time(query.to, Number.MAX_SAFE_INTEGER, 'to');
+      const from = time(query.from, 0, 'from');
       const before = query.cursor === undefined ? undefined : Number(query.cursor);
       if (before !== undefined && !Number.isSafeInteger(before))
         throw new DomainError('invalid', 'cursor must be the `next` value of a previous page');
