@@ -57,6 +57,14 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     return new DomainError('unauthorized', 'send "Authorization: Bearer <device token>" (or the admin key)');
   };
 
+  /** The device a message is for, once the caller may act for it, and the raw body. */
+  const deviceMessage = async (request: FastifyRequest) => {
+    const { id } = request.params as { id: string };
+    if (!(await callerMayActFor(context, request, id))) throw unauthorized();
+    const device = await context.registry.get(id);
+    return { device, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) };
+  };
+
   // Telemetry bodies reach the ingest pipeline as bytes, so malformed JSON gets the same
   // reason code and counter as on MQTT instead of a generic parser error.
   await app.register(async (raw) => {
@@ -81,10 +89,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
-        if (!(await callerMayActFor(context, request, id))) throw unauthorized();
-        const device = await context.registry.get(id);
-        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const { device, body } = await deviceMessage(request);
         const outcome = await context.ingest.acceptTelemetry(device, body, 'http');
         if (outcome.acceptedSamples === 0) {
           return reply.code(400).send({ ...outcome, error: 'invalid', message: 'no value was stored; see rejections' });
@@ -113,10 +118,8 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         },
       },
       async (request, reply) => {
-        const { id, name } = request.params as { id: string; name: string };
-        if (!(await callerMayActFor(context, request, id))) throw unauthorized();
-        const device = await context.registry.get(id);
-        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const { device, body } = await deviceMessage(request);
+        const { name } = request.params as { name: string };
         const outcome = await context.ingest.acceptEvent(device, name, body, 'http');
         if ('rejection' in outcome) {
           return reply.code(400).send({ error: 'invalid', message: outcome.rejection.message, rejection: outcome.rejection });
