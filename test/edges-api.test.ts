@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
+import { encodeBatch } from '../src/edge/index.js';
 import { startTestNode, type TestNode } from './support/harness.js';
 
 describe('edges API', () => {
@@ -57,6 +58,45 @@ describe('edges API', () => {
     assert.equal((await t.api('/api/v1/edges/site-old')).status, 404);
     assert.equal(await linkStatus('site-old', token), 401, 'the token no longer works');
     const orphan = await t.api('/api/v1/devices', { method: 'POST', body: { id: 'pump-late', model: 'pump', edge: 'site-old' } });
-    assert.ok(orphan.status >= 400 && orphan.status < 500, 'no device can be attached to a deleted edge');
+    assert.equal(orphan.status, 400, 'no device can be attached to a deleted edge');
+  });
+
+  test("an edge's token speaks for its own devices only: records for others are skipped, the batch still acknowledged", async () => {
+    const { token } = (await t.api<{ token: string }>('/api/v1/edges', { method: 'POST', body: { id: 'site-own' } })).body;
+    await t.registerDevice('pump-own', 'pump', { edge: 'site-own' });
+    await t.registerDevice('pump-direct', 'pump');
+    const link = new WebSocket(`${t.node.httpUrl.replace('http', 'ws')}/api/v1/edges/site-own/link`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const acks: number[] = [];
+    link.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { type: string; upTo?: number };
+      if (frame.type === 'ack' && frame.upTo !== undefined) acks.push(frame.upTo);
+    });
+    await new Promise<void>((resolve, reject) => {
+      link.once('message', () => resolve());
+      link.once('error', reject);
+    });
+    const ts = Date.now() - 1000;
+    link.send(
+      encodeBatch([
+        { seq: 1, record: { kind: 'telemetry', deviceId: 'pump-own', ts, values: { speed: 10 } } },
+        { seq: 2, record: { kind: 'telemetry', deviceId: 'pump-direct', ts, values: { speed: 99 } } },
+        { seq: 3, record: { kind: 'event', deviceId: 'pump-direct', name: 'doorOpened', ts, data: null } },
+      ]),
+    );
+    const deadline = Date.now() + 5000;
+    while (!acks.includes(3) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    link.close();
+    assert.ok(acks.includes(3), `the batch was acknowledged (acks ${JSON.stringify(acks)})`);
+    const own = await t.api<{ items: { value: number }[] }>(`/api/v1/devices/pump-own/telemetry?property=speed&from=${ts}`);
+    assert.deepEqual(
+      own.body.items.map((i) => i.value),
+      [10],
+    );
+    const other = await t.api<{ items: unknown[] }>(`/api/v1/devices/pump-direct/telemetry?property=speed&from=${ts}`);
+    assert.deepEqual(other.body.items, [], 'a device the edge does not serve got nothing from it');
+    const events = await t.api<{ items: unknown[] }>('/api/v1/devices/pump-direct/events');
+    assert.deepEqual(events.body.items, []);
   });
 });

@@ -237,8 +237,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     } catch (error) {
       throw portError(error, 'MQTT', config.mqttPort, 'mqttPort');
     }
-    cleanups.push(() => mqtt.stop());
+    // Cleanups run in reverse: the broker stops (and its messages in flight finish) before the
+    // twins flush, so no report lands after the last flush.
     cleanups.push(() => twins.flush());
+    cleanups.push(() => mqtt.stop());
 
     bus.on('telemetry.rejected', (event) => links.reportErrors(event.device.id, 'telemetry', event.rejections));
     bus.on('event.rejected', (event) => links.reportErrors(event.device.id, 'event', [event.rejection]));
@@ -364,8 +366,13 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     let expirySweep: Promise<unknown> | undefined;
     const expiryTimer = setInterval(() => {
       if (expirySweep) return;
-      expirySweep = Promise.all([commands.expireDue(), twins.expireDue(), twins.flush(), agents.tick().then(() => agents.flush())])
-        .catch((error: Error) => logger.error({ err: error.message }, 'expiry sweep failed'))
+      // allSettled, not all: shutdown must wait for every part, also after one failed.
+      expirySweep = Promise.allSettled([commands.expireDue(), twins.expireDue(), twins.flush(), agents.tick().then(() => agents.flush())])
+        .then((outcomes) => {
+          for (const outcome of outcomes) {
+            if (outcome.status === 'rejected') logger.error({ err: (outcome.reason as Error).message }, 'expiry sweep failed');
+          }
+        })
         .finally(() => {
           expirySweep = undefined;
         });

@@ -161,15 +161,20 @@ export class EdgeHub {
   private async applyBatch(edgeId: string, frame: Buffer): Promise<void> {
     const { records } = decodeBatch(frame);
     const uids = new Map<string, number>();
-    for (const entry of records) {
-      const { record } = entry;
-      const deviceId = record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event' ? record.deviceId : undefined;
+    for (const { record } of records) {
+      const deviceId = deviceIdOf(record);
       if (deviceId && !uids.has(deviceId)) {
-        const device = await this.parts.registry.find(deviceId);
+        const device = await this.served(edgeId, deviceId);
         if (device) uids.set(deviceId, device.uid);
       }
     }
     const result = await this.parts.edges.applyUplink(edgeId, records, (id) => uids.get(id));
+    if (result.skippedUnknownDevice > 0) {
+      this.parts.logger.warn(
+        { edge: edgeId, records: result.skippedUnknownDevice },
+        'uplink records for devices this edge does not serve were skipped',
+      );
+    }
     this.sessions.get(edgeId)?.send({ type: 'ack', upTo: result.appliedUpTo });
     const now = this.parts.now();
     const stats = (this.applyStats.get(edgeId) ?? []).filter((s) => now - s.at < 10_000);
@@ -185,13 +190,19 @@ export class EdgeHub {
     );
   }
 
+  /** The device, when this edge serves it: an edge's token speaks for its own devices only. */
+  private async served(edgeId: string, deviceId: string): Promise<DeviceRecord | undefined> {
+    const device = await this.parts.registry.find(deviceId);
+    return device?.edge === edgeId ? device : undefined;
+  }
+
   /** Consumers that do not share the transaction: live streams, cloud twins. */
   private async afterCommit(edgeId: string, records: UplinkRecord[]): Promise<void> {
     const samples = new Map<string, TelemetrySample[]>();
     // One registry lookup per device and batch, not one per sample.
     const known = new Map<string, DeviceRecord | undefined>();
     const find = async (id: string) => {
-      if (!known.has(id)) known.set(id, await this.parts.registry.find(id));
+      if (!known.has(id)) known.set(id, await this.served(edgeId, id));
       return known.get(id);
     };
     for (const record of records) {
@@ -218,7 +229,7 @@ export class EdgeHub {
           await this.parts.commands.completeRemotely(invocation.idempotencyKey.slice(CLOUD_INVOCATION_PREFIX.length), invocation);
         }
       } else if (record.kind === 'twin') {
-        const device = await this.parts.registry.find(record.deviceId);
+        const device = await find(record.deviceId);
         if (!device) continue;
         if (record.section === 'reported') {
           await this.parts.twins.report(device, record.values as Record<string, JsonValue>, record.ts, 'device');
@@ -329,6 +340,13 @@ export class EdgeHub {
   }
 }
 
+/** The device an uplink record is about, if any (decisions and alarms name one but need no lookup). */
+function deviceIdOf(record: UplinkRecord): string | undefined {
+  if (record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event') return record.deviceId;
+  if (record.kind === 'invocation' && typeof record.invocation.deviceId === 'string') return record.invocation.deviceId;
+  return undefined;
+}
+
 // ---- edge side ---------------------------------------------------------------------------------
 
 export interface EdgeSyncOptions {
@@ -388,6 +406,9 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
   let resuming = false;
   let linkWasUp = false;
   let reconciling: Promise<void> = Promise.resolve();
+  // After stop no forwarding, quota or reconcile work starts: a late ack or config frame, or a
+  // quota timer, must not reach a store that is about to close.
+  let stopped = false;
   let lastQuotaCheck = 0;
   const sender = new UplinkSender(
     outbox,
@@ -395,6 +416,8 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     { batchRecords: 2000, batchBytes: 1024 * 1024, maxInFlight: 4, drainRatePerSecond: options.drainRatePerSecond, now: parts.now },
     (error) => logger.error({ err: (error as Error).message }, 'uplink failed'),
   );
+  // Still queued after stop (the broker and agents stop later and their records must not be
+  // lost); only the forwarding and quota work stops.
   const enqueue = (records: UplinkRecord[]) => {
     outbox
       .append(records)
@@ -403,6 +426,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
   };
   let trailingQuotaCheck: NodeJS.Timeout | undefined;
   const appended = () => {
+    if (stopped) return;
     const now = parts.now();
     if (now - lastQuotaCheck < QUOTA_CHECK_MS) {
       // Throttled, but never skipped: what arrived since the last check is checked once more.
@@ -547,6 +571,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
       sender.linkDown();
     },
     onMessage: (message) => {
+      if (stopped) return;
       const frame = message as CloudToEdge;
       if (frame.type === 'ack') {
         const resume = resuming;
@@ -559,7 +584,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
             // have: a quick reconnect must not skip it (the periodic check is throttled).
             await sender.resumedAt(frame.upTo);
             await outbox.enforceQuota(options.quotaBytes, options.policy, parts.now());
-            sender.linkUp();
+            if (!stopped) sender.linkUp();
           })
           .catch((error: Error) => logger.error({ err: error.message }, 'trimming the outbox failed'));
       } else if (frame.type === 'invoke') {
@@ -627,6 +652,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     status: () => ({ connected: link.open, appliedConfigVersion }),
     dropLink: () => link.drop(),
     stop: async () => {
+      stopped = true;
       clearInterval(heartbeat);
       clearTimeout(trailingQuotaCheck);
       sender.stop();

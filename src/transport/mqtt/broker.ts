@@ -51,6 +51,8 @@ export class EmbeddedMqttBroker {
   private readonly principals = new WeakMap<Client, Principal>();
   private readonly sessions = new Map<string, Set<Client>>();
   private readonly subscriptions = new WeakMap<Client, Set<string>>();
+  /** Device messages being handled: `stop` waits for them, since they write to the store. */
+  private readonly handling = new Set<Promise<void>>();
   private broker!: Aedes;
   private server!: Server;
   private boundPort = 0;
@@ -139,7 +141,7 @@ export class EmbeddedMqttBroker {
     }
     const deviceId = principal.device.id;
     // The registry cache holds the current record, so a model migration applies to the next message.
-    this.options.registry
+    const handled = this.options.registry
       .find(deviceId)
       .then((record) => {
         if (!record) throw new Error(`device ${deviceId} no longer exists`);
@@ -154,6 +156,8 @@ export class EmbeddedMqttBroker {
           done(error);
         },
       );
+    this.handling.add(handled);
+    handled.finally(() => this.handling.delete(handled));
   }
 
   private authorizeSubscribe(client: Client, subscription: Subscription): Subscription | null {
@@ -244,5 +248,6 @@ export class EmbeddedMqttBroker {
     const listenerClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
     await listenerClosed;
+    await Promise.allSettled([...this.handling]);
   }
 }
