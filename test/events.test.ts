@@ -79,6 +79,7 @@ describe('device events', () => {
     ['data out of range', 'things/pump-1/events/overheat', '{"data":{"temperature":9000}}', 'out_of_range'],
     ['a body that is not JSON', 'things/pump-1/events/overheat', '{"data":', 'malformed_json'],
     ['fields beside data and ts', 'things/pump-1/events/overheat', '{"temperature":90}', 'malformed_event'],
+    ['no data for an event whose model declares it', 'things/pump-1/events/overheat', '', 'wrong_type'],
   ] as const) {
     test(`${what} is refused with "${reason}" on things/{id}/errors and nothing is stored`, async () => {
       const countBefore = (await events()).body.items.length;
@@ -151,6 +152,9 @@ describe('device events', () => {
       device.report({ temperature: 80 });
       device.emitEvent('overheat', { temperature: 130 });
       device.emitEvent('doorOpened');
+      // A name that is not one topic level would cost the connection: refused before it is queued.
+      assert.throws(() => device.emitEvent('door/opened'), /not a model event name/);
+      assert.throws(() => device.emitEvent('#'), /not a model event name/);
       await device.flush();
     } finally {
       await device.close();

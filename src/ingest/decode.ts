@@ -24,11 +24,10 @@ export interface Rejection {
   value?: JsonValue;
 }
 
-/** What a device is told on `things/{id}/errors` (and what `GET /devices/{id}/errors` lists). */
+/** What a device sent that was refused, with why: the device is told, operators can look it up. */
 export interface DeviceErrorReport {
   ts: number;
-  /** What was refused: `telemetry`, `event`, `twin`, `action`. */
-  source: string;
+  source: 'telemetry' | 'event' | 'twin' | 'action';
   rejections: Rejection[];
 }
 
@@ -218,8 +217,9 @@ export function decodeEvent(
     if (typeof parsedTs === 'string') return { rejection: { reason: 'bad_timestamp', event: name, message: parsedTs, value: record.ts } };
     ts = parsedTs;
   }
+  // Missing data is checked as null: an event whose model declares data must carry it.
   const data = record.data === undefined ? null : record.data;
-  const problem = record.data === undefined ? null : check(data);
+  const problem = check(data);
   if (problem)
     return { rejection: { reason: problem.reason, event: name, message: `event ${name}: data ${problem.message}`, value: data } };
   return { event: { name, ts, data } };

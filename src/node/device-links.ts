@@ -44,13 +44,13 @@ export function createDeviceLinks(parts: DeviceLinkParts) {
 
   // The last refusals per device, for operators (GET /devices/{id}/errors); devices get them on MQTT.
   const recent = new Map<string, DeviceErrorReport[]>();
-  const remember = (deviceId: string, source: string, rejections: Rejection[]) => {
+  const remember = (deviceId: string, source: DeviceErrorReport['source'], rejections: Rejection[]) => {
     const list = recent.get(deviceId) ?? [];
     list.unshift({ ts: parts.now(), source, rejections });
     if (list.length > RECENT_ERRORS_KEPT) list.length = RECENT_ERRORS_KEPT;
     recent.set(deviceId, list);
   };
-  const reportErrors = (deviceId: string, source: string, rejections: Rejection[]) => {
+  const reportErrors = (deviceId: string, source: DeviceErrorReport['source'], rejections: Rejection[]) => {
     remember(deviceId, source, rejections);
     return parts
       .broker()

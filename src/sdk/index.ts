@@ -47,7 +47,7 @@ export interface DeviceStats {
 }
 
 /** A sample or an event waiting for its PUBACK, in the order the device reported them. */
-interface PendingSample {
+interface PendingMessage {
   topic: string;
   payload: string;
 }
@@ -73,7 +73,7 @@ const REMEMBERED_RESULTS = 256;
 export class ThingloopDevice extends EventEmitter {
   private readonly client: MqttClient;
   private readonly topics;
-  private readonly queue: PendingSample[] = [];
+  private readonly queue: PendingMessage[] = [];
   private readonly handlers = new Map<string, ActionHandler<never, Json>>();
   private readonly answered = new Map<string, { output?: Json; error?: string }>();
   private inFlight = 0;
@@ -178,10 +178,16 @@ export class ThingloopDevice extends EventEmitter {
    * data. Buffered and ordered with the samples; acknowledged once the node stored it.
    */
   emitEvent(name: string, data?: Json, ts: number = Date.now()): void {
+    // A name that is not one topic level would be refused by the broker, which closes the
+    // connection: the message would be resent forever and block every sample behind it.
+    // The model's affordance name rule (the SDK carries no platform code, so it is restated).
+    if (!/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(name)) {
+      throw new TypeError(`event name "${name}" is not a model event name (letters, digits, "_" and "-")`);
+    }
     this.enqueue({ topic: this.topics.event(name), payload: JSON.stringify(data === undefined ? { ts } : { ts, data }) });
   }
 
-  private enqueue(pending: PendingSample): void {
+  private enqueue(pending: PendingMessage): void {
     // In-flight messages count toward the bound but are not dropped here (MQTT.js holds them
     // until acknowledged), so only a queued one can make room: never count a drop that did not
     // happen. Samples give way first: an event (a fault, a door opened) is rarer and says more.
@@ -196,7 +202,7 @@ export class ThingloopDevice extends EventEmitter {
 
   private pump(): void {
     while (this.client.connected && this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const sample = this.queue.shift() as PendingSample;
+      const sample = this.queue.shift() as PendingMessage;
       this.inFlight++;
       this.counters.sent++;
       // MQTT.js keeps an unacknowledged QoS 1 publish in its store and resends it after a

@@ -105,14 +105,15 @@ const MIGRATIONS: string[] = [
      bytes INTEGER NOT NULL,
      payload TEXT NOT NULL) STRICT;
    CREATE INDEX outbox_by_ts ON outbox (kind, ts);`,
-  // Device events (named in the thing model), newest first per device.
+  // Device events (named in the thing model), listed newest first per device: an index on the
+  // device alone holds each device's entries in id (arrival) order, which is the listing order.
   `CREATE TABLE device_events (
      id INTEGER PRIMARY KEY,
      device_uid INTEGER NOT NULL,
      name TEXT NOT NULL,
      ts INTEGER NOT NULL,
      data TEXT) STRICT;
-   CREATE INDEX device_events_by_device ON device_events (device_uid, ts);`,
+   CREATE INDEX device_events_by_device ON device_events (device_uid);`,
 ];
 
 export interface OpenOptions {
