@@ -89,6 +89,35 @@ describe('edge outbox on SQLite', () => {
     assert.ok(kept.includes(NOW + 399), 'the newest are kept');
   });
 
+  test('a flood of device events cannot outgrow the quota: when telemetry cannot make room the oldest events go, counted', async () => {
+    await outbox.append(telemetry('pump-1', 10));
+    await outbox.append(
+      Array.from({ length: 300 }, (_, i) => ({
+        kind: 'event' as const,
+        deviceId: 'pump-1',
+        name: 'overheat',
+        ts: NOW + 100 + i,
+        data: { i },
+      })),
+    );
+    await outbox.append([{ kind: 'decision', decision: { id: 'd-1' } }]);
+    const { bytes } = await outbox.stats();
+    const gap = await outbox.enforceQuota(Math.floor(bytes / 4), 'drop-oldest', NOW);
+    assert.ok(gap);
+    const left = await queued(outbox);
+    const eventsLeft = (await outbox.lease(0, 1000, Number.POSITIVE_INFINITY)).filter((r) => r.record.kind === 'event');
+    await outbox.releaseAbove(0);
+    assert.equal(left.ts.get('pump-1'), undefined, 'every sample went first');
+    assert.equal(gap.devices['pump-1']?.dropped, 10);
+    assert.equal(gap.devices['pump-1']?.events, 300 - eventsLeft.length);
+    assert.equal(gap.events, 300 - eventsLeft.length);
+    assert.equal(gap.total, 10 + (gap.events ?? 0));
+    const oldestKept = eventsLeft[0]?.record;
+    assert.ok(oldestKept?.kind === 'event' && oldestKept.ts > NOW + 100, 'the newest events were kept');
+    assert.equal(left.other - eventsLeft.length, 1, 'the decision is never dropped');
+    assert.ok((await outbox.stats()).bytes <= Math.floor(bytes / 4), 'back under the quota');
+  });
+
   test('records handed out for sending are never dropped, also after a restart, until released', async () => {
     await outbox.append(telemetry('pump-1', 200));
     const sent = await outbox.lease(0, 50, Number.POSITIVE_INFINITY);
@@ -111,7 +140,7 @@ describe('edge outbox on SQLite', () => {
     assert.equal(third?.total, 30, 'released records may be dropped again');
   });
 
-  test('a quota run right as the sender reads a batch never drops what that batch carries', async () => {
+  test('the sender leases what it sends: a quota run in the same tick drops only records not on their way', async () => {
     await outbox.append(telemetry('pump-1', 1000));
     const frames: Buffer[] = [];
     const sender = new UplinkSender(

@@ -22,9 +22,15 @@ export interface SequencedRecord {
 export interface GapReport {
   policy: 'drop-oldest' | 'downsample';
   at: number;
-  /** Telemetry samples removed, per device, with the time range they covered. */
-  devices: Record<string, { dropped: number; from: number; to: number }>;
+  /**
+   * Per device: telemetry samples removed (`dropped`), device events removed (`events`, only
+   * when telemetry alone could not make room), and the time range they covered.
+   */
+  devices: Record<string, { dropped: number; events?: number; from: number; to: number }>;
+  /** Every record removed: samples and events. */
   total: number;
+  /** Device events among them, when any. */
+  events?: number;
 }
 
 /** Frames on the edge ↔ cloud WebSocket. */

@@ -235,12 +235,18 @@ describe('gap reports', () => {
       },
     };
     expect(gapDevices(report, 'en-GB')).toEqual([
-      { deviceId: 'pump-1', dropped: 7, range: '01/05/2024, 10:00:00 – 10:01:00 (1 min)' },
-      { deviceId: 'pump-0', dropped: 3, range: '01/05/2024, 10:00:00' },
-      { deviceId: 'pump-2', dropped: 3, range: '01/05/2024, 10:00:00 – 10:00:02 (2 s)' },
+      { deviceId: 'pump-1', dropped: 7, events: 0, range: '01/05/2024, 10:00:00 – 10:01:00 (1 min)' },
+      { deviceId: 'pump-0', dropped: 3, events: 0, range: '01/05/2024, 10:00:00' },
+      { deviceId: 'pump-2', dropped: 3, events: 0, range: '01/05/2024, 10:00:00 – 10:00:02 (2 s)' },
     ]);
     expect(gapSummary(report)).toBe('13 samples from 3 devices');
     expect(gapSummary({ total: 1, devices: { a: { dropped: 1, from: 0, to: 0 } } })).toBe('1 sample from 1 device');
+  });
+
+  it('counts device events apart from samples when a report dropped some', () => {
+    const report = { total: 7, events: 2, devices: { a: { dropped: 5, events: 2, from: 0, to: 0 } } };
+    expect(gapSummary(report)).toBe('5 samples from 1 device, and 2 events');
+    expect(gapDevices(report, 'en-GB')[0]?.events).toBe(2);
   });
 });
 

@@ -124,6 +124,8 @@ export function formatTimeRange(from: number, to: number, locale?: string): stri
 export interface GapDeviceRow {
   deviceId: string;
   dropped: number;
+  /** Device events lost (only when telemetry alone could not make room). */
+  events: number;
   /** The time range the lost samples covered. */
   range: string;
 }
@@ -131,14 +133,22 @@ export interface GapDeviceRow {
 /** One row per device of a gap report: the most samples lost first, then by id. */
 export function gapDevices(report: Pick<GapReport, 'devices'>, locale?: string): GapDeviceRow[] {
   return Object.entries(report.devices)
-    .map(([deviceId, gap]) => ({ deviceId, dropped: gap.dropped, range: formatTimeRange(gap.from, gap.to, locale) }))
+    .map(([deviceId, gap]) => ({
+      deviceId,
+      dropped: gap.dropped,
+      events: gap.events ?? 0,
+      range: formatTimeRange(gap.from, gap.to, locale),
+    }))
     .sort((a, b) => b.dropped - a.dropped || a.deviceId.localeCompare(b.deviceId));
 }
 
-/** "12 samples from 3 devices": what one report lost, in a few words. */
-export function gapSummary(report: Pick<GapReport, 'devices' | 'total'>): string {
+/** "12 samples from 3 devices" (", and 4 events" when events went too): what one report lost. */
+export function gapSummary(report: Pick<GapReport, 'devices' | 'total' | 'events'>): string {
   const devices = Object.keys(report.devices).length;
-  return `${report.total} sample${report.total === 1 ? '' : 's'} from ${devices} device${devices === 1 ? '' : 's'}`;
+  const events = report.events ?? 0;
+  const samples = report.total - events;
+  const lost = `${samples} sample${samples === 1 ? '' : 's'} from ${devices} device${devices === 1 ? '' : 's'}`;
+  return events > 0 ? `${lost}, and ${events} event${events === 1 ? '' : 's'}` : lost;
 }
 
 /** The device ids a refused decommission (409) names in `details.devices`. */

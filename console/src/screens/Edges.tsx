@@ -423,6 +423,11 @@ function GapsCard({ edge }: { edge: EdgeStatus }) {
                           <th scope="col" className="num">
                             Samples lost
                           </th>
+                          {report.events ? (
+                            <th scope="col" className="num">
+                              Events lost
+                            </th>
+                          ) : null}
                           <th scope="col">Time range lost</th>
                         </tr>
                       </thead>
@@ -433,6 +438,7 @@ function GapsCard({ edge }: { edge: EdgeStatus }) {
                               <a href={href.device(row.deviceId)}>{row.deviceId}</a>
                             </td>
                             <td className="num">{row.dropped}</td>
+                            {report.events ? <td className="num">{row.events}</td> : null}
                             <td>{row.range}</td>
                           </tr>
                         ))}

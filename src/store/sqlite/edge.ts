@@ -98,8 +98,9 @@ export class SqliteOutbox implements Outbox {
   }
 
   /**
-   * Keeps the outbox under its quota. Only telemetry is ever removed (decisions, alarms, twin
-   * changes and gap reports are small and matter more). drop-oldest deletes the oldest samples;
+   * Keeps the outbox under its quota. Telemetry goes first, device events only when telemetry
+   * cannot make room; decisions, alarms, twin changes and gap reports are never removed (they
+   * are small and matter more). drop-oldest deletes the oldest samples;
    * downsample deletes every other sample of the oldest half. Either way the loss is counted per
    * device and returned as a gap report, which is itself queued for the cloud. Leased records
    * (sent, perhaps applied) are never candidates.
@@ -114,15 +115,29 @@ export class SqliteOutbox implements Outbox {
         "SELECT seq, device_id, ts, bytes FROM outbox WHERE kind = 'telemetry' AND seq > ? ORDER BY seq",
       )
       .iterate(this.leasedUpTo);
-    const victims: { seq: number; device_id: string; ts: number }[] = [];
+    const victims: { seq: number; device_id: string; ts: number; event: boolean }[] = [];
     let freed = 0;
     let index = 0;
     for (const row of candidates) {
       if (freed >= toFree) break;
       // downsample: thin the oldest records by half instead of cutting a continuous range.
       if (policy === 'downsample' && index++ % 2 === 1) continue;
-      victims.push(row);
+      victims.push({ ...row, event: false });
       freed += row.bytes;
+    }
+    if (freed < toFree) {
+      // Telemetry alone cannot make room (a flood of device events): the oldest events go too,
+      // counted like samples, so the quota is a bound and not a wish.
+      const events = this.db
+        .prepare<[number], { seq: number; device_id: string; ts: number; bytes: number }>(
+          "SELECT seq, device_id, ts, bytes FROM outbox WHERE kind = 'event' AND seq > ? ORDER BY seq",
+        )
+        .iterate(this.leasedUpTo);
+      for (const row of events) {
+        if (freed >= toFree) break;
+        victims.push({ ...row, event: true });
+        freed += row.bytes;
+      }
     }
     if (victims.length === 0) return undefined;
     const gap: GapReport = { policy, at: now, devices: {}, total: victims.length };
@@ -131,7 +146,12 @@ export class SqliteOutbox implements Outbox {
       for (const victim of victims) {
         remove.run(victim.seq);
         const entry = gap.devices[victim.device_id] ?? { dropped: 0, from: victim.ts, to: victim.ts };
-        entry.dropped++;
+        if (victim.event) {
+          entry.events = (entry.events ?? 0) + 1;
+          gap.events = (gap.events ?? 0) + 1;
+        } else {
+          entry.dropped++;
+        }
         entry.from = Math.min(entry.from, victim.ts);
         entry.to = Math.max(entry.to, victim.ts);
         gap.devices[victim.device_id] = entry;

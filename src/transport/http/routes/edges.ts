@@ -13,11 +13,13 @@ const EdgeBody = Type.Object(
 const GapReportBody = Type.Object({
   policy: Type.Union([Type.Literal('drop-oldest'), Type.Literal('downsample')]),
   at: Type.Integer({ description: 'When the edge applied the policy (ms since the epoch)' }),
-  total: Type.Integer({ description: 'Telemetry samples removed' }),
+  total: Type.Integer({ description: 'Records removed: telemetry samples and device events' }),
+  events: Type.Optional(Type.Integer({ description: 'Device events among them (only when telemetry alone could not make room)' })),
   devices: Type.Record(
     Type.String(),
     Type.Object({
-      dropped: Type.Integer(),
+      dropped: Type.Integer({ description: 'Telemetry samples removed' }),
+      events: Type.Optional(Type.Integer({ description: 'Device events removed' })),
       from: Type.Integer({ description: 'Oldest removed sample' }),
       to: Type.Integer({ description: 'Newest removed sample' }),
     }),
