@@ -118,6 +118,21 @@ describe('edge outbox on SQLite', () => {
     assert.ok((await outbox.stats()).bytes <= Math.floor(bytes / 4), 'back under the quota');
   });
 
+  test('the outbox keeps its epoch across restarts; a new data directory gets a new one', async () => {
+    const epoch = outbox.epoch;
+    assert.match(epoch, /^[0-9a-f-]{36}$/);
+    db.close();
+    db = openDatabase(join(dir, 'edge.db'));
+    outbox = new SqliteOutbox(db, () => NOW);
+    assert.equal(outbox.epoch, epoch);
+    const other = openDatabase(join(dir, 'other.db'));
+    try {
+      assert.notEqual(new SqliteOutbox(other, () => NOW).epoch, epoch);
+    } finally {
+      other.close();
+    }
+  });
+
   test('records handed out for sending are never dropped, also after a restart, until released', async () => {
     await outbox.append(telemetry('pump-1', 200));
     const sent = await outbox.lease(0, 50, Number.POSITIVE_INFINITY);

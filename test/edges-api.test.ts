@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { encodeBatch } from '../src/edge/index.js';
+import { encodeBatch, OUTBOX_EPOCH_HEADER, type SequencedRecord } from '../src/edge/index.js';
 import { startTestNode, type TestNode } from './support/harness.js';
 
 describe('edges API', () => {
@@ -98,5 +98,64 @@ describe('edges API', () => {
     assert.deepEqual(other.body.items, [], 'a device the edge does not serve got nothing from it');
     const events = await t.api<{ items: unknown[] }>('/api/v1/devices/pump-direct/events');
     assert.deepEqual(events.body.items, []);
+  });
+
+  test('an edge with a new outbox (new data directory) starts its sequence again; its records are not skipped as replays', async () => {
+    const { token } = (await t.api<{ token: string }>('/api/v1/edges', { method: 'POST', body: { id: 'site-reborn' } })).body;
+    await t.registerDevice('pump-reborn', 'pump', { edge: 'site-reborn' });
+    const ts = Date.now() - 10_000;
+    const samples = (from: number, count: number, at: number): SequencedRecord[] =>
+      Array.from({ length: count }, (_, i) => ({
+        seq: from + i,
+        record: { kind: 'telemetry', deviceId: 'pump-reborn', ts: at + i, values: { speed: i } },
+      }));
+
+    /** Opens the link naming an outbox epoch; resolves with the first ack (where the cloud stands). */
+    const open = async (epoch: string) => {
+      const link = new WebSocket(`${t.node.httpUrl.replace('http', 'ws')}/api/v1/edges/site-reborn/link`, {
+        headers: { authorization: `Bearer ${token}`, [OUTBOX_EPOCH_HEADER]: epoch },
+      });
+      const acks: number[] = [];
+      link.on('message', (data: Buffer) => {
+        const frame = JSON.parse(data.toString()) as { type: string; upTo?: number };
+        if (frame.type === 'ack' && frame.upTo !== undefined) acks.push(frame.upTo);
+      });
+      const deadline = Date.now() + 5000;
+      while (acks.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const until = async (upTo: number) => {
+        const limit = Date.now() + 5000;
+        while (!acks.includes(upTo) && Date.now() < limit) await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.ok(acks.includes(upTo), `acknowledged up to ${upTo} (acks ${JSON.stringify(acks)})`);
+      };
+      const closed = () =>
+        new Promise<void>((resolve) => {
+          link.once('close', () => resolve());
+          link.close();
+        });
+      return { first: acks[0], link, until, closed };
+    };
+
+    const first = await open('epoch-a');
+    assert.equal(first.first, 0);
+    first.link.send(encodeBatch(samples(1, 3, ts)));
+    await first.until(3);
+    await first.closed();
+
+    const again = await open('epoch-a');
+    assert.equal(again.first, 3, 'the same outbox resumes after its mark');
+    await again.closed();
+
+    const reborn = await open('epoch-b');
+    assert.equal(reborn.first, 0, 'a new outbox starts from the beginning');
+    reborn.link.send(encodeBatch(samples(1, 2, ts + 100)));
+    await reborn.until(2);
+    await reborn.closed();
+
+    const stored = await t.api<{ items: { ts: number }[] }>(`/api/v1/devices/pump-reborn/telemetry?property=speed&from=${ts}`);
+    assert.deepEqual(
+      stored.body.items.map((i) => i.ts),
+      [ts, ts + 1, ts + 2, ts + 100, ts + 101],
+      'the new outbox records are stored, not skipped',
+    );
   });
 });

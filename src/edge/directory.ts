@@ -9,6 +9,8 @@ export interface EdgeRecord {
   createdAt: number;
   /** Highest sequence number applied: the idempotency mark. */
   appliedSeq: number;
+  /** The edge outbox's epoch the mark belongs to (absent until the edge first names one). */
+  outboxEpoch?: string;
   lastContact: number | null;
   heartbeat: EdgeHeartbeat | null;
   gaps: { reports: number; dropped: number; last: GapReport | null };
@@ -32,6 +34,11 @@ export interface EdgeRepository {
   applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied>;
   /** Gap reports the edge sent, newest first. */
   gaps(edgeId: string, limit: number): Promise<GapReport[]>;
+  /**
+   * The edge connected naming its outbox epoch. A different epoch than the one recorded means a
+   * new outbox (a new data directory): the applied mark restarts at 0. Returns the mark.
+   */
+  resumeUplink(edgeId: string, outboxEpoch: string): Promise<{ appliedSeq: number; restarted: boolean }>;
 }
 
 export interface UplinkApplied {
@@ -138,6 +145,10 @@ export class EdgeDirectory {
 
   applyUplink(edgeId: string, records: SequencedRecord[], deviceUid: (deviceId: string) => number | undefined): Promise<UplinkApplied> {
     return this.repository.applyUplink(edgeId, records, deviceUid);
+  }
+
+  resumeUplink(id: string, outboxEpoch: string): Promise<{ appliedSeq: number; restarted: boolean }> {
+    return this.repository.resumeUplink(id, outboxEpoch);
   }
 
   /** What the edge lost to its outbox quota: per report, the policy and the samples per device. */

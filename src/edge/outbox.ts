@@ -11,6 +11,12 @@ import type { GapReport, OutboxStats, SequencedRecord, UplinkRecord } from './re
  * so no quota run can slip in between reading a batch and sending it.
  */
 export interface Outbox {
+  /**
+   * Names this outbox's sequence. A new data directory starts sequence numbers at 1 again under
+   * a new epoch, so the cloud knows to restart its applied mark instead of skipping them as
+   * replays.
+   */
+  readonly epoch: string;
   append(records: UplinkRecord[]): Promise<void>;
   /**
    * The next records to send, oldest first, at most `limit` of them and about `maxBytes`. They

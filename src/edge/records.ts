@@ -33,6 +33,9 @@ export interface GapReport {
   events?: number;
 }
 
+/** The header an edge names its outbox epoch in when it opens the link (see `Outbox.epoch`). */
+export const OUTBOX_EPOCH_HEADER = 'thingloop-outbox-epoch';
+
 /** Frames on the edge ↔ cloud WebSocket. */
 /** JSON frames; batches travel as binary frames (see encodeBatch). */
 export type EdgeToCloud =

@@ -106,11 +106,12 @@ export class EdgeHub {
     return running;
   }
 
-  connected(edgeId: string, session: EdgeLinkSession): Promise<void> {
-    return this.track(() => this.open(edgeId, session));
+  /** `outboxEpoch`: the sequence the edge's outbox numbers in (absent from older edges). */
+  connected(edgeId: string, session: EdgeLinkSession, outboxEpoch?: string): Promise<void> {
+    return this.track(() => this.open(edgeId, session, outboxEpoch));
   }
 
-  private async open(edgeId: string, session: EdgeLinkSession): Promise<void> {
+  private async open(edgeId: string, session: EdgeLinkSession, outboxEpoch: string | undefined): Promise<void> {
     this.sessions.get(edgeId)?.close(4000, 'replaced by a newer connection');
     this.sessions.set(edgeId, session);
     await this.parts.edges.update(edgeId, (edge) => {
@@ -119,8 +120,20 @@ export class EdgeHub {
     // The edge resumes after its last acknowledged record: tell it where the cloud stands.
     // A batch from the previous connection may still be applying: the mark sent must include it.
     await this.chains.get(edgeId)?.catch(() => undefined);
-    const edge = await this.parts.edges.get(edgeId);
-    session.send({ type: 'ack', upTo: edge.appliedSeq });
+    let upTo = (await this.parts.edges.get(edgeId)).appliedSeq;
+    if (outboxEpoch) {
+      // A new outbox (new data directory) numbers from 1 again: without this its records would
+      // be skipped as replays and trimmed at the edge, lost without a gap report.
+      const resumed = await this.parts.edges.resumeUplink(edgeId, outboxEpoch);
+      if (resumed.restarted) {
+        this.parts.logger.warn(
+          { edge: edgeId, previousMark: upTo },
+          'the edge has a new outbox (new data directory): its sequence restarts at 1',
+        );
+      }
+      upTo = resumed.appliedSeq;
+    }
+    session.send({ type: 'ack', upTo });
     await this.pushConfig(edgeId, true);
     // Actions that waited for this edge's devices can go now.
     const served = await this.parts.registry.list({ edge: edgeId, limit: 10_000 });
@@ -556,6 +569,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     cloudUrl: options.cloudUrl,
     edgeId: options.edgeId,
     token: options.token,
+    outboxEpoch: outbox.epoch,
     onOpen: () => {
       resuming = true;
       linkWasUp = true;

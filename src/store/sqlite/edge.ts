@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type {
   EdgeRecord,
   EdgeRepository,
@@ -31,6 +32,7 @@ export class SqliteOutbox implements Outbox {
    * restart records sent just before the crash (perhaps applied, ack never seen) stay protected.
    */
   private leasedUpTo: number;
+  readonly epoch: string;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -42,6 +44,9 @@ export class SqliteOutbox implements Outbox {
     );
     const saved = db.prepare<[], { value: string }>("SELECT value FROM settings WHERE key = 'outbox.leasedUpTo'").get();
     this.leasedUpTo = saved ? Number(saved.value) : 0;
+    const epoch = db.prepare<[], { value: string }>("SELECT value FROM settings WHERE key = 'outbox.epoch'").get();
+    this.epoch = epoch?.value ?? randomUUID();
+    if (!epoch) db.prepare("INSERT INTO settings (key, value) VALUES ('outbox.epoch', ?)").run(this.epoch);
   }
 
   /** Writes records in the caller's transaction (or its own statement-level one). */
@@ -214,7 +219,9 @@ export class SqliteEdges implements EdgeRepository {
     this.db.transaction(() => {
       const row = this.readRecord.get(edge.id);
       const current = row ? (JSON.parse(row.record) as EdgeRecord) : undefined;
-      const owned = current ? { appliedSeq: current.appliedSeq, gaps: current.gaps } : {};
+      const owned = current
+        ? { appliedSeq: current.appliedSeq, gaps: current.gaps, ...(current.outboxEpoch ? { outboxEpoch: current.outboxEpoch } : {}) }
+        : {};
       this.writeRecord.run(JSON.stringify({ ...edge, ...owned }), edge.id);
     })();
   }
@@ -228,6 +235,21 @@ export class SqliteEdges implements EdgeRepository {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM edge_gaps WHERE edge_id = ?').run(id);
       this.db.prepare('DELETE FROM edges WHERE id = ?').run(id);
+    })();
+  }
+
+  async resumeUplink(edgeId: string, outboxEpoch: string): Promise<{ appliedSeq: number; restarted: boolean }> {
+    return this.db.transaction(() => {
+      const row = this.readRecord.get(edgeId);
+      if (!row) throw new Error(`no edge ${edgeId}`);
+      const edge = JSON.parse(row.record) as EdgeRecord;
+      if (edge.outboxEpoch === outboxEpoch) return { appliedSeq: edge.appliedSeq, restarted: false };
+      // The first epoch an edge names is adopted as is (an edge from before epochs keeps its mark).
+      const restarted = edge.outboxEpoch !== undefined;
+      if (restarted) edge.appliedSeq = 0;
+      edge.outboxEpoch = outboxEpoch;
+      this.writeRecord.run(JSON.stringify(edge), edgeId);
+      return { appliedSeq: edge.appliedSeq, restarted };
     })();
   }
 

@@ -4,11 +4,14 @@
  * uplink batches; text frames carry JSON control messages. (The cloud's end is an HTTP route.)
  */
 import WebSocket from 'ws';
+import { OUTBOX_EPOCH_HEADER } from '../../edge/index.js';
 
 export interface EdgeLinkOptions {
   cloudUrl: string;
   edgeId: string;
   token: string;
+  /** Identifies the edge's outbox sequence; sent so the cloud can tell a new data directory. */
+  outboxEpoch: string;
   backoff?: { minMs: number; maxMs: number };
   onOpen(): void;
   onClose(reason: string): void;
@@ -34,7 +37,10 @@ export class EdgeLinkClient {
 
   start(): void {
     if (this.stopped) return;
-    const socket = new WebSocket(this.url, { headers: { authorization: `Bearer ${this.options.token}` }, maxPayload: 64 * 1024 * 1024 });
+    const socket = new WebSocket(this.url, {
+      headers: { authorization: `Bearer ${this.options.token}`, [OUTBOX_EPOCH_HEADER]: this.options.outboxEpoch },
+      maxPayload: 64 * 1024 * 1024,
+    });
     this.socket = socket;
     socket.on('open', () => {
       this.delay = this.options.backoff?.minMs ?? 500;

@@ -13,7 +13,11 @@ import type { TwinService } from '../../twin/index.js';
 /** The cloud's edge hub as the link route drives it. */
 export interface EdgeLinkHandler {
   isConnected(edgeId: string): boolean;
-  connected(edgeId: string, session: { send(message: unknown): void; close(code: number, reason: string): void }): Promise<void>;
+  connected(
+    edgeId: string,
+    session: { send(message: unknown): void; close(code: number, reason: string): void },
+    outboxEpoch?: string,
+  ): Promise<void>;
   disconnected(edgeId: string, session: { send(message: unknown): void; close(code: number, reason: string): void }): void;
   /** The edge was deleted: close its link if it is up. */
   forget(edgeId: string): void;

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { OUTBOX_EPOCH_HEADER } from '../../../edge/index.js';
 import { DomainError } from '../../../errors/index.js';
 import type { HttpApiContext } from '../context.js';
 import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
@@ -195,13 +196,20 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         close: (code: number, reason: string) => socket.close(code, reason),
       };
       // Frames that arrive while the edge is being authenticated wait for it.
+      const epochHeader = request.headers[OUTBOX_EPOCH_HEADER];
+      const outboxEpoch = typeof epochHeader === 'string' && epochHeader.length > 0 ? epochHeader.slice(0, 100) : undefined;
       const ready = edges.directory.authenticate(id, token).then((edge) => {
         if (!edge) throw new DomainError('unauthorized', 'bad edge id or token');
-        return edges.hub.connected(id, session);
+        return edges.hub.connected(id, session, outboxEpoch);
       });
       ready.catch((error: Error) => {
-        context.onAuthFailure();
-        socket.close(4401, error.message.slice(0, 120));
+        // Only a refused token counts as an authentication failure; shutdown or storage is 1011.
+        if (error instanceof DomainError && error.kind === 'unauthorized') {
+          context.onAuthFailure();
+          socket.close(4401, error.message.slice(0, 120));
+        } else {
+          socket.close(1011, error.message.slice(0, 120));
+        }
       });
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         ready
