@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { ManualClock } from '../src/time/index.js';
 import { nextMessage, startTestNode, type TestNode } from './support/harness.js';
+import { until } from './support/wait.js';
 
 interface InvocationBody {
   id: string;
@@ -30,16 +31,6 @@ interface ErrorBody {
   error: string;
   message: string;
   details?: unknown;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 5000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Collects every action request a device session receives, in order. */

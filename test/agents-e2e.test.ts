@@ -8,23 +8,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { AgentDefinition, DecisionRecord } from '../src/agents/index.js';
-import { Fleet, HttpProvisioner, pumpStation } from '../src/sim/index.js';
-import { decisionsOf, twinOf, until } from './support/agents.js';
+import { Fleet, HttpProvisioner, pumpStation, seededRandom } from '../src/sim/index.js';
+import { decisionsOf, twinOf } from './support/agents.js';
 import { ADMIN_KEY, startTestNode, type TestNode } from './support/harness.js';
+import { until } from './support/wait.js';
 
 interface Latest {
   values: Record<string, { value: unknown; ts: number }>;
-}
-
-/** A deterministic random source (mulberry32), so the plant's noise is the same every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const EXAMPLE = new URL('../examples/agents/pump-bearing-protection.yaml', import.meta.url);
@@ -49,7 +39,7 @@ describe('end to end: pump-bearing-protection against the simulated pump station
       provisioner: new HttpProvisioner(t.node.httpUrl, ADMIN_KEY),
       rate: 15,
       speedup: 120,
-      random: seeded(11),
+      random: seededRandom(11),
     });
     await fleet.start();
   });

@@ -11,8 +11,9 @@ import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Alarm } from '../src/agents/index.js';
 import { ManualClock } from '../src/time/index.js';
-import { alarmById, alarmsOf, createAgent, type PlantDevice, plantDevice, putModels, until } from './support/agents.js';
+import { alarmById, alarmsOf, createAgent, type PlantDevice, plantDevice, putModels } from './support/agents.js';
 import { ADMIN_KEY, startTestNode, type TestNode } from './support/harness.js';
+import { until } from './support/wait.js';
 
 const SECRET = 'webhook-test-secret';
 

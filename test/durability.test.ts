@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
+import { type Cleanup, withCleanup } from './support/cleanup.js';
 import { PUMP_MODEL, tempDir } from './support/harness.js';
 import { type ProcessNode, startProcessNode } from './support/process-node.js';
 
@@ -191,18 +192,6 @@ async function killUnderLoad(signal: 'SIGKILL' | 'SIGTERM', cleanup: Cleanup) {
   assert.deepEqual(latest.body.values.vibration, { value: 0.5, ts });
 
   return { exit, first, second };
-}
-
-type Cleanup = (() => Promise<void> | void)[];
-
-/** Runs `body` with a cleanup list that is unwound (last first) even when `body` throws. */
-async function withCleanup(body: (cleanup: Cleanup) => Promise<void>): Promise<void> {
-  const cleanup: Cleanup = [];
-  try {
-    await body(cleanup);
-  } finally {
-    for (const step of cleanup.reverse()) await step();
-  }
 }
 
 describe('acknowledged telemetry survives the process going away (real CLI, real MQTT, real SQLite)', () => {

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
+import { type Cleanup, withCleanup } from './support/cleanup.js';
 import { PUMP_MODEL, tempDir } from './support/harness.js';
 import { type ProcessNode, startProcessNode } from './support/process-node.js';
 
@@ -19,8 +20,6 @@ const ADMIN_KEY = 'edge-test-admin-key';
 const WINDOW = 32;
 /** Only turns a hang into a failure; nothing here asserts how fast anything is. */
 const WAIT_LIMIT_MS = 40_000;
-
-type Cleanup = (() => Promise<void> | void)[];
 
 interface Sample {
   vibration: number;
@@ -272,15 +271,6 @@ async function assertExactlyAcked(devices: Device[]): Promise<number> {
 
 async function edgeView(edgeId: string): Promise<EdgeView> {
   return api<EdgeView>(cloud, `/api/v1/edges/${edgeId}`);
-}
-
-async function withCleanup(body: (cleanup: Cleanup) => Promise<void>): Promise<void> {
-  const cleanup: Cleanup = [];
-  try {
-    await body(cleanup);
-  } finally {
-    for (const step of cleanup.reverse()) await step();
-  }
 }
 
 /** Gap reports waiting in an edge's outbox, read from its database file (read-only beside WAL). */

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { StartupError } from '../src/node/index.js';
 import { type DesiredUpdate, type Json, ThingloopDevice } from '../src/sdk/index.js';
 import { startTestNode, type TestNode, tempDir } from './support/harness.js';
+import { until as waitUntil } from './support/wait.js';
 
 interface InvocationBody {
   id: string;
@@ -28,15 +29,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, deadlineMs = 10_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, deadlineMs = 10_000) =>
+  waitUntil(what, probe, deadlineMs);
 
 const fastReconnect = { minMs: 50, maxMs: 200 };
 

@@ -1,32 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Fleet, HttpProvisioner, pumpStation } from '../src/sim/index.js';
+import { Fleet, HttpProvisioner, pumpStation, seededRandom } from '../src/sim/index.js';
 import { ADMIN_KEY, startTestNode, type TestNode } from './support/harness.js';
+import { until as waitUntil } from './support/wait.js';
 
 interface Latest {
   values: Record<string, { value: unknown; ts: number }>;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** A deterministic random source (mulberry32), so the plant's noise is the same every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, deadlineMs = 20_000) =>
+  waitUntil(what, probe, deadlineMs, 50);
 
 describe('simulator: pump-station fleet against a node', () => {
   let t: TestNode;
@@ -53,7 +36,7 @@ describe('simulator: pump-station fleet against a node', () => {
       provisioner: new HttpProvisioner(t.node.httpUrl, ADMIN_KEY),
       rate: 15,
       speedup: 60,
-      random: seeded(7),
+      random: seededRandom(7),
     });
     await fleet.start();
   });

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { ManualClock } from '../src/time/index.js';
 import { nextMessage, startTestNode, type TestNode } from './support/harness.js';
+import { until } from './support/wait.js';
 
 interface InvocationBody {
   id: string;
@@ -40,16 +41,6 @@ interface DesiredMessage {
 
 const HOUR = 3_600_000;
 const SLEEPY = { network: { profile: 'nbiot', reportInterval: '1h' } };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 5000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('sleepy (NB-IoT) devices', () => {
   let t: TestNode;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../src/time/index.js';
 import { nextMessage, startTestNode, type TestNode } from './support/harness.js';
+import { until } from './support/wait.js';
 
 interface TwinBody {
   deviceId: string;
@@ -31,16 +32,6 @@ interface ErrorBody {
   error: string;
   message: string;
   details?: unknown;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 5000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describe('device twins', () => {

@@ -5,6 +5,17 @@
 
 export type Random = () => number;
 
+/** A deterministic random source (mulberry32): the same seed gives the same plant noise every run. */
+export function seededRandom(seed: number): Random {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Gaussian-ish noise from the sum of uniforms: cheap and bounded. */
 export const noise = (random: Random, amplitude: number) => (random() + random() + random() - 1.5) * amplitude;
 

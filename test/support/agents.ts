@@ -40,16 +40,6 @@ export interface InvocationBody {
   actor?: string;
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 5000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 export async function putModels(t: TestNode): Promise<void> {
   for (const [id, document] of [
     ['agent-pump', AGENT_PUMP_MODEL],

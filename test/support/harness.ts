@@ -10,6 +10,7 @@ import { type NodeConfig, type RunningNode, resolveConfig, startCloudNode } from
 import { createLogger } from '../../src/observability/index.js';
 import type { DeviceRecord } from '../../src/registry/index.js';
 import type { Clock } from '../../src/time/index.js';
+import { type ApiInit, callApi } from './http.js';
 
 export const ADMIN_KEY = 'test-admin-key';
 
@@ -56,14 +57,7 @@ export function testConfig(overrides: Partial<NodeConfig> = {}): NodeConfig {
 
 export type JsonObject = Record<string, unknown>;
 
-export interface ApiInit {
-  method?: string;
-  body?: unknown;
-  /** Bearer secret; defaults to the admin key, null sends none. */
-  auth?: string | null;
-  raw?: string | Buffer;
-  headers?: Record<string, string>;
-}
+export type { ApiInit } from './http.js';
 
 export interface TestNode {
   node: RunningNode;
@@ -79,28 +73,8 @@ export async function startTestNode(overrides: Partial<NodeConfig> = {}, clock?:
   const config = testConfig(overrides);
   const node = await startCloudNode(config, { clock, logger: createLogger({ level: 'silent' }) });
   const clients: MqttClient[] = [];
-  const api = async <T = JsonObject>(path: string, init: ApiInit = {}): Promise<{ status: number; body: T }> => {
-    const headers: Record<string, string> = { ...init.headers };
-    const auth = init.auth === undefined ? ADMIN_KEY : init.auth;
-    if (auth !== null) headers.authorization = `Bearer ${auth}`;
-    let body: string | Buffer | undefined;
-    if (init.raw !== undefined) {
-      body = init.raw;
-      headers['content-type'] ??= 'application/json';
-    } else if (init.body !== undefined) {
-      body = JSON.stringify(init.body);
-      headers['content-type'] = 'application/json';
-    }
-    const response = await fetch(`${node.httpUrl}${path}`, { method: init.method ?? 'GET', headers, body });
-    const text = await response.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      // not JSON (metrics text): hand it back as is
-    }
-    return { status: response.status, body: parsed as T };
-  };
+  const api = <T = JsonObject>(path: string, init: ApiInit = {}) => callApi<T>(node.httpUrl, path, init, ADMIN_KEY);
+
   return {
     node,
     config,

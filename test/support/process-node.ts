@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { type ApiInit, callApi } from './http.js';
 
 /** The repository root: the child runs `src/cli/main.ts` relative to it. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -235,23 +236,6 @@ export async function startProcessNode(options: NodeSpawnOptions): Promise<Proce
     mqttPort: started.mqttPort,
     httpUrl,
     mqttUrl: `mqtt://127.0.0.1:${started.mqttPort}`,
-    async api<T>(path: string, init: { method?: string; body?: unknown; auth?: string } = {}) {
-      const headers: Record<string, string> = {};
-      if (init.auth !== undefined) headers.authorization = `Bearer ${init.auth}`;
-      let body: string | undefined;
-      if (init.body !== undefined) {
-        body = JSON.stringify(init.body);
-        headers['content-type'] = 'application/json';
-      }
-      const response = await fetch(`${httpUrl}${path}`, { method: init.method ?? 'GET', headers, body });
-      const text = await response.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        // not JSON: hand the text back
-      }
-      return { status: response.status, body: parsed as T };
-    },
+    api: <T>(path: string, init: Pick<ApiInit, 'method' | 'body' | 'auth'> = {}) => callApi<T>(httpUrl, path, init, null),
   };
 }
