@@ -94,6 +94,22 @@ function freshState(spec: AgentSpec): AgentDeviceState {
  * mode decides how (auto, approve, shadow), and verification checks the plant responded.
  * Every evaluation that changes course leaves a decision record.
  */
+/** The desired writes a recorded decision makes, as the safety envelope checks them (retry, approval). */
+function writesOf(decision: DecisionRecord): PlannedWrite[] {
+  return decision.actions.flatMap((a) =>
+    a.kind === 'set' && a.property
+      ? [
+          {
+            deviceId: a.deviceId,
+            property: a.property,
+            value: a.value as PlannedWrite['value'],
+            current: a.previous as PlannedWrite['current'],
+          },
+        ]
+      : [],
+  );
+}
+
 export class AgentEngine {
   private readonly agents = new Map<string, RunningAgent>();
   private readonly latest = new Map<string, Record<string, { value: JsonValue; ts: number }>>();
@@ -548,19 +564,7 @@ export class AgentEngine {
     if (decision.verification.attempts <= verify.retries) {
       decision.verification.followUp.push(`retried (attempt ${decision.verification.attempts + 1})`);
       const scope = await this.scopeOf(agent, device, state);
-      const writes = decision.actions.flatMap((a) =>
-        a.kind === 'set' && a.property
-          ? [
-              {
-                deviceId: a.deviceId,
-                property: a.property,
-                value: a.value as PlannedWrite['value'],
-                current: a.previous as PlannedWrite['current'],
-              },
-            ]
-          : [],
-      );
-      const verdict = checkEnvelope(agent.spec, writes, this.safetyContext(agent, state, scope), { isRetry: true });
+      const verdict = checkEnvelope(agent.spec, writesOf(decision), this.safetyContext(agent, state, scope), { isRetry: true });
       if (!verdict.refused) {
         await this.execute(agent, device, state, decision, true);
         await this.deps.store.updateDecision(decision);
@@ -615,22 +619,15 @@ export class AgentEngine {
     const now = this.deps.now();
     decision.approval = { ...(decision.approval ?? { expiresAt: now }), decidedBy: by, decidedAt: now, verdict: 'approved' };
     const state = this.stateOf(agent, device.id);
-    const writes = decision.actions.flatMap((a) =>
-      a.kind === 'set' && a.property
-        ? [
-            {
-              deviceId: a.deviceId,
-              property: a.property,
-              value: a.value as PlannedWrite['value'],
-              current: a.previous as PlannedWrite['current'],
-            },
-          ]
-        : [],
-    );
     // The plant may have changed while the decision waited: the envelope is checked again.
-    const verdict = checkEnvelope(agent.spec, writes, this.safetyContext(agent, state, await this.scopeOf(agent, device, state)), {
-      isRetry: false,
-    });
+    const verdict = checkEnvelope(
+      agent.spec,
+      writesOf(decision),
+      this.safetyContext(agent, state, await this.scopeOf(agent, device, state)),
+      {
+        isRetry: false,
+      },
+    );
     decision.safety = {
       passed: [...decision.safety.passed, ...verdict.passed.map((p) => `at approval: ${p}`)],
       ...(verdict.refused ? { refused: verdict.refused } : {}),
