@@ -67,6 +67,9 @@ export const Rejection = Type.Object({
   value: Type.Optional(Type.Unknown()),
 });
 
+/** `:id` in a path: a device, edge, agent, alarm or approval id. */
+export const IdParam = Type.Object({ id: Type.String() });
+
 export const errorResponses = {
   400: ErrorBody,
   401: ErrorBody,

@@ -5,7 +5,7 @@ import { DomainError } from '../../../errors/index.js';
 import type { JsonValue } from '../../../telemetry/index.js';
 import { parseDuration } from '../../../time/index.js';
 import type { HttpApiContext } from '../context.js';
-import { ErrorBody, errorResponses } from '../schemas.js';
+import { ErrorBody, errorResponses, IdParam } from '../schemas.js';
 
 const InvocationBody = Type.Object({
   id: Type.String(),
@@ -107,7 +107,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       schema: {
         summary: "A device's action history, newest first",
         tags,
-        params: Type.Object({ id: Type.String() }),
+        params: IdParam,
         querystring: Type.Object({
           limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
           before: Type.Optional(Type.Integer({ description: 'createdAt of the last item of the previous page' })),

@@ -5,9 +5,8 @@ import { AgentDefinitionSchema, type AgentMode, type AlarmQuery, type DecisionOu
 import { DomainError, invalid } from '../../../errors/index.js';
 import { parseTime } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
+import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
 
-const IdParam = Type.Object({ id: Type.String() });
 const Mode = Type.Union([Type.Literal('auto'), Type.Literal('approve'), Type.Literal('shadow')]);
 const Decision = Type.Object(
   {},

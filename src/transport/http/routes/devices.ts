@@ -2,9 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { DeviceRecord, PresenceStatus } from '../../../registry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, NetworkInput, Rejection } from '../schemas.js';
+import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, IdParam, NetworkInput, Rejection } from '../schemas.js';
 
-const IdParam = Type.Object({ id: Type.String() });
 const WithToken = Type.Object({ device: Device, token: Type.String({ description: 'Device token: shown once, stored hashed' }) });
 const PresenceCounts = Type.Object(
   {

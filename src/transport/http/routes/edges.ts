@@ -3,9 +3,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { OUTBOX_EPOCH_HEADER } from '../../../edge/index.js';
 import { DomainError } from '../../../errors/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
+import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
 
-const IdParam = Type.Object({ id: Type.String() });
 const EdgeBody = Type.Object(
   {},
   { additionalProperties: true, description: 'An edge with its link, backlog, gaps, capacity and configuration status' },

@@ -3,10 +3,9 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
 import { encodeCursor, parseTime, planTelemetryQuery, type TelemetryQueryParams } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { ErrorBody, errorResponses, Rejection } from '../schemas.js';
+import { ErrorBody, errorResponses, IdParam, Rejection } from '../schemas.js';
 import { presentedSecret } from '../server.js';
 
-const IdParam = Type.Object({ id: Type.String() });
 const EventParams = Type.Object({ id: Type.String(), name: Type.String() });
 const StoredEvent = Type.Object({
   id: Type.Integer({ description: 'Arrival order' }),

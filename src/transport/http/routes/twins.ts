@@ -3,9 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
 import { parseDuration } from '../../../time/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
-
-const IdParam = Type.Object({ id: Type.String() });
+import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
 
 const Twin = Type.Object({
   deviceId: Type.String(),
