@@ -69,6 +69,41 @@ function parseTimestamp(raw: unknown, now: number, limits: DecodeLimits): number
   return ts;
 }
 
+/**
+ * Checks every property value of `record` (its `ts` aside when `timestamped`) against the model: the good values
+ * come back, each bad one is listed with its reason. One bad value never costs the others.
+ */
+function checkValues(
+  record: Record<string, JsonValue>,
+  model: CompiledThingModel,
+  at: { sample?: number },
+  rejections: Rejection[],
+  timestamped: boolean,
+): Record<string, JsonValue> {
+  const values: Record<string, JsonValue> = {};
+  for (const key in record) {
+    if (timestamped && key === 'ts') continue;
+    const value = record[key] as JsonValue;
+    const property = model.properties.get(key);
+    if (!property) {
+      rejections.push({
+        ...at,
+        property: key,
+        reason: 'unknown_property',
+        message: `model "${model.id}" v${model.version} has no property "${key}"`,
+      });
+      continue;
+    }
+    const problem = property.check(value);
+    if (problem) {
+      rejections.push({ ...at, property: key, reason: problem.reason, message: `${key} ${problem.message}`, value });
+      continue;
+    }
+    values[key] = value;
+  }
+  return values;
+}
+
 function decodeSample(
   raw: unknown,
   index: number | undefined,
@@ -92,29 +127,9 @@ function decodeSample(
     }
     ts = parsed;
   }
-  const values: Record<string, JsonValue> = {};
+  const values = checkValues(record, model, at, out.rejections, true);
   let count = 0;
-  for (const key in record) {
-    if (key === 'ts') continue;
-    const value = record[key] as JsonValue;
-    const property = model.properties.get(key);
-    if (!property) {
-      out.rejections.push({
-        ...at,
-        property: key,
-        reason: 'unknown_property',
-        message: `model "${model.id}" v${model.version} has no property "${key}"`,
-      });
-      continue;
-    }
-    const problem = property.check(value);
-    if (problem) {
-      out.rejections.push({ ...at, property: key, reason: problem.reason, message: `${key} ${problem.message}`, value });
-      continue;
-    }
-    values[key] = value;
-    count++;
-  }
+  for (const _ in values) count++;
   if (count > 0) {
     out.samples.push({ ts, values });
   } else if (Object.keys(record).every((key) => key === 'ts')) {
@@ -123,7 +138,7 @@ function decodeSample(
 }
 
 /** `emptyBody`: what an empty payload means, when it may be empty at all. */
-function parseBody(payload: Buffer | unknown, limits: DecodeLimits, emptyBody?: unknown): { body: unknown } | Rejection {
+export function parseBody(payload: Buffer | unknown, limits: DecodeLimits, emptyBody?: unknown): { body: unknown } | Rejection {
   if (!Buffer.isBuffer(payload)) return { body: payload };
   if (payload.length > limits.maxPayloadBytes) {
     return { reason: 'payload_too_large', message: `payload is ${payload.length} bytes; the limit is ${limits.maxPayloadBytes}` };
@@ -223,4 +238,23 @@ export function decodeEvent(
   if (problem)
     return { rejection: { reason: problem.reason, event: name, message: `event ${name}: data ${problem.message}`, value: data } };
   return { event: { name, ts, data } };
+}
+
+/**
+ * Decodes a twin report (`things/{id}/twin/reported`): a JSON object of property values, each
+ * checked against the model like a telemetry sample's (a report carries no `ts`).
+ */
+export function decodeTwinReport(
+  payload: Buffer | unknown,
+  model: CompiledThingModel,
+  limits: DecodeLimits,
+): { values: Record<string, JsonValue>; rejections: Rejection[] } {
+  const parsed = parseBody(payload, limits);
+  if (!('body' in parsed)) return { values: {}, rejections: [parsed] };
+  const { body } = parsed;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { values: {}, rejections: [{ reason: 'not_an_object', message: 'a twin report is a JSON object of property values' }] };
+  }
+  const rejections: Rejection[] = [];
+  return { values: checkValues(body as Record<string, JsonValue>, model, {}, rejections, false), rejections };
 }

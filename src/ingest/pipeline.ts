@@ -1,8 +1,8 @@
 import type { EventBus } from '../bus/index.js';
 import type { CompiledThingModel } from '../model/index.js';
 import type { DeviceRecord } from '../registry/index.js';
-import type { DeviceEvent, DeviceEventStore, TelemetrySample, TelemetryStore } from '../telemetry/index.js';
-import { type DecodeLimits, decodeEvent, decodeTelemetry, type Rejection } from './decode.js';
+import type { DeviceEvent, DeviceEventStore, JsonValue, TelemetrySample, TelemetryStore } from '../telemetry/index.js';
+import { type DecodeLimits, decodeEvent, decodeTelemetry, decodeTwinReport, parseBody, type Rejection } from './decode.js';
 
 export type IngestSource = 'mqtt' | 'http' | 'edge';
 
@@ -88,5 +88,15 @@ export class IngestPipeline {
     const id = await deps.events.append(event);
     deps.bus.emit('event.accepted', { device, event, source });
     return { event, id };
+  }
+
+  /** A twin report's values checked against the device's model (stored by the twin, not here). */
+  async checkTwinReport(device: DeviceRecord, payload: Buffer): Promise<{ values: Record<string, JsonValue>; rejections: Rejection[] }> {
+    return decodeTwinReport(payload, await this.deps.modelOf(device), this.deps.limits);
+  }
+
+  /** Any other device message's JSON, with the same size limit and reasons as telemetry. */
+  readJson(payload: Buffer): { body: unknown } | Rejection {
+    return parseBody(payload, this.deps.limits);
   }
 }

@@ -4,7 +4,6 @@ import type { DeviceErrorReport, IngestPipeline, Rejection } from '../ingest/ind
 import type { ModelCatalog } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, PresenceBook } from '../registry/index.js';
-import type { JsonValue } from '../telemetry/index.js';
 import type { DeviceTopic, EmbeddedMqttBroker, SessionObserver } from '../transport/mqtt/index.js';
 import { thingTopics, topicMatches } from '../transport/mqtt/index.js';
 import type { TwinService, TwinView } from '../twin/index.js';
@@ -25,14 +24,6 @@ const RECENT_ERRORS_KEPT = 50;
 /** The payload devices get on `things/{id}/twin/desired` (retained, so a reconnect gets it). */
 export function desiredMessage(twin: TwinView, now: number) {
   return { version: twin.version, desired: twin.desired, delta: twin.delta, ts: now };
-}
-
-function parseJson(payload: Buffer): { value: unknown } | { error: string } {
-  try {
-    return { value: JSON.parse(payload.toString('utf8')) };
-  } catch (error) {
-    return { error: `payload is not JSON: ${(error as Error).message}` };
-  }
 }
 
 /**
@@ -64,34 +55,18 @@ export function createDeviceLinks(parts: DeviceLinkParts) {
   };
 
   async function twinReported(device: DeviceRecord, payload: Buffer): Promise<void> {
-    const parsed = parseJson(payload);
-    if ('error' in parsed || typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) {
-      await reportErrors(device.id, 'twin', [
-        {
-          reason: 'error' in parsed ? 'malformed_json' : 'not_an_object',
-          message: 'error' in parsed ? parsed.error : 'a twin report is a JSON object of property values',
-        },
-      ]);
-      return;
-    }
-    const model = await parts.models.compiled(device.model, device.modelVersion);
-    const accepted: Record<string, JsonValue> = {};
-    const rejections: Rejection[] = [];
-    for (const [key, value] of Object.entries(parsed.value as Record<string, JsonValue>)) {
-      const property = model.properties.get(key);
-      const problem = property
-        ? property.check(value)
-        : { reason: 'unknown_property' as const, message: `model "${model.id}" has no property "${key}"` };
-      if (problem) rejections.push({ property: key, reason: problem.reason, message: problem.message, value });
-      else accepted[key] = value;
-    }
-    if (Object.keys(accepted).length > 0) await twins.report(device, accepted, parts.now(), 'device');
+    const { values, rejections } = await ingest.checkTwinReport(device, payload);
+    if (Object.keys(values).length > 0) await twins.report(device, values, parts.now(), 'device');
     if (rejections.length > 0) await reportErrors(device.id, 'twin', rejections);
   }
 
   async function actionResult(device: DeviceRecord, action: string, payload: Buffer): Promise<void> {
-    const parsed = parseJson(payload);
-    const result = 'error' in parsed ? parsed.error : parseActionResult(parsed.value);
+    const parsed = ingest.readJson(payload);
+    if (!('body' in parsed)) {
+      await reportErrors(device.id, 'action', [parsed]);
+      return;
+    }
+    const result = parseActionResult(parsed.body);
     if (typeof result === 'string') {
       await reportErrors(device.id, 'action', [{ reason: 'invalid_value', message: result }]);
       return;
