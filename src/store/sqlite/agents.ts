@@ -15,8 +15,17 @@ const isOpen = (d: DecisionRecord) => d.outcome === 'awaiting-approval' || d.ver
 export class SqliteAgentStore implements AgentStore {
   private readonly saveState;
   private readonly saveStateBatch;
+  private readonly insertDecisionRow;
+  private readonly updateDecisionRow;
+  private readonly decisionById;
 
   constructor(private readonly db: SqliteDatabase) {
+    // Decisions are written and read on the loop (per sample while a verification is pending).
+    this.insertDecisionRow = db.prepare(
+      'INSERT INTO decisions (id, agent_id, device_id, ts, outcome, open, record) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.updateDecisionRow = db.prepare('UPDATE decisions SET outcome = ?, open = ?, record = ? WHERE id = ?');
+    this.decisionById = db.prepare<[string], { record: string }>('SELECT record FROM decisions WHERE id = ?');
     this.saveState = db.prepare(
       'INSERT INTO agent_states (agent_id, device_id, state) VALUES (?, ?, ?) ON CONFLICT (agent_id, device_id) DO UPDATE SET state = excluded.state',
     );
@@ -52,17 +61,13 @@ export class SqliteAgentStore implements AgentStore {
     this.db.prepare('DELETE FROM agent_states WHERE agent_id = ?').run(agentId);
   }
   async insertDecision(d: DecisionRecord): Promise<void> {
-    this.db
-      .prepare('INSERT INTO decisions (id, agent_id, device_id, ts, outcome, open, record) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(d.id, d.agentId, d.deviceId, d.ts, d.outcome, isOpen(d) ? 1 : 0, JSON.stringify(d));
+    this.insertDecisionRow.run(d.id, d.agentId, d.deviceId, d.ts, d.outcome, isOpen(d) ? 1 : 0, JSON.stringify(d));
   }
   async updateDecision(d: DecisionRecord): Promise<void> {
-    this.db
-      .prepare('UPDATE decisions SET outcome = ?, open = ?, record = ? WHERE id = ?')
-      .run(d.outcome, isOpen(d) ? 1 : 0, JSON.stringify(d), d.id);
+    this.updateDecisionRow.run(d.outcome, isOpen(d) ? 1 : 0, JSON.stringify(d), d.id);
   }
   async decision(id: string): Promise<DecisionRecord | undefined> {
-    const row = this.db.prepare<[string], { record: string }>('SELECT record FROM decisions WHERE id = ?').get(id);
+    const row = this.decisionById.get(id);
     return row && (JSON.parse(row.record) as DecisionRecord);
   }
   async decisions(query: DecisionQuery): Promise<DecisionRecord[]> {
@@ -101,18 +106,26 @@ export class SqliteAgentStore implements AgentStore {
 }
 
 export class SqliteAlarms implements AlarmRepository {
-  constructor(private readonly db: SqliteDatabase) {}
+  private readonly insertRow;
+  private readonly updateRow;
+  private readonly byId;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.insertRow = db.prepare(
+      'INSERT INTO alarms (id, agent_id, device_id, type, state, raised_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.updateRow = db.prepare('UPDATE alarms SET state = ?, record = ? WHERE id = ?');
+    this.byId = db.prepare<[string], { record: string }>('SELECT record FROM alarms WHERE id = ?');
+  }
 
   async insert(alarm: Alarm): Promise<void> {
-    this.db
-      .prepare('INSERT INTO alarms (id, agent_id, device_id, type, state, raised_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(alarm.id, alarm.agentId, alarm.deviceId, alarm.type, alarm.state, alarm.raisedAt, JSON.stringify(alarm));
+    this.insertRow.run(alarm.id, alarm.agentId, alarm.deviceId, alarm.type, alarm.state, alarm.raisedAt, JSON.stringify(alarm));
   }
   async update(alarm: Alarm): Promise<void> {
-    this.db.prepare('UPDATE alarms SET state = ?, record = ? WHERE id = ?').run(alarm.state, JSON.stringify(alarm), alarm.id);
+    this.updateRow.run(alarm.state, JSON.stringify(alarm), alarm.id);
   }
   async get(id: string): Promise<Alarm | undefined> {
-    const row = this.db.prepare<[string], { record: string }>('SELECT record FROM alarms WHERE id = ?').get(id);
+    const row = this.byId.get(id);
     return row && (JSON.parse(row.record) as Alarm);
   }
   async findOpen(agentId: string, deviceId: string, type: string): Promise<Alarm | undefined> {

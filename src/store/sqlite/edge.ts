@@ -26,6 +26,7 @@ function tsOf(record: UplinkRecord, now: number): number {
 export class SqliteOutbox implements Outbox {
   private readonly insert;
   private readonly saveLease;
+  private readonly trimRows;
   private dropped = 0;
   /**
    * Highest sequence number handed out for sending. Kept in the database so that after a
@@ -39,6 +40,7 @@ export class SqliteOutbox implements Outbox {
     private readonly now: () => number,
   ) {
     this.insert = db.prepare('INSERT INTO outbox (kind, device_id, ts, bytes, payload) VALUES (?, ?, ?, ?, ?)');
+    this.trimRows = db.prepare('DELETE FROM outbox WHERE seq <= ?');
     this.saveLease = db.prepare(
       "INSERT INTO settings (key, value) VALUES ('outbox.leasedUpTo', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     );
@@ -89,7 +91,7 @@ export class SqliteOutbox implements Outbox {
   }
 
   async trim(upToSeq: number): Promise<number> {
-    return this.db.prepare('DELETE FROM outbox WHERE seq <= ?').run(upToSeq).changes;
+    return this.trimRows.run(upToSeq).changes;
   }
 
   async stats(): Promise<OutboxStats> {

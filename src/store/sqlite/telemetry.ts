@@ -48,6 +48,8 @@ export class SqliteTelemetryStore implements TelemetryStore {
   private pending: PendingBatch = { samples: [], waiters: [] };
   private scheduled = false;
   private readonly commit;
+  /** Presence falls back to the newest sample of a device never seen this run (device listings). */
+  private readonly newestTs;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -55,6 +57,7 @@ export class SqliteTelemetryStore implements TelemetryStore {
     private readonly options: TelemetryWriterOptions = { maxBatchSamples: 5_000 },
   ) {
     const insert = db.prepare('INSERT INTO telemetry (device_uid, ts, payload) VALUES (?, ?, ?)');
+    this.newestTs = db.prepare<[number], { ts: number | null }>('SELECT max(ts) AS ts FROM telemetry WHERE device_uid = ?');
     const alsoInTransaction = options.alsoInTransaction;
     this.commit = db.transaction((samples: TelemetrySample[]) => {
       for (const sample of samples) insert.run(sample.deviceUid, sample.ts, JSON.stringify(sample.values));
@@ -187,7 +190,7 @@ export class SqliteTelemetryStore implements TelemetryStore {
   }
 
   async lastSampleAt(deviceUid: number): Promise<number | null> {
-    const row = this.db.prepare<[number], { ts: number | null }>('SELECT max(ts) AS ts FROM telemetry WHERE device_uid = ?').get(deviceUid);
+    const row = this.newestTs.get(deviceUid);
     return row?.ts ?? null;
   }
 

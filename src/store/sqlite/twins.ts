@@ -5,12 +5,14 @@ export class SqliteTwins implements TwinRepository {
   private readonly read;
   private readonly write;
   private readonly saveAll;
+  private readonly insertHistory;
 
   constructor(private readonly db: SqliteDatabase) {
     this.read = db.prepare<[number], { state: string }>('SELECT state FROM twins WHERE device_uid = ?');
     this.write = db.prepare(
       'INSERT INTO twins (device_uid, state) VALUES (?, ?) ON CONFLICT (device_uid) DO UPDATE SET state = excluded.state',
     );
+    this.insertHistory = db.prepare('INSERT INTO twin_history (device_uid, ts, section, entry) VALUES (?, ?, ?, ?)');
     this.saveAll = db.transaction((twins: { deviceUid: number; twin: TwinState }[]) => {
       for (const { deviceUid, twin } of twins) this.write.run(deviceUid, JSON.stringify(twin));
     });
@@ -24,9 +26,7 @@ export class SqliteTwins implements TwinRepository {
     this.saveAll(twins);
   }
   async appendHistory(deviceUid: number, entry: TwinHistoryEntry): Promise<void> {
-    this.db
-      .prepare('INSERT INTO twin_history (device_uid, ts, section, entry) VALUES (?, ?, ?, ?)')
-      .run(deviceUid, entry.ts, entry.section, JSON.stringify(entry));
+    this.insertHistory.run(deviceUid, entry.ts, entry.section, JSON.stringify(entry));
   }
   async history(deviceUid: number, query: { limit: number; before?: number; section?: 'desired' | 'reported' }) {
     const where = ['device_uid = ?'];
