@@ -158,4 +158,43 @@ describe('edges API', () => {
       'the new outbox records are stored, not skipped',
     );
   });
+
+  test('an agent deployed to a connected edge reaches it at once, not at its next heartbeat', async () => {
+    const { token } = (await t.api<{ token: string }>('/api/v1/edges', { method: 'POST', body: { id: 'site-agents' } })).body;
+    await t.registerDevice('pump-agents', 'pump', { edge: 'site-agents' });
+    const link = new WebSocket(`${t.node.httpUrl.replace('http', 'ws')}/api/v1/edges/site-agents/link`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const configs: { agents: { id: string }[] }[] = [];
+    link.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { type: string; config?: { agents: { id: string }[] } };
+      if (frame.type === 'config' && frame.config) configs.push(frame.config);
+    });
+    await new Promise<void>((resolve, reject) => {
+      link.once('message', () => resolve());
+      link.once('error', reject);
+    });
+    const created = await t.api('/api/v1/agents', {
+      method: 'POST',
+      body: {
+        id: 'edge-pushed',
+        mode: 'auto',
+        perceive: { devices: { ids: ['pump-agents'] } },
+        judge: { when: 'speed > 90', clear: 'speed < 50' },
+        act: { steps: [{ set: { property: 'speed', value: '50' } }] },
+        deploy: { edges: ['site-agents'] },
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const deadline = Date.now() + 5000;
+    while (!configs.some((c) => c.agents.some((a) => a.id === 'edge-pushed')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    link.close();
+    assert.ok(
+      configs.some((c) => c.agents.some((a) => a.id === 'edge-pushed')),
+      'a configuration naming the new agent was pushed',
+    );
+    assert.equal((await t.api('/api/v1/agents/edge-pushed', { method: 'DELETE' })).status, 204);
+  });
 });

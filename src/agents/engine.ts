@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventBus } from '../bus/index.js';
 import { conflict, invalid, notFound } from '../errors/index.js';
 import type { DeviceRecord } from '../registry/index.js';
 import type { JsonValue, TelemetrySample } from '../telemetry/index.js';
@@ -110,7 +111,13 @@ function writesOf(decision: DecisionRecord): PlannedWrite[] {
   );
 }
 
+export type AgentEngineEvents = {
+  /** A definition was created, replaced or removed (what edges run may change with it). */
+  'definition.changed': { agentId: string };
+};
+
 export class AgentEngine {
+  readonly events = new EventBus<AgentEngineEvents>();
   private readonly agents = new Map<string, RunningAgent>();
   private readonly latest = new Map<string, Record<string, { value: JsonValue; ts: number }>>();
   private readonly chains = new Map<string, Promise<void>>();
@@ -152,6 +159,7 @@ export class AgentEngine {
         JSON.stringify([spec.definition.perceive.windows, spec.definition.judge.detectors]);
     if (existing && !sameShape) await this.deps.store.deleteStates(spec.id);
     this.agents.set(spec.id, { spec, states: sameShape && existing ? existing.states : new Map() });
+    this.events.emit('definition.changed', { agentId: spec.id });
     return spec.definition;
   }
 
@@ -160,6 +168,7 @@ export class AgentEngine {
     this.agents.delete(id);
     await this.deps.store.deleteDefinition(id);
     await this.deps.store.deleteStates(id);
+    this.events.emit('definition.changed', { agentId: id });
   }
 
   list(): AgentDefinition[] {

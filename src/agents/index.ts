@@ -18,7 +18,14 @@ export {
   type Severity,
 } from './definition.js';
 export { type DetectorState, newDetector, observe, silence } from './detectors.js';
-export { type AgentDeviceState, AgentEngine, type AgentEngineDependencies, type AgentStore, type PlantAccess } from './engine.js';
+export {
+  type AgentDeviceState,
+  AgentEngine,
+  type AgentEngineDependencies,
+  type AgentEngineEvents,
+  type AgentStore,
+  type PlantAccess,
+} from './engine.js';
 export { compile as compileExpression, type Expression, ExpressionError, holds, numberOf, type Scope } from './expression.js';
 export { type JudgmentState, judge, NORMAL } from './judgment.js';
 export { checkEnvelope, type PlannedWrite, type SafetyContext, type SafetyVerdict } from './safety.js';

@@ -13,6 +13,16 @@ export type UplinkRecord =
   | { kind: 'invocation'; invocation: Record<string, JsonValue> }
   | { kind: 'gap'; gap: GapReport };
 
+/** Idempotency-key prefix an edge gives invocations forwarded by its cloud. */
+export const CLOUD_INVOCATION_PREFIX = 'cloud:';
+
+/** The device an uplink record is about, if any (decisions and alarms name one but are not keyed by it). */
+export function deviceIdOf(record: UplinkRecord): string | undefined {
+  if (record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event') return record.deviceId;
+  if (record.kind === 'invocation' && typeof record.invocation.deviceId === 'string') return record.invocation.deviceId;
+  return undefined;
+}
+
 export interface SequencedRecord {
   seq: number;
   record: UplinkRecord;

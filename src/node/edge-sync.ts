@@ -5,8 +5,10 @@ import type { AgentEngine, AlarmService } from '../agents/index.js';
 import type { EventBus } from '../bus/index.js';
 import { type CommandService, type InvocationStatus, isFinished } from '../commands/index.js';
 import {
+  CLOUD_INVOCATION_PREFIX,
   type CloudToEdge,
   decodeBatch,
+  deviceIdOf,
   type EdgeConfig,
   type EdgeDirectory,
   type EdgeHeartbeat,
@@ -21,7 +23,6 @@ import { canonicalJson, type ModelCatalog, type ThingModelVersion } from '../mod
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
 import type { SqliteDevices, SqliteOutbox } from '../store/sqlite/index.js';
-import { CLOUD_INVOCATION_PREFIX } from '../store/sqlite/index.js';
 import type { JsonValue, TelemetrySample } from '../telemetry/index.js';
 import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import type { TwinService } from '../twin/index.js';
@@ -69,6 +70,8 @@ export class EdgeHub {
     registry.events.on('updated', touch);
     registry.events.on('removed', touch);
     registry.events.on('credentialRotated', touch);
+    // A changed agent may change what an edge runs (deploy.edges): push now, not at the next heartbeat.
+    parts.agents.events.on('definition.changed', () => this.configChanged());
     twins.events.on('desired.changed', (event) => {
       if (event.device.edge && !event.actor.startsWith('edge:')) this.schedulePush(event.device.edge);
     });
@@ -78,8 +81,8 @@ export class EdgeHub {
     return this.sessions.has(edgeId);
   }
 
-  /** Agents or models changed: every connected edge may need a new configuration. */
-  configChanged(): void {
+  /** Agents changed: every connected edge may need a new configuration. */
+  private configChanged(): void {
     for (const edgeId of this.sessions.keys()) this.schedulePush(edgeId);
   }
 
@@ -173,15 +176,18 @@ export class EdgeHub {
 
   private async applyBatch(edgeId: string, frame: Buffer): Promise<void> {
     const { records } = decodeBatch(frame);
-    const uids = new Map<string, number>();
+    // One registry lookup per device and batch, for the apply and for what follows the commit.
+    const served = new Map<string, DeviceRecord>();
+    const looked = new Set<string>();
     for (const { record } of records) {
       const deviceId = deviceIdOf(record);
-      if (deviceId && !uids.has(deviceId)) {
+      if (deviceId && !looked.has(deviceId)) {
+        looked.add(deviceId);
         const device = await this.served(edgeId, deviceId);
-        if (device) uids.set(deviceId, device.uid);
+        if (device) served.set(deviceId, device);
       }
     }
-    const result = await this.parts.edges.applyUplink(edgeId, records, (id) => uids.get(id));
+    const result = await this.parts.edges.applyUplink(edgeId, records, (id) => served.get(id)?.uid);
     if (result.skippedUnknownDevice > 0) {
       this.parts.logger.warn(
         { edge: edgeId, records: result.skippedUnknownDevice },
@@ -200,6 +206,7 @@ export class EdgeHub {
     await this.afterCommit(
       edgeId,
       result.applied.map((entry) => entry.record),
+      served,
     );
   }
 
@@ -210,23 +217,17 @@ export class EdgeHub {
   }
 
   /** Consumers that do not share the transaction: live streams, cloud twins. */
-  private async afterCommit(edgeId: string, records: UplinkRecord[]): Promise<void> {
-    const samples = new Map<string, TelemetrySample[]>();
-    // One registry lookup per device and batch, not one per sample.
-    const known = new Map<string, DeviceRecord | undefined>();
-    const find = async (id: string) => {
-      if (!known.has(id)) known.set(id, await this.served(edgeId, id));
-      return known.get(id);
-    };
+  private async afterCommit(edgeId: string, records: UplinkRecord[], served: ReadonlyMap<string, DeviceRecord>): Promise<void> {
+    const samples = new Map<DeviceRecord, TelemetrySample[]>();
     for (const record of records) {
       if (record.kind === 'telemetry') {
-        const device = await find(record.deviceId);
+        const device = served.get(record.deviceId);
         if (!device) continue;
-        const list = samples.get(device.id) ?? [];
+        const list = samples.get(device) ?? [];
         list.push({ deviceId: device.id, deviceUid: device.uid, ts: record.ts, values: record.values });
-        samples.set(device.id, list);
+        samples.set(device, list);
       } else if (record.kind === 'event') {
-        const device = await find(record.deviceId);
+        const device = served.get(record.deviceId);
         if (!device) continue;
         const { kind: _kind, ...event } = record;
         this.parts.bus.emit('event.accepted', { device, event: { ...event, deviceUid: device.uid }, source: 'edge' });
@@ -242,7 +243,7 @@ export class EdgeHub {
           await this.parts.commands.completeRemotely(invocation.idempotencyKey.slice(CLOUD_INVOCATION_PREFIX.length), invocation);
         }
       } else if (record.kind === 'twin') {
-        const device = await find(record.deviceId);
+        const device = served.get(record.deviceId);
         if (!device) continue;
         if (record.section === 'reported') {
           await this.parts.twins.report(device, record.values as Record<string, JsonValue>, record.ts, 'device');
@@ -255,10 +256,7 @@ export class EdgeHub {
         }
       }
     }
-    for (const [deviceId, list] of samples) {
-      const device = await find(deviceId);
-      if (device) this.parts.bus.emit('telemetry.accepted', { device, samples: list, source: 'edge' });
-    }
+    for (const [device, list] of samples) this.parts.bus.emit('telemetry.accepted', { device, samples: list, source: 'edge' });
   }
 
   heartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void> {
@@ -351,13 +349,6 @@ export class EdgeHub {
     const applied = (await this.parts.edges.get(edgeId)).config.appliedVersion;
     if (session && (always || config.version !== applied)) session.send({ type: 'config', config });
   }
-}
-
-/** The device an uplink record is about, if any (decisions and alarms name one but need no lookup). */
-function deviceIdOf(record: UplinkRecord): string | undefined {
-  if (record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event') return record.deviceId;
-  if (record.kind === 'invocation' && typeof record.invocation.deviceId === 'string') return record.invocation.deviceId;
-  return undefined;
 }
 
 // ---- edge side ---------------------------------------------------------------------------------

@@ -1,22 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type {
-  EdgeRecord,
-  EdgeRepository,
-  GapReport,
-  Outbox,
-  OutboxStats,
-  SequencedRecord,
-  UplinkApplied,
-  UplinkRecord,
+import {
+  CLOUD_INVOCATION_PREFIX,
+  deviceIdOf,
+  type EdgeRecord,
+  type EdgeRepository,
+  type GapReport,
+  type Outbox,
+  type OutboxStats,
+  type SequencedRecord,
+  type UplinkApplied,
+  type UplinkRecord,
 } from '../../edge/index.js';
 import type { SqliteDatabase } from './database.js';
-
-/** Idempotency-key prefix an edge gives invocations forwarded by its cloud. */
-export const CLOUD_INVOCATION_PREFIX = 'cloud:';
-
-function deviceOf(record: UplinkRecord): string | null {
-  return record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event' ? record.deviceId : null;
-}
 
 function tsOf(record: UplinkRecord, now: number): number {
   return record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event' ? record.ts : now;
@@ -56,7 +51,7 @@ export class SqliteOutbox implements Outbox {
     const now = this.now();
     for (const record of records) {
       const payload = JSON.stringify(record);
-      this.insert.run(record.kind, deviceOf(record), tsOf(record, now), payload.length, payload);
+      this.insert.run(record.kind, deviceIdOf(record) ?? null, tsOf(record, now), payload.length, payload);
     }
   }
 

@@ -5,7 +5,7 @@
 
 export { SqliteAgentStore, SqliteAlarms } from './agents.js';
 export { type OpenOptions, openDatabase, type SqliteDatabase } from './database.js';
-export { CLOUD_INVOCATION_PREFIX, SqliteEdges, SqliteOutbox } from './edge.js';
+export { SqliteEdges, SqliteOutbox } from './edge.js';
 export { type DeviceEventWriterOptions, SqliteDeviceEvents } from './events.js';
 export { SqliteInvocations } from './invocations.js';
 export { SqliteDevices, SqliteModels, SqliteSettings } from './metadata.js';

@@ -25,8 +25,6 @@ export interface EdgeLinkHandler {
   heartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void>;
   applied(edgeId: string, version: number, results: ReconcileResult[]): Promise<void>;
   configFor(edgeId: string): Promise<EdgeConfig>;
-  /** Agents or models changed: connected edges may need a new configuration. */
-  configChanged(): void;
 }
 
 /** What the HTTP API needs from the node; the node builds it, routes only read it. */

@@ -22,12 +22,6 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   const tags = ['agents'];
   const { agents, alarms } = context;
 
-  // A successful change to a definition may change what an edge runs (deploy.edges): push now
-  // rather than at the edge's next heartbeat.
-  app.addHook('onResponse', async (request, reply) => {
-    if (request.method !== 'GET' && reply.statusCode < 300 && request.url.startsWith('/api/v1/agents')) context.edges?.hub.configChanged();
-  });
-
   // Agent definitions may be written in YAML, as they are in files.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_request, body, done) => {
     try {
