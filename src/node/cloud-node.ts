@@ -387,8 +387,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const sweepRetention = () => {
       retentionSweep = retentionSweep.then(async () => {
         const before = now() - config.retentionMs;
-        const samples = await store.prune(before, async () => devices.liveUids());
-        const events = await deviceEvents.prune(before, async () => devices.liveUids());
+        const live = await devices.liveUids();
+        const samples = await store.prune(before, async () => live);
+        const events = await deviceEvents.prune(before, async () => live);
         if (samples + events > 0) logger.info({ samples, events }, 'retention removed old telemetry and events');
         return samples + events;
       });
