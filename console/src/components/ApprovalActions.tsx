@@ -2,6 +2,7 @@ import { useState } from 'react';
 import type { DecisionRecord } from '../api/types';
 import { describeAction, outcomeText } from '../lib/agents';
 import { useApi } from '../lib/session';
+import { useMutation } from '../lib/useApi';
 import { Confirm } from './Confirm';
 import { ErrorState } from './states';
 
@@ -11,26 +12,16 @@ type Verdict = 'approve' | 'reject';
 export function ApprovalActions({ decision, onDecided }: { decision: DecisionRecord; onDecided: (decision: DecisionRecord) => void }) {
   const api = useApi();
   const [verdict, setVerdict] = useState<Verdict | undefined>();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const { busy, error, run } = useMutation();
   const target = `${decision.agentId} on ${decision.deviceId}`;
 
   const send = async (chosen: Verdict) => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      const updated = await api.request<DecisionRecord>(`/api/v1/approvals/${encodeURIComponent(decision.id)}/${chosen}`, {
-        method: 'POST',
-        body: {},
-      });
-      setVerdict(undefined);
-      onDecided(updated);
-    } catch (caught) {
-      setVerdict(undefined);
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
+    await run(async () =>
+      onDecided(
+        await api.request<DecisionRecord>(`/api/v1/approvals/${encodeURIComponent(decision.id)}/${chosen}`, { method: 'POST', body: {} }),
+      ),
+    );
+    setVerdict(undefined);
   };
 
   return (

@@ -1,7 +1,9 @@
 import { useEffect, useState } from 'react';
 import type { AgentDefinition, AgentList, AgentMode, DecisionRecord } from '../api/types';
 import { Confirm } from '../components/Confirm';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { FilterSelect } from '../components/FilterSelect';
+import { DetailPending, Empty, ErrorState, Loaded } from '../components/states';
+import { Table } from '../components/Table';
 import {
   type DefinitionFormat,
   decisionsPath,
@@ -18,7 +20,7 @@ import {
 import { formatTime } from '../lib/format';
 import { href, navigate } from '../lib/router';
 import { useApi } from '../lib/session';
-import { useLoad } from '../lib/useApi';
+import { useLoad, useMutation, usePolled } from '../lib/useApi';
 
 const REFRESH_MS = 10_000;
 
@@ -39,58 +41,45 @@ export function Agents() {
   return (
     <section aria-labelledby="agents-title">
       <h1 id="agents-title">Agents</h1>
-      {state.status === 'loading' && <Loading what="agents" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' && (
-        <>
-          <KillSwitch engaged={state.data.killSwitchEngaged} onChanged={reload} />
-          {state.data.items.length === 0 ? (
-            <Empty>
-              <p>No agents are defined yet.</p>
-              <p>
-                Create one with <code>POST /api/v1/agents</code> (JSON or YAML), or run <code>thingloop demo</code> to load the examples in{' '}
-                <code>examples/agents</code>.
-              </p>
-            </Empty>
-          ) : (
-            <div className="table-wrap">
-              <table className="agents">
-                <thead>
-                  <tr>
-                    <th scope="col">Agent</th>
-                    <th scope="col">Watches</th>
-                    <th scope="col">Condition</th>
-                    <th scope="col">Mode</th>
-                    <th scope="col">State</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {[...state.data.items]
-                    .sort((a, b) => a.id.localeCompare(b.id))
-                    .map((agent) => (
-                      <tr key={agent.id}>
-                        <td>
-                          <a href={href.agent(agent.id)}>{agent.name ?? agent.id}</a>
-                          {agent.name && <div className="muted">{agent.id}</div>}
-                        </td>
-                        <td>{scopeOf(agent)}</td>
-                        <td>
-                          <code>{agent.judge.when ?? 'detectors'}</code>
-                        </td>
-                        <td>
-                          <ModeBadge mode={modeOf(agent)} />
-                        </td>
-                        <td>
-                          <EnabledBadge enabled={enabledOf(agent)} />
-                        </td>
-                      </tr>
-                    ))}
-                </tbody>
-              </table>
-            </div>
-          )}
-        </>
-      )}
+      <Loaded state={state} what="agents" retry={reload}>
+        {(data) => (
+          <>
+            <KillSwitch engaged={data.killSwitchEngaged} onChanged={reload} />
+            {data.items.length === 0 ? (
+              <Empty>
+                <p>No agents are defined yet.</p>
+                <p>
+                  Create one with <code>POST /api/v1/agents</code> (JSON or YAML), or run <code>thingloop demo</code> to load the examples
+                  in <code>examples/agents</code>.
+                </p>
+              </Empty>
+            ) : (
+              <Table className="agents" columns={['Agent', 'Watches', 'Condition', 'Mode', 'State']}>
+                {[...data.items]
+                  .sort((a, b) => a.id.localeCompare(b.id))
+                  .map((agent) => (
+                    <tr key={agent.id}>
+                      <td>
+                        <a href={href.agent(agent.id)}>{agent.name ?? agent.id}</a>
+                        {agent.name && <div className="muted">{agent.id}</div>}
+                      </td>
+                      <td>{scopeOf(agent)}</td>
+                      <td>
+                        <code>{agent.judge.when ?? 'detectors'}</code>
+                      </td>
+                      <td>
+                        <ModeBadge mode={modeOf(agent)} />
+                      </td>
+                      <td>
+                        <EnabledBadge enabled={enabledOf(agent)} />
+                      </td>
+                    </tr>
+                  ))}
+              </Table>
+            )}
+          </>
+        )}
+      </Loaded>
     </section>
   );
 }
@@ -98,21 +87,13 @@ export function Agents() {
 function KillSwitch({ engaged, onChanged }: { engaged: boolean; onChanged: () => void }) {
   const api = useApi();
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
-  const change = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
+  const { busy, error, run } = useMutation();
+  const change = () =>
+    run(async () => {
       await api.request('/api/v1/agents/kill-switch', { method: 'PUT', body: { engaged: !engaged } });
       setConfirming(false);
       onChanged();
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <div className={`kill-switch ${engaged ? 'engaged' : ''}`} data-testid="kill-switch">
       <p>
@@ -151,20 +132,18 @@ export function AgentDetail({ id, query }: { id: string; query: URLSearchParams 
   const base = `/api/v1/agents/${encodeURIComponent(id)}`;
   const { state, reload, set } = useLoad((signal) => api.get<AgentDefinition>(base, signal), [id]);
   const [change, setChange] = useState<Change | undefined>();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const { busy, error, run } = useMutation();
   const [saved, setSaved] = useState<string | undefined>();
 
-  if (state.status === 'loading') return <Loading what={`agent ${id}`} />;
-  if (state.status === 'error') {
+  if (state.status !== 'ready') {
     return (
-      <section>
-        <h1>{id}</h1>
-        <ErrorState error={state.error} retry={reload} />
-        <p>
-          <a href={href.agents()}>Back to the agents</a>
-        </p>
-      </section>
+      <DetailPending
+        state={state}
+        what={`agent ${id}`}
+        title={id}
+        retry={reload}
+        back={{ href: href.agents(), label: 'Back to the agents' }}
+      />
     );
   }
   const agent = state.data;
@@ -172,23 +151,16 @@ export function AgentDetail({ id, query }: { id: string; query: URLSearchParams 
   const enabled = enabledOf(agent);
 
   const apply = async (next: Change) => {
-    setBusy(true);
-    setError(undefined);
     setSaved(undefined);
-    try {
+    await run(async () => {
       const updated =
         next.kind === 'mode'
           ? await api.request<AgentDefinition>(`${base}/mode`, { method: 'PUT', body: { mode: next.mode } })
           : await api.request<AgentDefinition>(`${base}/enabled`, { method: 'PUT', body: { enabled: next.enabled } });
       set(updated);
       setSaved(next.kind === 'mode' ? `Mode switched to ${next.mode}.` : next.enabled ? 'Agent enabled.' : 'Agent disabled.');
-      setChange(undefined);
-    } catch (caught) {
-      setError(caught);
-      setChange(undefined);
-    } finally {
-      setBusy(false);
-    }
+    });
+    setChange(undefined);
   };
 
   return (
@@ -313,9 +285,10 @@ function DecisionLog({ agentId, device }: { agentId: string; device: string }) {
   const api = useApi();
   const [outcome, setOutcome] = useState('');
   const [search, setSearch] = useState(device);
-  const { state, reload } = useLoad(
+  const { state, reload } = usePolled(
     async (signal) => newestFirst((await api.get<{ items: DecisionRecord[] }>(decisionsPath(agentId, { device, outcome }), signal)).items),
     [agentId, device, outcome],
+    REFRESH_MS,
   );
   useEffect(() => setSearch(device), [device]);
   useEffect(() => {
@@ -323,10 +296,6 @@ function DecisionLog({ agentId, device }: { agentId: string; device: string }) {
     const timer = setTimeout(() => navigate(href.agent(agentId, { device: search.trim() }), true), 300);
     return () => clearTimeout(timer);
   }, [search, device, agentId]);
-  useEffect(() => {
-    const timer = setInterval(reload, REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
 
   return (
     <section className="card" aria-labelledby="decisions-title">
@@ -344,76 +313,59 @@ function DecisionLog({ agentId, device }: { agentId: string; device: string }) {
           />
           <small id="decision-device-hint">The exact device id.</small>
         </div>
-        <div className="field">
-          <label htmlFor="decision-outcome">Outcome</label>
-          <select id="decision-outcome" value={outcome} onChange={(event) => setOutcome(event.target.value)}>
-            <option value="">All outcomes</option>
-            {OUTCOMES.map((o) => (
-              <option key={o} value={o}>
-                {o}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect id="decision-outcome" label="Outcome" all="All outcomes" options={OUTCOMES} value={outcome} onChange={setOutcome} />
       </form>
-      {state.status === 'loading' && <Loading what="decisions" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.length === 0 ? (
-          <Empty>
-            <p>
-              {device || outcome
-                ? `No decision${device ? ` for ${device}` : ''}${outcome ? ` with outcome ${outcome}` : ''}.`
-                : 'This agent has not decided anything yet: its condition has not held on any device.'}
-            </p>
-          </Empty>
-        ) : (
-          <div className="table-wrap">
-            <table className="decisions" data-testid="decision-log">
-              <caption className="sr-only">Decisions, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Device</th>
-                  <th scope="col">Judgment</th>
-                  <th scope="col">Actions</th>
-                  <th scope="col">Outcome</th>
-                </tr>
-              </thead>
-              <tbody>
-                {state.data.map((decision) => (
-                  <tr key={decision.id}>
-                    <td>
-                      <a href={href.decision(decision.id)} aria-label={`Decision on ${decision.deviceId} at ${formatTime(decision.ts)}`}>
-                        {formatTime(decision.ts)}
-                      </a>
-                    </td>
-                    <td>
-                      <a href={href.device(decision.deviceId)}>{decision.deviceId}</a>
-                    </td>
-                    <td>{decision.judgment.summary}</td>
-                    <td>
-                      {decision.actions.length === 0 ? (
-                        <span className="muted">none</span>
-                      ) : (
-                        <ul className="plain">
-                          {decision.actions.map((action, index) => (
-                            // biome-ignore lint/suspicious/noArrayIndexKey: actions are a fixed, ordered plan
-                            <li key={index}>{describeAction(action)}</li>
-                          ))}
-                        </ul>
-                      )}
-                    </td>
-                    <td>
-                      <span className={`badge ${outcomeTone(decision.outcome)}`}>{outcomeText(decision)}</span>
-                      {decision.safety.refused && <div className="hint">{decision.safety.refused}</div>}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ))}
+      <Loaded
+        state={state}
+        what="decisions"
+        retry={reload}
+        empty={
+          <p>
+            {device || outcome
+              ? `No decision${device ? ` for ${device}` : ''}${outcome ? ` with outcome ${outcome}` : ''}.`
+              : 'This agent has not decided anything yet: its condition has not held on any device.'}
+          </p>
+        }
+      >
+        {(decisions) => (
+          <Table
+            className="decisions"
+            testId="decision-log"
+            caption="Decisions, newest first"
+            columns={['Time', 'Device', 'Judgment', 'Actions', 'Outcome']}
+          >
+            {decisions.map((decision) => (
+              <tr key={decision.id}>
+                <td>
+                  <a href={href.decision(decision.id)} aria-label={`Decision on ${decision.deviceId} at ${formatTime(decision.ts)}`}>
+                    {formatTime(decision.ts)}
+                  </a>
+                </td>
+                <td>
+                  <a href={href.device(decision.deviceId)}>{decision.deviceId}</a>
+                </td>
+                <td>{decision.judgment.summary}</td>
+                <td>
+                  {decision.actions.length === 0 ? (
+                    <span className="muted">none</span>
+                  ) : (
+                    <ul className="plain">
+                      {decision.actions.map((action, index) => (
+                        // biome-ignore lint/suspicious/noArrayIndexKey: actions are a fixed, ordered plan
+                        <li key={index}>{describeAction(action)}</li>
+                      ))}
+                    </ul>
+                  )}
+                </td>
+                <td>
+                  <span className={`badge ${outcomeTone(decision.outcome)}`}>{outcomeText(decision)}</span>
+                  {decision.safety.refused && <div className="hint">{decision.safety.refused}</div>}
+                </td>
+              </tr>
+            ))}
+          </Table>
+        )}
+      </Loaded>
     </section>
   );
 }

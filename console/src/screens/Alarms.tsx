@@ -1,12 +1,13 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { Alarm } from '../api/types';
 import { Confirm } from '../components/Confirm';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { ErrorState, Loaded } from '../components/states';
+import { Table } from '../components/Table';
 import { alarmsPath, sortOpenAlarms } from '../lib/agents';
 import { formatAgo, formatTime } from '../lib/format';
 import { href, navigate } from '../lib/router';
 import { useApi } from '../lib/session';
-import { useLoad } from '../lib/useApi';
+import { useMutation, useNow, usePolled } from '../lib/useApi';
 
 const REFRESH_MS = 10_000;
 const PAGE = 50;
@@ -17,21 +18,15 @@ export function Alarms({ query }: { query: URLSearchParams }) {
   const view = query.get('view') === 'history' ? 'history' : 'active';
   const [before, setBefore] = useState<number[]>([]);
   const cursor = before.at(-1);
-  const { state, reload, set } = useLoad(
+  const { state, reload, set } = usePolled(
     async (signal) => {
       const items = (await api.get<{ items: Alarm[] }>(alarmsPath(view, { limit: PAGE, before: cursor }), signal)).items;
       return view === 'active' ? sortOpenAlarms(items) : items;
     },
     [view, cursor],
+    REFRESH_MS,
   );
-  const [now, setNow] = useState(Date.now);
-  useEffect(() => {
-    const timer = setInterval(() => {
-      setNow(Date.now());
-      reload();
-    }, REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
+  const now = useNow(REFRESH_MS);
 
   const replace = (updated: Alarm) => {
     if (state.status === 'ready') set(state.data.map((a) => (a.id === updated.id ? updated : a)));
@@ -53,35 +48,25 @@ export function Alarms({ query }: { query: URLSearchParams }) {
       <p className="hint">
         {view === 'active' ? 'Open alarms: active ones first, then by severity.' : 'Every alarm, newest first, whatever its state.'}
       </p>
-      {state.status === 'loading' && <Loading what="alarms" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (items.length === 0 ? (
-          <Empty>
-            <p>{view === 'active' ? 'No open alarms.' : cursor ? 'No older alarms.' : 'No alarm has been raised yet.'}</p>
-          </Empty>
-        ) : (
-          <div className="table-wrap">
-            <table className="alarms" data-testid="alarm-table">
-              <caption className="sr-only">{view === 'active' ? 'Open alarms' : 'Alarm history'}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Severity</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Device</th>
-                  <th scope="col">Alarm</th>
-                  <th scope="col">Raised</th>
-                  <th scope="col">Actions</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((alarm) => (
-                  <AlarmRow key={alarm.id} alarm={alarm} now={now} onChanged={replace} />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ))}
+      <Loaded
+        state={state}
+        what="alarms"
+        retry={reload}
+        empty={<p>{view === 'active' ? 'No open alarms.' : cursor ? 'No older alarms.' : 'No alarm has been raised yet.'}</p>}
+      >
+        {(alarms) => (
+          <Table
+            className="alarms"
+            testId="alarm-table"
+            caption={view === 'active' ? 'Open alarms' : 'Alarm history'}
+            columns={['Severity', 'State', 'Device', 'Alarm', 'Raised', 'Actions']}
+          >
+            {alarms.map((alarm) => (
+              <AlarmRow key={alarm.id} alarm={alarm} now={now} onChanged={replace} />
+            ))}
+          </Table>
+        )}
+      </Loaded>
       {view === 'history' && (
         <nav className="pager" aria-label="Pages">
           {cursor !== undefined && (
@@ -102,23 +87,15 @@ export function Alarms({ query }: { query: URLSearchParams }) {
 
 function AlarmRow({ alarm, now, onChanged }: { alarm: Alarm; now: number; onChanged: (alarm: Alarm) => void }) {
   const api = useApi();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const { busy, error, run } = useMutation();
   const [clearing, setClearing] = useState(false);
   const label = `${alarm.type} on ${alarm.deviceId}`;
 
   const act = async (what: 'acknowledge' | 'clear') => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      onChanged(await api.request<Alarm>(`/api/v1/alarms/${encodeURIComponent(alarm.id)}/${what}`, { method: 'POST', body: {} }));
-      setClearing(false);
-    } catch (caught) {
-      setError(caught);
-      setClearing(false);
-    } finally {
-      setBusy(false);
-    }
+    await run(async () =>
+      onChanged(await api.request<Alarm>(`/api/v1/alarms/${encodeURIComponent(alarm.id)}/${what}`, { method: 'POST', body: {} })),
+    );
+    setClearing(false);
   };
 
   return (

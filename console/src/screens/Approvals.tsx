@@ -1,32 +1,29 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { DecisionRecord } from '../api/types';
 import { ApprovalActions } from '../components/ApprovalActions';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { Loaded } from '../components/states';
 import { describeAction, expiryText, outcomeText, outcomeTone } from '../lib/agents';
 import { formatAgo, formatTime } from '../lib/format';
 import { href } from '../lib/router';
 import { useApi } from '../lib/session';
-import { useLoad } from '../lib/useApi';
+import { useNow, usePolled } from '../lib/useApi';
 
 const REFRESH_MS = 10_000;
 
 /** Decisions of approve-mode agents waiting for an operator, oldest (closest to expiring) first. */
 export function Approvals() {
   const api = useApi();
-  const { state, reload } = useLoad(async (signal) => (await api.get<{ items: DecisionRecord[] }>('/api/v1/approvals', signal)).items, []);
+  const { state, reload } = usePolled(
+    async (signal) => (await api.get<{ items: DecisionRecord[] }>('/api/v1/approvals', signal)).items,
+    [],
+    REFRESH_MS,
+  );
   const [decided, setDecided] = useState<DecisionRecord[]>([]);
-  const [now, setNow] = useState(Date.now);
-  useEffect(() => {
-    const timer = setInterval(() => {
-      setNow(Date.now());
-      reload();
-    }, REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
+  const now = useNow(REFRESH_MS);
 
-  const pending =
-    state.status === 'ready' ? [...state.data].sort((a, b) => (a.approval?.expiresAt ?? a.ts) - (b.approval?.expiresAt ?? b.ts)) : [];
   const decidedIds = new Set(decided.map((d) => d.id));
+  const waiting = (items: DecisionRecord[]) =>
+    items.filter((d) => !decidedIds.has(d.id)).sort((a, b) => (a.approval?.expiresAt ?? a.ts) - (b.approval?.expiresAt ?? b.ts));
 
   return (
     <section aria-labelledby="approvals-title">
@@ -45,60 +42,63 @@ export function Approvals() {
           </ul>
         </div>
       )}
-      {state.status === 'loading' && <Loading what="approvals" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (pending.filter((d) => !decidedIds.has(d.id)).length === 0 ? (
-          <Empty>
+      <Loaded
+        state={state}
+        what="approvals"
+        retry={reload}
+        isEmpty={(items) => waiting(items).length === 0}
+        empty={
+          <>
             <p>Nothing is waiting for approval.</p>
             <p className="muted">
               Agents in <strong>approve</strong> mode queue their decisions here. See the <a href={href.agents()}>agents</a>.
             </p>
-          </Empty>
-        ) : (
+          </>
+        }
+      >
+        {(items) => (
           <ul className="queue" aria-label="Decisions waiting for approval">
-            {pending
-              .filter((d) => !decidedIds.has(d.id))
-              .map((d) => (
-                <li key={d.id} className="card" data-testid={`approval-${d.deviceId}`} aria-labelledby={`approval-${d.id}`}>
-                  <div className="card-head">
-                    <h2 id={`approval-${d.id}`}>
-                      {d.agentId} on <a href={href.device(d.deviceId)}>{d.deviceId}</a>
-                    </h2>
-                    {d.approval && (
-                      <span
-                        className={`badge ${d.approval.expiresAt - now < 60_000 ? 'failed' : 'queued'}`}
-                        title={formatTime(d.approval.expiresAt)}
-                      >
-                        {expiryText(d.approval.expiresAt, now)}
-                      </span>
-                    )}
-                  </div>
-                  <p>
-                    {d.judgment.summary} <span className="muted">({formatAgo(d.ts, now)})</span>
-                  </p>
-                  <h3>Would do</h3>
-                  <ol>
-                    {d.actions.map((action, index) => (
-                      // biome-ignore lint/suspicious/noArrayIndexKey: actions are a fixed, ordered plan
-                      <li key={index}>{describeAction(action)}</li>
-                    ))}
-                  </ol>
-                  {d.safety.passed.length > 0 && <p className="hint">Safety checks passed: {d.safety.passed.join('; ')}</p>}
-                  <ApprovalActions
-                    decision={d}
-                    onDecided={(updated) => {
-                      setDecided((current) => [updated, ...current.filter((x) => x.id !== updated.id)]);
-                      reload();
-                    }}
-                  />
-                  <p className="hint">
-                    <a href={href.decision(d.id)}>Full record</a>
-                  </p>
-                </li>
-              ))}
+            {waiting(items).map((d) => (
+              <li key={d.id} className="card" data-testid={`approval-${d.deviceId}`} aria-labelledby={`approval-${d.id}`}>
+                <div className="card-head">
+                  <h2 id={`approval-${d.id}`}>
+                    {d.agentId} on <a href={href.device(d.deviceId)}>{d.deviceId}</a>
+                  </h2>
+                  {d.approval && (
+                    <span
+                      className={`badge ${d.approval.expiresAt - now < 60_000 ? 'failed' : 'queued'}`}
+                      title={formatTime(d.approval.expiresAt)}
+                    >
+                      {expiryText(d.approval.expiresAt, now)}
+                    </span>
+                  )}
+                </div>
+                <p>
+                  {d.judgment.summary} <span className="muted">({formatAgo(d.ts, now)})</span>
+                </p>
+                <h3>Would do</h3>
+                <ol>
+                  {d.actions.map((action, index) => (
+                    // biome-ignore lint/suspicious/noArrayIndexKey: actions are a fixed, ordered plan
+                    <li key={index}>{describeAction(action)}</li>
+                  ))}
+                </ol>
+                {d.safety.passed.length > 0 && <p className="hint">Safety checks passed: {d.safety.passed.join('; ')}</p>}
+                <ApprovalActions
+                  decision={d}
+                  onDecided={(updated) => {
+                    setDecided((current) => [updated, ...current.filter((x) => x.id !== updated.id)]);
+                    reload();
+                  }}
+                />
+                <p className="hint">
+                  <a href={href.decision(d.id)}>Full record</a>
+                </p>
+              </li>
+            ))}
           </ul>
-        ))}
+        )}
+      </Loaded>
     </section>
   );
 }

@@ -1,33 +1,28 @@
-import { useEffect, useState } from 'react';
 import type { DecisionRecord } from '../api/types';
 import { ApprovalActions } from '../components/ApprovalActions';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { DetailPending, Empty } from '../components/states';
+import { Table } from '../components/Table';
 import { describeAction, expiryText, outcomeText, outcomeTone } from '../lib/agents';
 import { formatTime, formatValue } from '../lib/format';
 import { href } from '../lib/router';
 import { useApi } from '../lib/session';
-import { useLoad } from '../lib/useApi';
+import { useLoad, useNow } from '../lib/useApi';
 
 /** One decision in full: what the agent saw, concluded, did or refused, and whether it worked. */
 export function Decision({ id }: { id: string }) {
   const api = useApi();
   const { state, reload, set } = useLoad((signal) => api.get<DecisionRecord>(`/api/v1/decisions/${encodeURIComponent(id)}`, signal), [id]);
-  const [now, setNow] = useState(Date.now);
-  useEffect(() => {
-    const timer = setInterval(() => setNow(Date.now()), 15_000);
-    return () => clearInterval(timer);
-  }, []);
+  const now = useNow(15_000);
 
-  if (state.status === 'loading') return <Loading what="the decision" />;
-  if (state.status === 'error') {
+  if (state.status !== 'ready') {
     return (
-      <section>
-        <h1>Decision</h1>
-        <ErrorState error={state.error} retry={reload} />
-        <p>
-          <a href={href.agents()}>Back to the agents</a>
-        </p>
-      </section>
+      <DetailPending
+        state={state}
+        what="the decision"
+        title="Decision"
+        retry={reload}
+        back={{ href: href.agents(), label: 'Back to the agents' }}
+      />
     );
   }
   const d = state.data;
@@ -98,48 +93,35 @@ export function Decision({ id }: { id: string }) {
             <p>No inputs were recorded.</p>
           </Empty>
         ) : (
-          <div className="table-wrap">
-            <table>
-              <caption className="sr-only">What the agent saw</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Input</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Value</th>
-                  <th scope="col">At</th>
-                </tr>
-              </thead>
-              <tbody>
-                {values.map(([name, entry]) => (
-                  <tr key={`v-${name}`}>
-                    <td>{name}</td>
-                    <td>value</td>
-                    <td>{formatValue(entry.value)}</td>
-                    <td>{formatTime(entry.ts)}</td>
-                  </tr>
-                ))}
-                {windows.map(([name, value]) => (
-                  <tr key={`w-${name}`}>
-                    <td>{name}</td>
-                    <td>window</td>
-                    <td>{value === null ? '—' : formatValue(value)}</td>
-                    <td />
-                  </tr>
-                ))}
-                {detectors.map(([name, detector]) => (
-                  <tr key={`d-${name}`}>
-                    <td>{name}</td>
-                    <td>detector</td>
-                    <td>
-                      {detector.flagged ? 'flagged' : 'not flagged'}
-                      {detector.score !== null ? ` (score ${formatValue(detector.score)})` : ''}
-                    </td>
-                    <td />
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table caption="What the agent saw" columns={['Input', 'Kind', 'Value', 'At']}>
+            {values.map(([name, entry]) => (
+              <tr key={`v-${name}`}>
+                <td>{name}</td>
+                <td>value</td>
+                <td>{formatValue(entry.value)}</td>
+                <td>{formatTime(entry.ts)}</td>
+              </tr>
+            ))}
+            {windows.map(([name, value]) => (
+              <tr key={`w-${name}`}>
+                <td>{name}</td>
+                <td>window</td>
+                <td>{value === null ? '—' : formatValue(value)}</td>
+                <td />
+              </tr>
+            ))}
+            {detectors.map(([name, detector]) => (
+              <tr key={`d-${name}`}>
+                <td>{name}</td>
+                <td>detector</td>
+                <td>
+                  {detector.flagged ? 'flagged' : 'not flagged'}
+                  {detector.score !== null ? ` (score ${formatValue(detector.score)})` : ''}
+                </td>
+                <td />
+              </tr>
+            ))}
+          </Table>
         )}
         {related.length > 0 && (
           <p>

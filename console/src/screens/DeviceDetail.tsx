@@ -1,5 +1,5 @@
 import type { Device, ModelVersion, Presence } from '../api/types';
-import { ErrorState, Loading } from '../components/states';
+import { DetailPending } from '../components/states';
 import { href } from '../lib/router';
 import { useApi } from '../lib/session';
 import { useLoad } from '../lib/useApi';
@@ -25,16 +25,15 @@ export function DeviceDetail({ id }: { id: string }) {
     [id],
   );
 
-  if (state.status === 'loading') return <Loading what={`device ${id}`} />;
-  if (state.status === 'error') {
+  if (state.status !== 'ready') {
     return (
-      <section>
-        <h1>{id}</h1>
-        <ErrorState error={state.error} retry={reload} />
-        <p>
-          <a href={href.devices()}>Back to the device list</a>
-        </p>
-      </section>
+      <DetailPending
+        state={state}
+        what={`device ${id}`}
+        title={id}
+        retry={reload}
+        back={{ href: href.devices(), label: 'Back to the device list' }}
+      />
     );
   }
   const { device, model, presence } = state.data;

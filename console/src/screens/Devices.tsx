@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
 import type { DevicePage, ModelSummary, Presence } from '../api/types';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { FilterSelect } from '../components/FilterSelect';
+import { Loaded } from '../components/states';
+import { Table } from '../components/Table';
 import {
   type DeviceFilters,
   describeFilters,
@@ -119,133 +121,114 @@ export function Devices({ query }: { query: URLSearchParams }) {
           />
           <small id="device-search-hint">Matches ids starting with the text.</small>
         </div>
-        <div className="field">
-          <label htmlFor="model-filter">Model</label>
-          <select id="model-filter" value={model} onChange={(event) => apply({ ...filters, model: event.target.value })}>
-            <option value="">All models</option>
-            {models.state.status === 'ready' &&
-              models.state.data.items.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.title} ({m.id})
-                </option>
-              ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="edge-filter">Edge</label>
-          <select id="edge-filter" value={edge} onChange={(event) => apply({ ...filters, edge: event.target.value })}>
-            <option value="">All edges</option>
-            {edge && !edgeList.some((e) => e.id === edge) && <option value={edge}>{edge}</option>}
-            {edgeList.map((e) => (
-              <option key={e.id} value={e.id}>
-                {e.name && e.name !== e.id ? `${e.name} (${e.id})` : e.id}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="network-filter">Network profile</label>
-          <select id="network-filter" value={network} onChange={(event) => apply({ ...filters, network: event.target.value })}>
-            <option value="">Any network</option>
-            {NETWORK_PROFILES.map((p) => (
-              <option key={p.value} value={p.value}>
-                {p.label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor="status-filter">Status</label>
-          <select id="status-filter" value={status} onChange={(event) => apply({ ...filters, status: event.target.value })}>
-            <option value="">Any status</option>
-            {PRESENCE_STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="model-filter"
+          label="Model"
+          all="All models"
+          options={
+            models.state.status === 'ready' ? models.state.data.items.map((m) => ({ value: m.id, label: `${m.title} (${m.id})` })) : []
+          }
+          value={model}
+          onChange={(value) => apply({ ...filters, model: value })}
+        />
+        <FilterSelect
+          id="edge-filter"
+          label="Edge"
+          all="All edges"
+          options={[
+            // An edge in the URL that is not (or no longer) registered stays selectable.
+            ...(edge && !edgeList.some((e) => e.id === edge) ? [edge] : []),
+            ...edgeList.map((e) => ({ value: e.id, label: e.name && e.name !== e.id ? `${e.name} (${e.id})` : e.id })),
+          ]}
+          value={edge}
+          onChange={(value) => apply({ ...filters, edge: value })}
+        />
+        <FilterSelect
+          id="network-filter"
+          label="Network profile"
+          all="Any network"
+          options={NETWORK_PROFILES}
+          value={network}
+          onChange={(value) => apply({ ...filters, network: value })}
+        />
+        <FilterSelect
+          id="status-filter"
+          label="Status"
+          all="Any status"
+          options={PRESENCE_STATUSES}
+          value={status}
+          onChange={(value) => apply({ ...filters, status: value })}
+        />
       </form>
 
-      {page.state.status === 'loading' && <Loading what="devices" />}
-      {page.state.status === 'error' && <ErrorState error={page.state.error} retry={page.reload} />}
-      {page.state.status === 'ready' &&
-        (items.length === 0 ? (
-          <Empty>
-            {filtered ? (
-              <div data-testid="devices-empty-filtered">
-                <p>No device matches {joinWords(described.map((d) => d.text))}.</p>
-                <p>
-                  Loosen {described.length === 1 ? 'the filter' : 'a filter'}:{' '}
-                  {described.map((d, index) => (
-                    <span key={d.key}>
-                      {index > 0 ? ', ' : ''}
-                      <a href={href.devices(filtersToQuery(without(filters, d.key)))}>{LOOSEN[d.key]}</a>
-                    </span>
-                  ))}
-                  {described.length > 1 && (
-                    <>
-                      {' '}
-                      or <a href={href.devices(filtersToQuery(NO_FILTERS))}>clear all filters</a>
-                    </>
-                  )}
-                  .
-                </p>
-              </div>
-            ) : after ? (
+      <Loaded
+        state={page.state}
+        what="devices"
+        retry={page.reload}
+        isEmpty={(data) => data.items.length === 0}
+        empty={
+          filtered ? (
+            <div data-testid="devices-empty-filtered">
+              <p>No device matches {joinWords(described.map((d) => d.text))}.</p>
               <p>
-                No more devices. <a href={href.devices()}>Back to the first page</a>.
+                Loosen {described.length === 1 ? 'the filter' : 'a filter'}:{' '}
+                {described.map((d, index) => (
+                  <span key={d.key}>
+                    {index > 0 ? ', ' : ''}
+                    <a href={href.devices(filtersToQuery(without(filters, d.key)))}>{LOOSEN[d.key]}</a>
+                  </span>
+                ))}
+                {described.length > 1 && (
+                  <>
+                    {' '}
+                    or <a href={href.devices(filtersToQuery(NO_FILTERS))}>clear all filters</a>
+                  </>
+                )}
+                .
               </p>
-            ) : (
-              <p>
-                No devices are registered yet. Register one with <code>POST /api/v1/devices</code>, or run <code>thingloop sim</code>.
-              </p>
-            )}
-          </Empty>
-        ) : (
+            </div>
+          ) : after ? (
+            <p>
+              No more devices. <a href={href.devices()}>Back to the first page</a>.
+            </p>
+          ) : (
+            <p>
+              No devices are registered yet. Register one with <code>POST /api/v1/devices</code>, or run <code>thingloop sim</code>.
+            </p>
+          )
+        }
+      >
+        {(data) => (
           <>
             <p className="muted" aria-live="polite">
               {prefix
-                ? `${items.length} shown${page.state.data.next ? ' (more on the next page)' : ''}`
-                : `${page.state.data.total} device${page.state.data.total === 1 ? '' : 's'}${
+                ? `${data.items.length} shown${data.next ? ' (more on the next page)' : ''}`
+                : `${data.total} device${data.total === 1 ? '' : 's'}${
                     described.length ? ` with ${joinWords(described.map((d) => d.text))}` : ''
                   }`}
             </p>
-            <div className="table-wrap">
-              <table className="devices">
-                <thead>
-                  <tr>
-                    <th scope="col">Id</th>
-                    <th scope="col">Name</th>
-                    <th scope="col">Model</th>
-                    <th scope="col">Network</th>
-                    <th scope="col">Presence</th>
-                    <th scope="col">Last seen</th>
+            <Table className="devices" columns={['Id', 'Name', 'Model', 'Network', 'Presence', 'Last seen']}>
+              {data.items.map((device) => {
+                const p = presence[device.id];
+                return (
+                  <tr key={device.id}>
+                    <td>
+                      <a href={href.device(device.id)}>{device.id}</a>
+                    </td>
+                    <td>{device.name}</td>
+                    <td>
+                      {device.model} <span className="muted">v{device.modelVersion}</span>
+                    </td>
+                    <td>{p ? (p.network.profile ?? '—') : ''}</td>
+                    <td>{p ? <span className={`badge ${p.status}`}>{p.status}</span> : <span className="muted">…</span>}</td>
+                    <td>{p ? formatAgo(p.lastSeen) : ''}</td>
                   </tr>
-                </thead>
-                <tbody>
-                  {items.map((device) => {
-                    const p = presence[device.id];
-                    return (
-                      <tr key={device.id}>
-                        <td>
-                          <a href={href.device(device.id)}>{device.id}</a>
-                        </td>
-                        <td>{device.name}</td>
-                        <td>
-                          {device.model} <span className="muted">v{device.modelVersion}</span>
-                        </td>
-                        <td>{p ? (p.network.profile ?? '—') : ''}</td>
-                        <td>{p ? <span className={`badge ${p.status}`}>{p.status}</span> : <span className="muted">…</span>}</td>
-                        <td>{p ? formatAgo(p.lastSeen) : ''}</td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
+                );
+              })}
+            </Table>
           </>
-        ))}
+        )}
+      </Loaded>
       <nav className="pager" aria-label="Pages">
         {after && (
           <button type="button" onClick={goPrevious}>

@@ -1,8 +1,9 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { ApiError } from '../api/client';
 import type { EdgeConfigView, EdgeGaps, EdgeStatus } from '../api/types';
 import { Confirm } from '../components/Confirm';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { Empty, ErrorState, Loaded, Loading } from '../components/states';
+import { Table } from '../components/Table';
 import {
   attachedDevices,
   backlog,
@@ -23,7 +24,7 @@ import {
 import { formatAgo, formatTime } from '../lib/format';
 import { href, navigate } from '../lib/router';
 import { useApi } from '../lib/session';
-import { type Loadable, useLoad } from '../lib/useApi';
+import { type Loadable, useLoad, useMutation, usePolled } from '../lib/useApi';
 
 /** The link state shows within one refresh of an edge connecting or dropping. */
 export const EDGE_REFRESH_MS = 5_000;
@@ -31,13 +32,7 @@ export const EDGE_REFRESH_MS = 5_000;
 /** GET /api/v1/edges, refreshed every few seconds (the last answer stays shown while reloading). */
 export function useEdgeList() {
   const api = useApi();
-  const result = useLoad(async (signal) => (await api.get<{ items: EdgeStatus[] }>('/api/v1/edges', signal)).items, []);
-  const { reload } = result;
-  useEffect(() => {
-    const timer = setInterval(reload, EDGE_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
-  return result;
+  return usePolled(async (signal) => (await api.get<{ items: EdgeStatus[] }>('/api/v1/edges', signal)).items, [], EDGE_REFRESH_MS);
 }
 
 export function LinkBadge({ edge }: { edge: Pick<EdgeStatus, 'connected' | 'lastContact'> }) {
@@ -108,72 +103,61 @@ export function Edges() {
       <p className="hint">
         Site gateways that serve devices locally and forward to this cloud. The list refreshes every {EDGE_REFRESH_MS / 1000} s.
       </p>
-      {state.status === 'loading' && <Loading what="edges" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.length === 0 ? (
-          <Empty>
+      <Loaded
+        state={state}
+        what="edges"
+        retry={reload}
+        empty={
+          <>
             <p>No edges are registered. Every device talks to this cloud directly.</p>
             <p>
               Register one with <code>POST /api/v1/edges</code>, then start it with{' '}
               <code>thingloop serve --role edge --cloud-url … --edge-id … --edge-token …</code>.
             </p>
-          </Empty>
-        ) : (
+          </>
+        }
+      >
+        {(edges) => (
           <>
             <p className="muted" aria-live="polite" data-testid="edge-counts">
-              {countLinks(state.data)}
+              {countLinks(edges)}
             </p>
-            <div className="table-wrap">
-              <table className="edges">
-                <thead>
-                  <tr>
-                    <th scope="col">Edge</th>
-                    <th scope="col">Link</th>
-                    <th scope="col">Backlog</th>
-                    <th scope="col">Drain rate</th>
-                    <th scope="col">Gaps</th>
-                    <th scope="col">Capacity</th>
-                    <th scope="col">Configuration</th>
+            <Table className="edges" columns={['Edge', 'Link', 'Backlog', 'Drain rate', 'Gaps', 'Capacity', 'Configuration']}>
+              {[...edges]
+                .sort((a, b) => a.id.localeCompare(b.id))
+                .map((edge) => (
+                  <tr key={edge.id} data-testid={`edge-row-${edge.id}`}>
+                    <td>
+                      <a href={href.edge(edge.id)}>{edge.id}</a>
+                      {edge.name && edge.name !== edge.id && <div className="muted">{edge.name}</div>}
+                    </td>
+                    <td>
+                      <LinkBadge edge={edge} />
+                      <div className="muted">last contact {formatAgo(edge.lastContact)}</div>
+                    </td>
+                    <td>{backlog(edge).text}</td>
+                    <td className="num">{formatRate(edge.drainRate)}</td>
+                    <td>
+                      {edge.gaps.reports === 0 ? (
+                        <span className="muted">none</span>
+                      ) : (
+                        <span className="fail-text">
+                          {edge.gaps.dropped} dropped in {edge.gaps.reports} report{edge.gaps.reports === 1 ? '' : 's'}
+                        </span>
+                      )}
+                    </td>
+                    <td>
+                      <CapacityCell edge={edge} />
+                    </td>
+                    <td>
+                      <ConfigBadge config={edge.config} />
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {[...state.data]
-                    .sort((a, b) => a.id.localeCompare(b.id))
-                    .map((edge) => (
-                      <tr key={edge.id} data-testid={`edge-row-${edge.id}`}>
-                        <td>
-                          <a href={href.edge(edge.id)}>{edge.id}</a>
-                          {edge.name && edge.name !== edge.id && <div className="muted">{edge.name}</div>}
-                        </td>
-                        <td>
-                          <LinkBadge edge={edge} />
-                          <div className="muted">last contact {formatAgo(edge.lastContact)}</div>
-                        </td>
-                        <td>{backlog(edge).text}</td>
-                        <td className="num">{formatRate(edge.drainRate)}</td>
-                        <td>
-                          {edge.gaps.reports === 0 ? (
-                            <span className="muted">none</span>
-                          ) : (
-                            <span className="fail-text">
-                              {edge.gaps.dropped} dropped in {edge.gaps.reports} report{edge.gaps.reports === 1 ? '' : 's'}
-                            </span>
-                          )}
-                        </td>
-                        <td>
-                          <CapacityCell edge={edge} />
-                        </td>
-                        <td>
-                          <ConfigBadge config={edge.config} />
-                        </td>
-                      </tr>
-                    ))}
-                </tbody>
-              </table>
-            </div>
+                ))}
+            </Table>
           </>
-        ))}
+        )}
+      </Loaded>
     </section>
   );
 }
@@ -196,12 +180,8 @@ function Meter({ gauge }: { gauge: Gauge }) {
 
 export function EdgeDetail({ id }: { id: string }) {
   const api = useApi();
-  const status = useLoad((signal) => api.get<EdgeStatus>(`/api/v1/edges/${encodeURIComponent(id)}`, signal), [id]);
+  const status = usePolled((signal) => api.get<EdgeStatus>(`/api/v1/edges/${encodeURIComponent(id)}`, signal), [id], EDGE_REFRESH_MS);
   const reloadStatus = status.reload;
-  useEffect(() => {
-    const timer = setInterval(reloadStatus, EDGE_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reloadStatus]);
   const edge = status.state.status === 'ready' ? status.state.data : undefined;
   // The configuration document is reloaded when the edge's config status changes, not on every tick.
   const configKey = edge
@@ -311,60 +291,51 @@ function ConfigCard({ edge, state, retry }: { edge: EdgeStatus; state: Loadable<
         <span className={`badge config-${summary.state}`}>{CONFIG_LABEL[summary.state]}</span>
       </div>
       <p data-testid="edge-config-summary">{summary.text}.</p>
-      {state.status === 'loading' && <Loading what="configuration" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={retry} />}
-      {state.status === 'ready' &&
-        (() => {
-          const items = configItems(state.data);
-          const devices = state.data.desired.devices.length;
+      <Loaded state={state} what="configuration" retry={retry}>
+        {(view) => {
+          const items = configItems(view);
+          const devices = view.desired.devices.length;
           return (
             <>
               <p className="muted">
-                Serves {devices} device{devices === 1 ? '' : 's'}, {state.data.desired.models.length} model version
-                {state.data.desired.models.length === 1 ? '' : 's'} and {state.data.desired.agents.length} agent
-                {state.data.desired.agents.length === 1 ? '' : 's'}.
+                Serves {devices} device{devices === 1 ? '' : 's'}, {view.desired.models.length} model version
+                {view.desired.models.length === 1 ? '' : 's'} and {view.desired.agents.length} agent
+                {view.desired.agents.length === 1 ? '' : 's'}.
               </p>
               {items.length === 0 ? (
                 <Empty>
                   <p>Nothing is configured for this edge yet. Register devices with an "edge" of {edge.id} to serve them here.</p>
                 </Empty>
               ) : (
-                <div className="table-wrap">
-                  <table className="config-items" data-testid="edge-config-items">
-                    <caption className="sr-only">Desired configuration items and the edge's result for each</caption>
-                    <thead>
-                      <tr>
-                        <th scope="col">Kind</th>
-                        <th scope="col">Item</th>
-                        <th scope="col">Desired</th>
-                        <th scope="col">Result</th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      {items.map((item) => (
-                        <tr key={`${item.kind}:${item.id}`} className={item.status === 'failed' ? 'failed-row' : undefined}>
-                          <td>{item.kind}</td>
-                          <td>
-                            {item.kind === 'device' || item.kind === 'desired' ? (
-                              <a href={href.device(item.id)}>{item.id}</a>
-                            ) : (
-                              <code>{item.id}</code>
-                            )}
-                          </td>
-                          <td>{item.desired || <span className="muted">—</span>}</td>
-                          <td>
-                            <span className={`badge result-${item.status}`}>{item.status}</span>
-                            {item.reason && <div className="fail-text">{item.reason}</div>}
-                          </td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
+                <Table
+                  className="config-items"
+                  testId="edge-config-items"
+                  caption="Desired configuration items and the edge's result for each"
+                  columns={['Kind', 'Item', 'Desired', 'Result']}
+                >
+                  {items.map((item) => (
+                    <tr key={`${item.kind}:${item.id}`} className={item.status === 'failed' ? 'failed-row' : undefined}>
+                      <td>{item.kind}</td>
+                      <td>
+                        {item.kind === 'device' || item.kind === 'desired' ? (
+                          <a href={href.device(item.id)}>{item.id}</a>
+                        ) : (
+                          <code>{item.id}</code>
+                        )}
+                      </td>
+                      <td>{item.desired || <span className="muted">—</span>}</td>
+                      <td>
+                        <span className={`badge result-${item.status}`}>{item.status}</span>
+                        {item.reason && <div className="fail-text">{item.reason}</div>}
+                      </td>
+                    </tr>
+                  ))}
+                </Table>
               )}
             </>
           );
-        })()}
+        }}
+      </Loaded>
     </article>
   );
 }
@@ -389,18 +360,12 @@ function GapsCard({ edge }: { edge: EdgeStatus }) {
           {edge.gaps.reports === 1 ? '' : 's'} (the outbox was full). The cloud will never have them.
         </p>
       )}
-      {state.status === 'loading' && <Loading what="gap reports" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.length === 0 ? (
-          <Empty>
-            <p>No data lost: the outbox never overflowed.</p>
-          </Empty>
-        ) : (
+      <Loaded state={state} what="gap reports" retry={reload} empty={<p>No data lost: the outbox never overflowed.</p>}>
+        {(reports) => (
           <>
-            {edge.gaps.reports > state.data.length && <p className="muted">The last {state.data.length} reports, newest first.</p>}
+            {edge.gaps.reports > reports.length && <p className="muted">The last {reports.length} reports, newest first.</p>}
             <ol className="gap-reports">
-              {state.data.map((report) => (
+              {reports.map((report) => (
                 <li
                   key={`${report.at}:${report.policy}:${report.total}:${Object.keys(report.devices).join(',')}`}
                   className="gap-report"
@@ -414,42 +379,32 @@ function GapsCard({ edge }: { edge: EdgeStatus }) {
                     Policy <code>{GAP_POLICY[report.policy]?.label ?? report.policy}</code>: {gapSummary(report)} removed
                     {GAP_POLICY[report.policy] ? ` (${GAP_POLICY[report.policy].effect})` : ''}.
                   </p>
-                  <div className="table-wrap">
-                    <table>
-                      <caption className="sr-only">Samples lost per device in the report of {formatTime(report.at)}</caption>
-                      <thead>
-                        <tr>
-                          <th scope="col">Device</th>
-                          <th scope="col" className="num">
-                            Samples lost
-                          </th>
-                          {report.events ? (
-                            <th scope="col" className="num">
-                              Events lost
-                            </th>
-                          ) : null}
-                          <th scope="col">Time range lost</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        {gapDevices(report).map((row) => (
-                          <tr key={row.deviceId}>
-                            <td>
-                              <a href={href.device(row.deviceId)}>{row.deviceId}</a>
-                            </td>
-                            <td className="num">{row.dropped}</td>
-                            {report.events ? <td className="num">{row.events}</td> : null}
-                            <td>{row.range}</td>
-                          </tr>
-                        ))}
-                      </tbody>
-                    </table>
-                  </div>
+                  <Table
+                    caption={`Samples lost per device in the report of ${formatTime(report.at)}`}
+                    columns={[
+                      'Device',
+                      { label: 'Samples lost', num: true },
+                      ...(report.events ? [{ label: 'Events lost', num: true }] : []),
+                      'Time range lost',
+                    ]}
+                  >
+                    {gapDevices(report).map((row) => (
+                      <tr key={row.deviceId}>
+                        <td>
+                          <a href={href.device(row.deviceId)}>{row.deviceId}</a>
+                        </td>
+                        <td className="num">{row.dropped}</td>
+                        {report.events ? <td className="num">{row.events}</td> : null}
+                        <td>{row.range}</td>
+                      </tr>
+                    ))}
+                  </Table>
                 </li>
               ))}
             </ol>
           </>
-        ))}
+        )}
+      </Loaded>
     </article>
   );
 }
@@ -461,21 +416,11 @@ function GapsCard({ edge }: { edge: EdgeStatus }) {
 function Decommission({ edge }: { edge: EdgeStatus }) {
   const api = useApi();
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const { busy, error, run } = useMutation();
   const decommission = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api.request(`/api/v1/edges/${encodeURIComponent(edge.id)}`, { method: 'DELETE' });
-      setConfirming(false);
-      navigate(href.edges());
-    } catch (caught) {
-      setError(caught);
-      setConfirming(false);
-    } finally {
-      setBusy(false);
-    }
+    const done = await run(() => api.request(`/api/v1/edges/${encodeURIComponent(edge.id)}`, { method: 'DELETE' }));
+    setConfirming(false);
+    if (done) navigate(href.edges());
   };
   const refused = error instanceof ApiError && error.kind === 'conflict' ? error : undefined;
   const attached = refused ? attachedDevices(refused.details) : [];

@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import type { ModelSummary, ModelVersion } from '../api/types';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { Empty, ErrorState, Loaded, Loading } from '../components/states';
+import { Table } from '../components/Table';
 import { formatTime } from '../lib/format';
 import { href } from '../lib/router';
 import { useApi } from '../lib/session';
@@ -12,49 +13,37 @@ export function Models() {
   return (
     <section aria-labelledby="models-title">
       <h1 id="models-title">Thing models</h1>
-      {state.status === 'loading' && <Loading what="models" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.items.length === 0 ? (
-          <Empty>
-            <p>
-              No thing models yet. Store one with <code>PUT /api/v1/models/&lt;id&gt;</code> (a W3C WoT Thing Model JSON document).
-            </p>
-          </Empty>
-        ) : (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Model</th>
-                  <th scope="col">Title</th>
-                  <th scope="col" className="num">
-                    Latest version
-                  </th>
-                  <th scope="col">Updated</th>
-                  <th scope="col">Devices</th>
-                </tr>
-              </thead>
-              <tbody>
-                {state.data.items.map((model) => (
-                  <tr key={model.id}>
-                    <td>
-                      <a href={href.model(model.id)}>{model.id}</a>
-                    </td>
-                    <td>{model.title}</td>
-                    <td className="num">{model.latestVersion}</td>
-                    <td>{formatTime(model.updatedAt)}</td>
-                    <td>
-                      <a href={href.devices({ model: model.id })} aria-label={`Devices of model ${model.id}`}>
-                        List
-                      </a>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ))}
+      <Loaded
+        state={state}
+        what="models"
+        retry={reload}
+        isEmpty={(data) => data.items.length === 0}
+        empty={
+          <p>
+            No thing models yet. Store one with <code>PUT /api/v1/models/&lt;id&gt;</code> (a W3C WoT Thing Model JSON document).
+          </p>
+        }
+      >
+        {(data) => (
+          <Table columns={['Model', 'Title', { label: 'Latest version', num: true }, 'Updated', 'Devices']}>
+            {data.items.map((model) => (
+              <tr key={model.id}>
+                <td>
+                  <a href={href.model(model.id)}>{model.id}</a>
+                </td>
+                <td>{model.title}</td>
+                <td className="num">{model.latestVersion}</td>
+                <td>{formatTime(model.updatedAt)}</td>
+                <td>
+                  <a href={href.devices({ model: model.id })} aria-label={`Devices of model ${model.id}`}>
+                    List
+                  </a>
+                </td>
+              </tr>
+            ))}
+          </Table>
+        )}
+      </Loaded>
     </section>
   );
 }
@@ -92,38 +81,24 @@ export function ModelDetail({ id }: { id: string }) {
       </div>
       <section className="card" aria-labelledby="model-properties">
         <h2 id="model-properties">Properties</h2>
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Type</th>
-                <th scope="col">Unit</th>
-                <th scope="col">Range / values</th>
-                <th scope="col">Access</th>
-                <th scope="col">Description</th>
-              </tr>
-            </thead>
-            <tbody>
-              {Object.entries(doc.properties ?? {}).map(([name, p]) => (
-                <tr key={name}>
-                  <th scope="row">{name}</th>
-                  <td>{p.type ?? '—'}</td>
-                  <td>{p.unit ?? ''}</td>
-                  <td>
-                    {Array.isArray(p.enum)
-                      ? p.enum.join(', ')
-                      : p.minimum !== undefined || p.maximum !== undefined
-                        ? `${p.minimum ?? '…'} – ${p.maximum ?? '…'}`
-                        : ''}
-                  </td>
-                  <td>{p.readOnly ? 'read-only' : 'writable'}</td>
-                  <td>{p.description ?? ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table columns={['Name', 'Type', 'Unit', 'Range / values', 'Access', 'Description']}>
+          {Object.entries(doc.properties ?? {}).map(([name, p]) => (
+            <tr key={name}>
+              <th scope="row">{name}</th>
+              <td>{p.type ?? '—'}</td>
+              <td>{p.unit ?? ''}</td>
+              <td>
+                {Array.isArray(p.enum)
+                  ? p.enum.join(', ')
+                  : p.minimum !== undefined || p.maximum !== undefined
+                    ? `${p.minimum ?? '…'} – ${p.maximum ?? '…'}`
+                    : ''}
+              </td>
+              <td>{p.readOnly ? 'read-only' : 'writable'}</td>
+              <td>{p.description ?? ''}</td>
+            </tr>
+          ))}
+        </Table>
       </section>
       {Object.keys(doc.actions ?? {}).length > 0 && (
         <section className="card" aria-labelledby="model-actions">

@@ -1,34 +1,36 @@
 import { useEffect, useId, useRef, useState } from 'react';
 import type { Alarm, DecisionRecord, DeviceSummary, ModelSummary, PresenceSplit } from '../api/types';
-import { Empty, ErrorState, Loading } from '../components/states';
+import { Empty, ErrorState, Loaded, Loading } from '../components/states';
+import { Table } from '../components/Table';
 import { alarmsPath, countBySeverity, describeAction, expiryText, sortOpenAlarms } from '../lib/agents';
 import { backlog, devicesText, LINK_LABEL, linkState, PRESENCE_ORDER, presenceSplit, topology } from '../lib/edges';
 import { formatAgo, formatSpan } from '../lib/format';
 import { type CounterSample, counterValue, ratePerSecond } from '../lib/metrics';
 import { href } from '../lib/router';
 import { useApi } from '../lib/session';
-import { type Loadable, useLoad } from '../lib/useApi';
+import { type Loadable, usePolled } from '../lib/useApi';
 import { LinkBadge, useEdgeList } from './Edges';
 
 const REFRESH_MS = 5_000;
 const SUMMARY_REFRESH_MS = 15_000;
+const PANEL_REFRESH_MS = REFRESH_MS * 2;
 const SHOWN = 5;
 
 /** Every panel is backed by one API; the fleet summary feeds the device, presence and topology panels. */
 export function Overview() {
   const api = useApi();
-  const summary = useLoad(async (signal) => {
-    const [counts, models] = await Promise.all([
-      api.get<DeviceSummary>('/api/v1/devices/summary', signal),
-      api.get<{ items: ModelSummary[] }>('/api/v1/models', signal),
-    ]);
-    return { counts, titles: Object.fromEntries(models.items.map((m) => [m.id, m.title])) as Record<string, string> };
-  }, []);
+  const summary = usePolled(
+    async (signal) => {
+      const [counts, models] = await Promise.all([
+        api.get<DeviceSummary>('/api/v1/devices/summary', signal),
+        api.get<{ items: ModelSummary[] }>('/api/v1/models', signal),
+      ]);
+      return { counts, titles: Object.fromEntries(models.items.map((m) => [m.id, m.title])) as Record<string, string> };
+    },
+    [],
+    SUMMARY_REFRESH_MS,
+  );
   const reloadSummary = summary.reload;
-  useEffect(() => {
-    const timer = setInterval(reloadSummary, SUMMARY_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reloadSummary]);
   return (
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
@@ -50,46 +52,40 @@ function DevicesPanel({ state, retry }: { state: SummaryState; retry: () => void
   return (
     <article className="panel" aria-labelledby="panel-devices">
       <h2 id="panel-devices">Devices</h2>
-      {state.status === 'loading' && <Loading what="devices" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={retry} />}
-      {state.status === 'ready' &&
-        (state.data.counts.total === 0 ? (
-          <Empty>
+      <Loaded
+        state={state}
+        what="devices"
+        retry={retry}
+        isEmpty={(data) => data.counts.total === 0}
+        empty={
+          <>
             <p>No devices are registered yet.</p>
             <p>
               Register one with <code>POST /api/v1/devices</code>, or run <code>thingloop sim</code> against this node.
             </p>
-          </Empty>
-        ) : (
+          </>
+        }
+      >
+        {(data) => (
           <>
             <p className="big" data-testid="device-total">
-              {state.data.counts.total}
+              {data.counts.total}
             </p>
-            <table>
-              <caption className="sr-only">Devices by model</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Model</th>
-                  <th scope="col" className="num">
-                    Devices
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {Object.entries(state.data.counts.byModel)
-                  .sort(([a], [b]) => a.localeCompare(b))
-                  .map(([model, total]) => (
-                    <tr key={model}>
-                      <td>
-                        <a href={href.devices({ model })}>{state.data.titles[model] ?? model}</a> <span className="muted">{model}</span>
-                      </td>
-                      <td className="num">{total}</td>
-                    </tr>
-                  ))}
-              </tbody>
-            </table>
+            <Table caption="Devices by model" columns={['Model', { label: 'Devices', num: true }]}>
+              {Object.entries(data.counts.byModel)
+                .sort(([a], [b]) => a.localeCompare(b))
+                .map(([model, total]) => (
+                  <tr key={model}>
+                    <td>
+                      <a href={href.devices({ model })}>{data.titles[model] ?? model}</a> <span className="muted">{model}</span>
+                    </td>
+                    <td className="num">{total}</td>
+                  </tr>
+                ))}
+            </Table>
           </>
-        ))}
+        )}
+      </Loaded>
     </article>
   );
 }
@@ -98,107 +94,93 @@ function PresencePanel({ state, retry }: { state: SummaryState; retry: () => voi
   return (
     <article className="panel" aria-labelledby="panel-presence">
       <h2 id="panel-presence">Presence</h2>
-      {state.status === 'loading' && <Loading what="presence" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={retry} />}
-      {state.status === 'ready' &&
-        (state.data.counts.total === 0 ? (
-          <Empty>
-            <p>No devices to report on.</p>
-          </Empty>
-        ) : (
+      <Loaded
+        state={state}
+        what="presence"
+        retry={retry}
+        isEmpty={(data) => data.counts.total === 0}
+        empty={<p>No devices to report on.</p>}
+      >
+        {(data) => (
           <ul className="status-counts">
             {PRESENCE_ORDER.map((status) => (
               <li key={status} data-testid={`presence-${status}`}>
-                <span className={`badge ${status}`}>{status}</span> <strong>{state.data.counts.byPresence[status]}</strong>
+                <span className={`badge ${status}`}>{status}</span> <strong>{data.counts.byPresence[status]}</strong>
               </li>
             ))}
           </ul>
-        ))}
+        )}
+      </Loaded>
     </article>
   );
 }
 
-function usePolled<T>(load: (signal: AbortSignal) => Promise<T>) {
-  const result = useLoad(load, []);
-  const { reload } = result;
-  useEffect(() => {
-    const timer = setInterval(reload, REFRESH_MS * 2);
-    return () => clearInterval(timer);
-  }, [reload]);
-  return result;
-}
-
 function AlarmsPanel() {
   const api = useApi();
-  const { state, reload } = usePolled(async (signal) =>
-    sortOpenAlarms((await api.get<{ items: Alarm[] }>(alarmsPath('active', { limit: 1000 }), signal)).items),
+  const { state, reload } = usePolled(
+    async (signal) => sortOpenAlarms((await api.get<{ items: Alarm[] }>(alarmsPath('active', { limit: 1000 }), signal)).items),
+    [],
+    PANEL_REFRESH_MS,
   );
   return (
     <article className="panel" aria-labelledby="panel-alarms">
       <h2 id="panel-alarms">
         <a href={href.alarms()}>Active alarms</a>
       </h2>
-      {state.status === 'loading' && <Loading what="alarms" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.length === 0 ? (
-          <Empty>
-            <p>No open alarms.</p>
-          </Empty>
-        ) : (
+      <Loaded state={state} what="alarms" retry={reload} empty={<p>No open alarms.</p>}>
+        {(alarms) => (
           <>
             <p className="big" data-testid="alarm-total">
-              {state.data.length}
+              {alarms.length}
             </p>
             <ul className="status-counts">
-              {countBySeverity(state.data).map(({ severity, count }) => (
+              {countBySeverity(alarms).map(({ severity, count }) => (
                 <li key={severity}>
                   <span className={`badge severity-${severity}`}>{severity}</span> <strong>{count}</strong>
                 </li>
               ))}
             </ul>
             <ul className="plain compact">
-              {state.data.slice(0, SHOWN).map((alarm) => (
+              {alarms.slice(0, SHOWN).map((alarm) => (
                 <li key={alarm.id}>
                   <span className={`badge state-${alarm.state}`}>{alarm.state}</span> {alarm.type} on{' '}
                   <a href={href.device(alarm.deviceId)}>{alarm.deviceId}</a> <span className="muted">{formatAgo(alarm.raisedAt)}</span>
                 </li>
               ))}
             </ul>
-            {state.data.length > SHOWN && (
+            {alarms.length > SHOWN && (
               <p>
-                <a href={href.alarms()}>All {state.data.length} open alarms</a>
+                <a href={href.alarms()}>All {alarms.length} open alarms</a>
               </p>
             )}
           </>
-        ))}
+        )}
+      </Loaded>
     </article>
   );
 }
 
 function ApprovalsPanel() {
   const api = useApi();
-  const { state, reload } = usePolled(async (signal) => (await api.get<{ items: DecisionRecord[] }>('/api/v1/approvals', signal)).items);
+  const { state, reload } = usePolled(
+    async (signal) => (await api.get<{ items: DecisionRecord[] }>('/api/v1/approvals', signal)).items,
+    [],
+    PANEL_REFRESH_MS,
+  );
   const now = Date.now();
   return (
     <article className="panel" aria-labelledby="panel-approvals">
       <h2 id="panel-approvals">
         <a href={href.approvals()}>Approvals waiting</a>
       </h2>
-      {state.status === 'loading' && <Loading what="approvals" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.length === 0 ? (
-          <Empty>
-            <p>Nothing is waiting for an operator.</p>
-          </Empty>
-        ) : (
+      <Loaded state={state} what="approvals" retry={reload} empty={<p>Nothing is waiting for an operator.</p>}>
+        {(waiting) => (
           <>
             <p className="big" data-testid="approval-total">
-              {state.data.length}
+              {waiting.length}
             </p>
             <ul className="plain compact">
-              {state.data.slice(0, SHOWN).map((d) => (
+              {waiting.slice(0, SHOWN).map((d) => (
                 <li key={d.id}>
                   <a href={href.decision(d.id)}>{d.actions[0] ? describeAction(d.actions[0]) : d.judgment.summary}</a>
                   {d.approval && <span className="muted"> · {expiryText(d.approval.expiresAt, now)}</span>}
@@ -209,7 +191,8 @@ function ApprovalsPanel() {
               <a href={href.approvals()}>Review the queue</a>
             </p>
           </>
-        ))}
+        )}
+      </Loaded>
     </article>
   );
 }

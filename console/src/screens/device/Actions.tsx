@@ -4,6 +4,7 @@ import { SchemaFields } from '../../components/SchemaForm';
 import { Empty, ErrorState } from '../../components/states';
 import { buildInput, fieldsOf, initialValues } from '../../lib/schemaForm';
 import { useApi } from '../../lib/session';
+import { useMutation } from '../../lib/useApi';
 
 const WAIT = '5s';
 const POLL_MS = 1_000;
@@ -46,9 +47,8 @@ function ActionForm({
   const fields = useMemo(() => fieldsOf(input), [input]);
   const [values, setValues] = useState(() => initialValues(fields));
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useMutation();
   const [result, setResult] = useState<Invocation | undefined>();
-  const [error, setError] = useState<unknown>();
   const idPrefix = `action-${name}`;
 
   const submit = async (event: FormEvent) => {
@@ -59,10 +59,8 @@ function ActionForm({
       return;
     }
     setErrors({});
-    setBusy(true);
-    setError(undefined);
     setResult(undefined);
-    try {
+    await run(async () => {
       let invocation = await api.request<Invocation>(
         `/api/v1/devices/${encodeURIComponent(device.id)}/actions/${encodeURIComponent(name)}?wait=${WAIT}`,
         { method: 'POST', body: built.value === undefined ? {} : { input: built.value } },
@@ -75,11 +73,7 @@ function ActionForm({
         invocation = await api.get<Invocation>(`/api/v1/invocations/${encodeURIComponent(invocation.id)}`);
         setResult(invocation);
       }
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -1,24 +1,21 @@
-import { useEffect } from 'react';
 import type { Device, DeviceErrorReport } from '../../api/types';
-import { Empty, ErrorState, Loading } from '../../components/states';
+import { Loaded } from '../../components/states';
+import { Table } from '../../components/Table';
 import { errorRows, errorsPath } from '../../lib/deviceErrors';
 import { formatTime } from '../../lib/format';
 import { useApi } from '../../lib/session';
-import { useLoad } from '../../lib/useApi';
+import { usePolled } from '../../lib/useApi';
 
 const REFRESH_MS = 10_000;
 
 /** What the device sent that the node refused (telemetry, reported twin, action results): the last 50, newest first. */
 export function Errors({ device }: { device: Device }) {
   const api = useApi();
-  const { state, reload } = useLoad(
+  const { state, reload } = usePolled(
     (signal) => api.get<{ items: DeviceErrorReport[] }>(errorsPath(device.id), signal).then((r) => errorRows(r.items)),
     [device.id],
+    REFRESH_MS,
   );
-  useEffect(() => {
-    const timer = setInterval(reload, REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
 
   return (
     <section className="card" aria-labelledby="errors-title" data-testid="device-errors">
@@ -29,51 +26,33 @@ export function Errors({ device }: { device: Device }) {
           Refresh
         </button>
       </div>
-      {state.status === 'loading' && <Loading what="errors" />}
-      {state.status === 'error' && <ErrorState error={state.error} retry={reload} />}
-      {state.status === 'ready' &&
-        (state.data.length === 0 ? (
-          <Empty>
-            <p>Nothing refused since the node started.</p>
-          </Empty>
-        ) : (
-          <div className="table-wrap">
-            <table className="device-errors">
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Source</th>
-                  <th scope="col">Reason</th>
-                  <th scope="col">Property</th>
-                  <th scope="col">Message</th>
-                </tr>
-              </thead>
-              <tbody>
-                {state.data.map((row) => (
-                  <tr key={row.key} data-testid="device-error">
-                    <td>{formatTime(row.ts)}</td>
-                    <td>{row.source}</td>
-                    <td>
-                      <code>{row.reason}</code>
-                    </td>
-                    <td>{row.property ? <code>{row.property}</code> : <span className="muted">—</span>}</td>
-                    <td>
-                      {row.message}
-                      {row.value && (
-                        <>
-                          {' '}
-                          <span className="muted">
-                            (sent <code>{row.value}</code>)
-                          </span>
-                        </>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ))}
+      <Loaded state={state} what="errors" retry={reload} empty={<p>Nothing refused since the node started.</p>}>
+        {(rows) => (
+          <Table className="device-errors" columns={['Time', 'Source', 'Reason', 'Property', 'Message']}>
+            {rows.map((row) => (
+              <tr key={row.key} data-testid="device-error">
+                <td>{formatTime(row.ts)}</td>
+                <td>{row.source}</td>
+                <td>
+                  <code>{row.reason}</code>
+                </td>
+                <td>{row.property ? <code>{row.property}</code> : <span className="muted">—</span>}</td>
+                <td>
+                  {row.message}
+                  {row.value && (
+                    <>
+                      {' '}
+                      <span className="muted">
+                        (sent <code>{row.value}</code>)
+                      </span>
+                    </>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
+        )}
+      </Loaded>
     </section>
   );
 }

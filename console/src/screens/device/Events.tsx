@@ -1,6 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { Device, DeviceEventPage, ThingModelDocument } from '../../api/types';
-import { Empty, ErrorState, Loading } from '../../components/states';
+import { FilterSelect } from '../../components/FilterSelect';
+import { ErrorState, Loaded } from '../../components/states';
+import { Table } from '../../components/Table';
 import { appendOlder, type EventList, eventNames, eventsHint, eventsPath, formatEventData, mergeNewest } from '../../lib/deviceEvents';
 import { formatTime } from '../../lib/format';
 import { useApi } from '../../lib/session';
@@ -92,82 +94,69 @@ export function Events({ device, model }: { device: Device; model: ThingModelDoc
         <h2 id="events-title">Events</h2>
         <span className="muted">newest first, refreshed every {EVENTS_REFRESH_MS / 1000} s</span>
         {names.length > 0 && (
-          <div className="field inline">
-            <label htmlFor="event-filter">Event name</label>
-            <select id="event-filter" value={name} onChange={(event) => setName(event.target.value)}>
-              <option value="">All events</option>
-              {names.map((n) => (
-                <option key={n} value={n}>
-                  {n}
-                </option>
-              ))}
-            </select>
-          </div>
+          <FilterSelect id="event-filter" label="Event name" all="All events" options={names} value={name} onChange={setName} inline />
         )}
         <button type="button" onClick={() => poll.current()}>
           Refresh
         </button>
       </div>
-      {list.status === 'loading' && <Loading what="events" />}
-      {list.status === 'error' && <ErrorState error={list.error} retry={() => setAttempt((n) => n + 1)} />}
       {list.status === 'ready' && pollError !== undefined && <ErrorState error={pollError} retry={() => poll.current()} />}
-      {list.status === 'ready' &&
-        (list.data.items.length === 0 ? (
-          <Empty>
+      <Loaded
+        state={list}
+        what="events"
+        retry={() => setAttempt((n) => n + 1)}
+        isEmpty={(data) => data.items.length === 0}
+        empty={
+          <>
             <p>{name ? `No ${name} events are stored for this device.` : 'No events are stored for this device yet.'}</p>
             <p className="muted" data-testid="events-hint">
               {eventsHint(device.id, names)}
             </p>
-          </Empty>
-        ) : (
+          </>
+        }
+      >
+        {(shown) => (
           <>
-            <div className="table-wrap">
-              <table className="device-events">
-                <caption className="sr-only">{name ? `${name} events, newest first` : 'Events, newest first'}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Time</th>
-                    <th scope="col">Event</th>
-                    <th scope="col">Data</th>
+            <Table
+              className="device-events"
+              caption={name ? `${name} events, newest first` : 'Events, newest first'}
+              columns={['Time', 'Event', 'Data']}
+            >
+              {shown.items.map((event) => {
+                const data = formatEventData(event.data);
+                const full = JSON.stringify(event.data);
+                return (
+                  <tr key={event.id} data-testid="device-event" data-event-id={event.id}>
+                    <td>
+                      <time dateTime={new Date(event.ts).toISOString()}>{formatTime(event.ts)}</time>
+                    </td>
+                    <td>
+                      <code>{event.name}</code>
+                    </td>
+                    <td className="event-data">
+                      {data ? (
+                        <code title={data.length < full.length ? full : undefined}>{data}</code>
+                      ) : (
+                        <span className="muted">no data</span>
+                      )}
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {list.data.items.map((event) => {
-                    const data = formatEventData(event.data);
-                    const full = JSON.stringify(event.data);
-                    return (
-                      <tr key={event.id} data-testid="device-event" data-event-id={event.id}>
-                        <td>
-                          <time dateTime={new Date(event.ts).toISOString()}>{formatTime(event.ts)}</time>
-                        </td>
-                        <td>
-                          <code>{event.name}</code>
-                        </td>
-                        <td className="event-data">
-                          {data ? (
-                            <code title={data.length < full.length ? full : undefined}>{data}</code>
-                          ) : (
-                            <span className="muted">no data</span>
-                          )}
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
+                );
+              })}
+            </Table>
             <nav className="pager" aria-label="Older events">
-              {list.data.next ? (
-                <button type="button" disabled={older.busy} onClick={() => list.data.next && loadOlder(list.data.next)}>
+              {shown.next ? (
+                <button type="button" disabled={older.busy} onClick={() => shown.next && loadOlder(shown.next)}>
                   {older.busy ? 'Loading older events…' : 'Load older'}
                 </button>
               ) : (
                 <span className="muted">No older events are stored.</span>
               )}
             </nav>
-            {older.error !== undefined && <ErrorState error={older.error} retry={() => list.data.next && loadOlder(list.data.next)} />}
+            {older.error !== undefined && <ErrorState error={older.error} retry={() => shown.next && loadOlder(shown.next)} />}
           </>
-        ))}
+        )}
+      </Loaded>
     </section>
   );
 }

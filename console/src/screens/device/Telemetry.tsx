@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import type { Device, Latest, StreamMessage, TelemetryAggregate, TelemetryRaw, ThingModelDocument } from '../../api/types';
 import { Chart } from '../../components/Chart';
 import { Empty, ErrorState, Loading } from '../../components/states';
+import { Table } from '../../components/Table';
 import { formatAgo, formatValue } from '../../lib/format';
 import { numericProperties } from '../../lib/schemaForm';
 import { appendSample, fromAggregate, fromRaw, type SeriesMap } from '../../lib/series';
@@ -169,30 +170,19 @@ export function Telemetry({ device, model }: { device: Device; model: ThingModel
             <p>The device has not reported any value yet. Values appear here as soon as it sends telemetry.</p>
           </Empty>
         ) : (
-          <table data-testid="latest">
-            <thead>
-              <tr>
-                <th scope="col">Property</th>
-                <th scope="col" className="num">
-                  Value
-                </th>
-                <th scope="col">When</th>
-              </tr>
-            </thead>
-            <tbody>
-              {properties
-                .filter(([name]) => latest[name])
-                .map(([name, schema]) => (
-                  <tr key={name}>
-                    <th scope="row">{schema.title ?? name}</th>
-                    <td className="num">{formatValue(latest[name]?.value, schema.unit)}</td>
-                    <td>
-                      <time dateTime={new Date(latest[name]?.ts ?? 0).toISOString()}>{formatAgo(latest[name]?.ts, now)}</time>
-                    </td>
-                  </tr>
-                ))}
-            </tbody>
-          </table>
+          <Table testId="latest" columns={['Property', { label: 'Value', num: true }, 'When']}>
+            {properties
+              .filter(([name]) => latest[name])
+              .map(([name, schema]) => (
+                <tr key={name}>
+                  <th scope="row">{schema.title ?? name}</th>
+                  <td className="num">{formatValue(latest[name]?.value, schema.unit)}</td>
+                  <td>
+                    <time dateTime={new Date(latest[name]?.ts ?? 0).toISOString()}>{formatAgo(latest[name]?.ts, now)}</time>
+                  </td>
+                </tr>
+              ))}
+          </Table>
         )}
       </section>
     </>

@@ -1,12 +1,13 @@
-import { type FormEvent, useEffect, useMemo, useState } from 'react';
+import { type FormEvent, useMemo, useState } from 'react';
 import { ApiError } from '../../api/client';
 import type { Device, ThingModelDocument, Twin } from '../../api/types';
 import { FieldControl } from '../../components/SchemaForm';
 import { ErrorState, Loading } from '../../components/states';
+import { Table } from '../../components/Table';
 import { formatValue } from '../../lib/format';
 import { type Field, fieldsOf, parseField, writableProperties } from '../../lib/schemaForm';
 import { useApi } from '../../lib/session';
-import { useLoad } from '../../lib/useApi';
+import { usePolled } from '../../lib/useApi';
 
 const REFRESH_MS = 5_000;
 
@@ -19,16 +20,11 @@ type Outcome =
 export function TwinPanel({ device, model }: { device: Device; model: ThingModelDocument }) {
   const api = useApi();
   const base = `/api/v1/devices/${encodeURIComponent(device.id)}/twin`;
-  const { state, reload, set } = useLoad((signal) => api.get<Twin>(base, signal), [base]);
+  const { state, reload, set } = usePolled((signal) => api.get<Twin>(base, signal), [base], REFRESH_MS);
   const [edits, setEdits] = useState<Record<string, string | boolean>>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const [outcome, setOutcome] = useState<Outcome | undefined>();
-
-  useEffect(() => {
-    const timer = setInterval(reload, REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
 
   const writable = useMemo(() => writableProperties(model.properties), [model]);
   const fields = useMemo(
@@ -103,29 +99,19 @@ export function TwinPanel({ device, model }: { device: Device; model: ThingModel
           desired version {twin.version} · reported version {twin.reportedVersion}
         </span>
       </div>
-      <table className="twin" data-testid="twin">
-        <thead>
-          <tr>
-            <th scope="col">Property</th>
-            <th scope="col">Reported</th>
-            <th scope="col">Desired</th>
-            <th scope="col">Delta</th>
-          </tr>
-        </thead>
-        <tbody>
-          {keys.map((key) => {
-            const unit = model.properties?.[key]?.unit;
-            return (
-              <tr key={key} data-testid={`twin-${key}`}>
-                <th scope="row">{key}</th>
-                <td data-testid={`twin-reported-${key}`}>{formatValue(twin.reported[key], unit)}</td>
-                <td data-testid={`twin-desired-${key}`}>{formatValue(twin.desired[key], unit)}</td>
-                <td data-testid={`twin-delta-${key}`}>{key in twin.delta ? formatValue(twin.delta[key], unit) : ''}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <Table className="twin" testId="twin" columns={['Property', 'Reported', 'Desired', 'Delta']}>
+        {keys.map((key) => {
+          const unit = model.properties?.[key]?.unit;
+          return (
+            <tr key={key} data-testid={`twin-${key}`}>
+              <th scope="row">{key}</th>
+              <td data-testid={`twin-reported-${key}`}>{formatValue(twin.reported[key], unit)}</td>
+              <td data-testid={`twin-desired-${key}`}>{formatValue(twin.desired[key], unit)}</td>
+              <td data-testid={`twin-delta-${key}`}>{key in twin.delta ? formatValue(twin.delta[key], unit) : ''}</td>
+            </tr>
+          );
+        })}
+      </Table>
       {twin.pendingDelivery.length > 0 && (
         <p className="muted">
           Waiting for the device to wake: {twin.pendingDelivery.map((p) => `v${p.version} (${p.keys.join(', ')})`).join('; ')}
