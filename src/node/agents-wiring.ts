@@ -6,9 +6,8 @@ import type { CommandService } from '../commands/index.js';
 import { DomainError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
-import type { SqliteDatabase } from '../store/sqlite/index.js';
-import { SqliteAgentStore, SqliteAlarms } from '../store/sqlite/index.js';
-import type { EmbeddedMqttBroker } from '../transport/mqtt/index.js';
+import { SqliteAgentStore, SqliteAlarms, type SqliteDatabase } from '../store/sqlite/index.js';
+import { type EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
 import { postSigned } from '../transport/webhook/index.js';
 import type { TwinService } from '../twin/index.js';
 import type { NodeConfig } from './config.js';
@@ -28,12 +27,9 @@ export function plantAccess(registry: DeviceRegistry, twins: TwinService, comman
       let found = peers.get(key);
       if (!found) {
         found = [];
-        let after: string | undefined;
-        do {
-          const page = await registry.list({ ...(model ? { model } : {}), ...(after ? { after } : {}), limit: 1000 });
-          found.push(...page.items.filter((device) => device.attributes[attribute] === value));
-          after = page.next ?? undefined;
-        } while (after);
+        for await (const page of registry.all(model ? { model } : {})) {
+          found.push(...page.filter((device) => device.attributes[attribute] === value));
+        }
         peers.set(key, found);
       }
       return found;
@@ -58,7 +54,7 @@ export function alarmSinks(config: NodeConfig, broker: () => EmbeddedMqttBroker)
       name: 'mqtt',
       async deliver(alarm, event) {
         await broker().publish(
-          `things/${alarm.deviceId}/alarms`,
+          thingTopics.alarms(alarm.deviceId),
           { event: event.event, alarm: { ...alarm, notifications: undefined } },
           { qos: 1 },
         );

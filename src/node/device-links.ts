@@ -22,7 +22,7 @@ export interface DeviceLinkParts {
 const RECENT_ERRORS_KEPT = 50;
 
 /** The payload devices get on `things/{id}/twin/desired` (retained, so a reconnect gets it). */
-export function desiredMessage(twin: TwinView, now: number) {
+function desiredMessage(twin: TwinView, now: number) {
   return { version: twin.version, desired: twin.desired, delta: twin.delta, ts: now };
 }
 

@@ -1,5 +1,5 @@
 import { invalid } from '../errors/index.js';
-import { formatDuration, parseDuration } from '../time/index.js';
+import { parseDuration } from '../time/index.js';
 
 /** How a device reaches the platform; it decides reporting, keep-alive and sleep. */
 export type NetworkKind = 'ethernet' | 'wifi' | 'cat1' | 'redcap' | 'nbiot' | 'lpwan';
@@ -67,8 +67,4 @@ export function resolveNetworkProfile(input: NetworkProfileInput = DEFAULT_NETWO
   const edrx = durationOf('edrxCycle', input.edrxCycle) ?? defaults.edrxCycleMs;
   if (edrx !== undefined) resolved.edrxCycleMs = edrx;
   return resolved;
-}
-
-export function describeInterval(ms: number): string {
-  return formatDuration(ms);
 }

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { NETWORK_KINDS } from '../../registry/index.js';
 
 /** The one error body every endpoint returns: a kind, a sentence, and details to act on. */
 export const ErrorBody = Type.Object({
@@ -16,7 +17,7 @@ export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,12
 export const AttributeValue = Type.Unsafe<string | number | boolean | null>({ type: ['string', 'number', 'boolean', 'null'] });
 
 export const NetworkKind = Type.Union(
-  ['ethernet', 'wifi', 'cat1', 'redcap', 'nbiot', 'lpwan'].map((kind) => Type.Literal(kind)),
+  NETWORK_KINDS.map((kind) => Type.Literal(kind)),
   { description: 'Bearer profile' },
 );
 

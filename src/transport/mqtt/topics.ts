@@ -13,6 +13,7 @@ export const thingTopics = {
   action: (deviceId: string, name: string) => `${THINGS_ROOT}/${deviceId}/actions/${name}`,
   actionResult: (deviceId: string, name: string) => `${THINGS_ROOT}/${deviceId}/actions/${name}/result`,
   errors: (deviceId: string) => `${THINGS_ROOT}/${deviceId}/errors`,
+  alarms: (deviceId: string) => `${THINGS_ROOT}/${deviceId}/alarms`,
 };
 
 /** What a device-originated topic means. */
