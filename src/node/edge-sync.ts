@@ -139,8 +139,9 @@ export class EdgeHub {
     session.send({ type: 'ack', upTo });
     await this.pushConfig(edgeId, true);
     // Actions that waited for this edge's devices can go now.
-    const served = await this.parts.registry.list({ edge: edgeId, limit: 10_000 });
-    for (const device of served.items) await this.parts.commands.deviceAwake(device);
+    for await (const page of this.parts.registry.all({ edge: edgeId })) {
+      for (const device of page) await this.parts.commands.deviceAwake(device);
+    }
   }
 
   /** Sends an action to the edge serving the device; false when the link is down. */
@@ -301,12 +302,7 @@ export class EdgeHub {
   async configFor(edgeId: string): Promise<EdgeConfig> {
     const { registry, devices, models, agents, twins } = this.parts;
     const served: DeviceRecord[] = [];
-    let after: string | undefined;
-    do {
-      const page = await registry.list({ edge: edgeId, limit: 1000, ...(after ? { after } : {}) });
-      served.push(...page.items);
-      after = page.next ?? undefined;
-    } while (after);
+    for await (const page of registry.all({ edge: edgeId })) served.push(...page);
     const modelVersions = new Map<string, ThingModelVersion>();
     for (const device of served) {
       const key = `${device.model}@${device.modelVersion}`;
@@ -493,8 +489,9 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
       wanted.add(record.id);
       await attempt('device', record.id, () => parts.registry.adopt(record, entry.tokenHash));
     }
-    const local = await parts.registry.list({ edge: options.edgeId, limit: 10_000 });
-    for (const device of local.items) {
+    const local: DeviceRecord[] = [];
+    for await (const page of parts.registry.all({ edge: options.edgeId })) local.push(...page);
+    for (const device of local) {
       if (!wanted.has(device.id)) {
         await attempt('removal', device.id, async () => {
           await parts.registry.remove(device.id);

@@ -71,6 +71,9 @@ function checkAttributes(attributes: Record<string, AttributeValue> | undefined)
  * The device registry. Reads on the hot path (`find`) come from memory: the cache is
  * filled on first use and kept in step by this class, which is the only writer.
  */
+/** Devices read per page when walking the fleet. */
+const DEVICE_PAGE = 1000;
+
 export class DeviceRegistry {
   readonly events = new EventBus<RegistryEvents>();
   private readonly cache = new Map<string, DeviceRecord>();
@@ -150,6 +153,20 @@ export class DeviceRegistry {
     ]);
     const last = items.at(-1);
     return { items, total, next: items.length === query.limit && last ? last.id : null };
+  }
+
+  /**
+   * Every device matching the filter, in id order, a page at a time (no total counted): for work
+   * that must see the whole fleet or all of an edge's devices, never a truncated first page.
+   */
+  async *all(filter: { model?: string; edge?: string; network?: string } = {}): AsyncGenerator<DeviceRecord[]> {
+    let after: string | undefined;
+    for (;;) {
+      const items = await this.repository.list({ ...filter, limit: DEVICE_PAGE, ...(after ? { after } : {}) });
+      if (items.length > 0) yield items;
+      if (items.length < DEVICE_PAGE) return;
+      after = (items[items.length - 1] as DeviceRecord).id;
+    }
   }
 
   async patch(id: string, patch: DevicePatch): Promise<DeviceRecord> {

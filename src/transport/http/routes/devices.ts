@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import type { DeviceRecord, PresenceStatus } from '../../../registry/index.js';
+import { type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
 import type { HttpApiContext } from '../context.js';
 import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, IdParam, NetworkInput, Rejection } from '../schemas.js';
 
@@ -60,7 +60,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         querystring: Type.Object({
           model: Type.Optional(Type.String()),
           edge: Type.Optional(Type.String({ description: 'Devices served by this edge' })),
-          network: Type.Optional(Type.String({ description: 'Network profile: ethernet, wifi, cat1, redcap, nbiot, lpwan' })),
+          network: Type.Optional(Type.String({ description: `Network profile: ${NETWORK_KINDS.join(', ')}` })),
           status: Type.Optional(
             Type.Union(
               ['online', 'asleep', 'offline', 'unknown'].map((s) => Type.Literal(s)),
@@ -88,15 +88,17 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       // Presence is computed, not stored: walk the (otherwise filtered) fleet in id order and keep
       // the devices in that state. Fine for tens of thousands of devices.
       const matching: DeviceRecord[] = [];
-      let after: string | undefined;
-      do {
-        const page = await context.registry.list({ ...query, limit: 1000, ...(after ? { after } : {}) });
-        const presences = await Promise.all(page.items.map((device) => context.presence(device)));
-        page.items.forEach((device, index) => {
+      const { model, edge, network } = query;
+      for await (const page of context.registry.all({
+        ...(model ? { model } : {}),
+        ...(edge ? { edge } : {}),
+        ...(network ? { network } : {}),
+      })) {
+        const presences = await Promise.all(page.map((device) => context.presence(device)));
+        page.forEach((device, index) => {
           if (presences[index]?.status === status) matching.push(device);
         });
-        after = page.next ?? undefined;
-      } while (after);
+      }
       const start = query.after ? matching.findIndex((device) => device.id > (query.after as string)) : 0;
       const items = start < 0 ? [] : matching.slice(start, start + query.limit);
       const last = items.at(-1);
@@ -153,11 +155,9 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       const byEdge = new Map<string, PresenceTally>();
       const direct: PresenceTally = { total: 0, ...noDevices() };
       let total = 0;
-      let after: string | undefined;
-      do {
-        const page = await context.registry.list({ limit: 1000, ...(after ? { after } : {}) });
-        const presences = await Promise.all(page.items.map((device) => context.presence(device)));
-        page.items.forEach((device, index) => {
+      for await (const page of context.registry.all()) {
+        const presences = await Promise.all(page.map((device) => context.presence(device)));
+        page.forEach((device, index) => {
           total++;
           byModel.set(device.model, (byModel.get(device.model) ?? 0) + 1);
           const status = presences[index]?.status ?? 'unknown';
@@ -170,8 +170,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
           served.total++;
           served[status]++;
         });
-        after = page.next ?? undefined;
-      } while (after);
+      }
       return { total, byModel: Object.fromEntries(byModel), byPresence, byEdge: Object.fromEntries(byEdge), direct };
     },
   );

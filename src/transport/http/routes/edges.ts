@@ -108,11 +108,9 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const served = await context.registry.list({ edge: id, limit: 1000 });
-      await edges.directory.remove(
-        id,
-        served.items.map((device) => device.id),
-      );
+      const served: string[] = [];
+      for await (const page of context.registry.all({ edge: id })) served.push(...page.map((device) => device.id));
+      await edges.directory.remove(id, served);
       edges.hub.forget(id);
       return reply.code(204).send();
     },
