@@ -22,7 +22,8 @@ export interface InvocationRepository {
 export interface ActionChannel {
   /** The device has a live session listening on this action's topic. */
   reachable(deviceId: string, action: string): boolean | Promise<boolean>;
-  send(deviceId: string, action: string, request: { id: string; input: JsonValue | null }): Promise<void>;
+  /** Delivers the request `{id, input}` of the invocation (a forwarding channel also needs its timeout). */
+  send(invocation: Invocation): Promise<void>;
 }
 
 export type CommandEvents = {
@@ -123,7 +124,7 @@ export class CommandService {
     invocation.expiresAt = now + invocation.timeoutMs;
     await this.save(invocation);
     try {
-      await this.deps.channel.send(invocation.deviceId, invocation.action, { id: invocation.id, input: invocation.input });
+      await this.deps.channel.send(invocation);
     } catch (error) {
       const current = await this.deps.repository.get(invocation.id);
       if (current?.status === 'delivered') {

@@ -167,7 +167,6 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const twins = new TwinService({ repository: new SqliteTwins(db), modelOf, now, defaultDeliveryTtlMs: DEFAULT_SLEEPY_TTL_MS });
     let broker: EmbeddedMqttBroker | undefined;
     let edgeHub: EdgeHub | undefined;
-    let commandsRef: CommandService | undefined;
     const liveBroker = () => {
       if (!broker) throw new Error('the MQTT broker is not running');
       return broker;
@@ -186,22 +185,18 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           if (device?.edge && edgeHub) return edgeHub.isConnected(device.edge);
           return broker?.isListening(deviceId, thingTopics.action(deviceId, action)) ?? false;
         },
-        send: async (deviceId, action, request) => {
+        send: async ({ id, deviceId, action, input, timeoutMs }) => {
           const device = await registry.find(deviceId);
           if (device?.edge && edgeHub) {
-            const timeoutMs = (await commandsRef?.get(request.id))?.timeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
-            if (
-              !edgeHub.forwardAction(device.edge, { type: 'invoke', id: request.id, deviceId, action, input: request.input, timeoutMs })
-            ) {
+            if (!edgeHub.forwardAction(device.edge, { type: 'invoke', id, deviceId, action, input, timeoutMs })) {
               throw new Error(`edge ${device.edge} is not connected`);
             }
             return;
           }
-          await liveBroker().publish(thingTopics.action(deviceId, action), request);
+          await liveBroker().publish(thingTopics.action(deviceId, action), { id, input });
         },
       },
     });
-    commandsRef = commands;
     await twins.resumePending((deviceId) => registry.find(deviceId));
     const plant = plantAccess(registry, twins, commands);
     let edgeSync: EdgeSync | undefined;
