@@ -270,9 +270,9 @@ describe('thingloop serve start-up (real CLI)', () => {
     assert.notEqual(bytes.indexOf(hashSecret(key)), -1, "the key's SHA-256 is stored");
 
     // A configured key replaces the stored one.
-    const third = await startProcessNode({ dataDir, adminKey: 'chosen-admin-key' });
+    const third = await startProcessNode({ dataDir, adminKey: 'chosen-admin-key-0123456' });
     running.push(third);
-    assert.equal((await third.api('/api/v1/devices', { auth: 'chosen-admin-key' })).status, 200);
+    assert.equal((await third.api('/api/v1/devices', { auth: 'chosen-admin-key-0123456' })).status, 200);
     assert.equal((await third.api('/api/v1/devices', { auth: key })).status, 401, 'the generated key was replaced');
     assert.deepEqual(await third.kill('SIGTERM'), { code: 0, signal: null });
     assert.doesNotMatch(third.stderr(), /tla_|Admin API key/);

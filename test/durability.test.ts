@@ -12,7 +12,7 @@ import { type Cleanup, withCleanup } from './support/cleanup.js';
 import { PUMP_MODEL, tempDir } from './support/harness.js';
 import { type ProcessNode, startProcessNode } from './support/process-node.js';
 
-const ADMIN_KEY = 'durability-admin-key';
+const ADMIN_KEY = 'durability-admin-key-0123';
 const DEVICES = 4;
 /** QoS 1 messages each connection keeps in flight (sent, PUBACK not yet received). */
 const WINDOW = 64;

@@ -15,7 +15,7 @@ import { type Cleanup, withCleanup } from './support/cleanup.js';
 import { PUMP_MODEL, tempDir } from './support/harness.js';
 import { type ProcessNode, startProcessNode } from './support/process-node.js';
 
-const ADMIN_KEY = 'edge-test-admin-key';
+const ADMIN_KEY = 'edge-test-admin-key-0123';
 /** QoS 1 messages each device keeps in flight. */
 const WINDOW = 32;
 /** Only turns a hang into a failure; nothing here asserts how fast anything is. */

@@ -63,3 +63,58 @@ export class AdminAccess {
     return this.hash !== undefined && secretMatches(secret, this.hash);
   }
 }
+
+export interface GuessingBrakeOptions {
+  /** Failures an address may make at once before it is braked. */
+  burst: number;
+  /** Failures per second an address earns back. */
+  refillPerSecond: number;
+  now(): number;
+  /** Addresses tracked at most; beyond it the oldest entries are forgotten (memory stays bounded). */
+  maxTracked?: number;
+}
+
+/**
+ * A brake on credential guessing: a token bucket of failed logins per source address. Only
+ * failures spend tokens, so correct credentials are never slowed while the bucket has any; a
+ * braked address is refused before its credentials are checked, or the refusal would still be
+ * an oracle at full speed.
+ */
+export class GuessingBrake {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly maxTracked: number;
+
+  constructor(private readonly options: GuessingBrakeOptions) {
+    this.maxTracked = options.maxTracked ?? 100_000;
+  }
+
+  /** Milliseconds until `address` may try again; 0 when it may try now. */
+  retryAfterMs(address: string): number {
+    const tokens = this.tokens(address);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.options.refillPerSecond) * 1000);
+  }
+
+  /** A failed login from `address`. */
+  failed(address: string): void {
+    const tokens = this.tokens(address) - 1;
+    this.buckets.delete(address);
+    this.buckets.set(address, { tokens, at: this.options.now() });
+    if (this.buckets.size > this.maxTracked) {
+      const oldest = this.buckets.keys().next().value;
+      if (oldest !== undefined) this.buckets.delete(oldest);
+    }
+  }
+
+  private tokens(address: string): number {
+    const bucket = this.buckets.get(address);
+    if (!bucket) return this.options.burst;
+    const earned = ((this.options.now() - bucket.at) / 1000) * this.options.refillPerSecond;
+    const tokens = Math.min(this.options.burst, bucket.tokens + earned);
+    // A full bucket is the same as none: forget it so idle addresses cost nothing.
+    if (tokens >= this.options.burst) this.buckets.delete(address);
+    return tokens;
+  }
+}
+
+/** The shortest admin key the node accepts: shorter ones can be guessed. */
+export const MIN_ADMIN_KEY_LENGTH = 16;

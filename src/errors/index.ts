@@ -4,7 +4,16 @@
  * to know which protocol asked.
  */
 
-export type ErrorKind = 'invalid' | 'not_found' | 'conflict' | 'unauthorized' | 'forbidden' | 'too_large' | 'unavailable';
+export type ErrorKind =
+  | 'invalid'
+  | 'not_found'
+  | 'conflict'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'too_large'
+  /** A bound was reached (a queue, a rate): retry later; `details.reason` says which. */
+  | 'too_many_requests'
+  | 'unavailable';
 
 export class DomainError extends Error {
   constructor(

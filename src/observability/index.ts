@@ -16,8 +16,34 @@ export function createLogger(options: { level?: string; name?: string; destinati
   return options.destination ? pino(config, options.destination) : pino(config);
 }
 
-export interface TransportMetrics {
+/** The listener a refusal happened on. */
+export type RefusalListener = 'http' | 'mqtt' | 'websocket' | 'edge-link' | 'webhook';
+
+/**
+ * Why a connection, request or packet was refused before reaching the domain. Ingest refusals
+ * of values and messages (bad_timestamp, out_of_range, …) are `thingloop_values_rejected_total`.
+ */
+export type RefusalReason =
+  | 'auth_failed'
+  | 'rate_limited'
+  | 'packet_too_large'
+  | 'connect_timeout'
+  | 'too_many_unauthenticated'
+  | 'client_id_taken'
+  | 'queue_full'
+  | 'invalid_request'
+  | 'body_too_large'
+  | 'request_timeout'
+  | 'forbidden_target';
+
+/** Counts every refusal, by listener and reason. */
+export interface RefusalMetrics {
+  refused(listener: RefusalListener, reason: RefusalReason): void;
+}
+
+export interface TransportMetrics extends RefusalMetrics {
   setConnectedDevices(count: number): void;
+  /** Also counted as a refusal with reason `auth_failed`. */
   authFailed(protocol: 'mqtt' | 'http'): void;
   aclDenied(action: 'publish' | 'subscribe'): void;
 }
@@ -33,6 +59,7 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   private readonly connected: Gauge;
   private readonly authFailures: Counter<'protocol'>;
   private readonly aclDenials: Counter<'action'>;
+  private readonly refusals: Counter<'listener' | 'reason'>;
 
   constructor(queueDepth: () => number) {
     const registers = [this.registry];
@@ -88,6 +115,12 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
       labelNames: ['action'],
       registers,
     });
+    this.refusals = new Counter({
+      name: 'thingloop_refusals_total',
+      help: 'Connections, requests and packets refused before reaching the domain, by listener and reason',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
   }
 
   messageReceived(source: IngestSource): void {
@@ -109,6 +142,10 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   }
   authFailed(protocol: 'mqtt' | 'http'): void {
     this.authFailures.inc({ protocol });
+    this.refusals.inc({ listener: protocol, reason: 'auth_failed' });
+  }
+  refused(listener: RefusalListener, reason: RefusalReason): void {
+    this.refusals.inc({ listener, reason });
   }
   aclDenied(action: 'publish' | 'subscribe'): void {
     this.aclDenials.inc({ action });

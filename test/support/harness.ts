@@ -12,7 +12,7 @@ import type { DeviceRecord } from '../../src/registry/index.js';
 import type { Clock } from '../../src/time/index.js';
 import { type ApiInit, callApi } from './http.js';
 
-export const ADMIN_KEY = 'test-admin-key';
+export const ADMIN_KEY = 'test-admin-key-0123456789';
 
 export const PUMP_MODEL = {
   '@context': 'https://www.w3.org/2022/wot/td/v1.1',
