@@ -1,5 +1,5 @@
 import type { CompiledThingModel, ValueRejectionReason } from '../model/index.js';
-import type { JsonValue } from '../telemetry/index.js';
+import { EPOCH_MS_LIMIT, isEpochMs, type JsonValue } from '../telemetry/index.js';
 
 /** Why (part of) a message was refused. Value-level reasons come from the model. */
 export type RejectionReason =
@@ -53,6 +53,11 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?
 // 2000-01-01: a device reporting earlier than this has an unset clock, not old data.
 const EARLIEST_TS = 946_684_800_000;
 
+/**
+ * A device's `ts` as epoch ms, or why it is refused. Never throws: a time outside the range of
+ * dates (1e300) is a refusal of its sample like any other bad time, not an error that costs the
+ * rest of the message (or, over MQTT, its PUBACK).
+ */
 function parseTimestamp(raw: unknown, now: number, limits: DecodeLimits): number | string {
   let ts: number;
   if (typeof raw === 'number') {
@@ -64,6 +69,7 @@ function parseTimestamp(raw: unknown, now: number, limits: DecodeLimits): number
   } else {
     return 'ts must be epoch milliseconds or an ISO 8601 time with a zone';
   }
+  if (!isEpochMs(ts)) return `ts ${ts} is outside the range of dates (±${EPOCH_MS_LIMIT} ms from 1970)`;
   if (ts < EARLIEST_TS) return `ts ${ts} is before 2000-01-01 (is the device clock set, and in milliseconds?)`;
   if (ts > now + limits.maxFutureSkewMs) return `ts ${new Date(ts).toISOString()} is in the future beyond the allowed clock skew`;
   return ts;

@@ -1,7 +1,7 @@
 import { invalid } from '../errors/index.js';
 import type { CompiledThingModel } from '../model/index.js';
 import { parseDuration } from '../time/index.js';
-import { AGGREGATE_FUNCTIONS, type AggregateFunction, type RawPosition } from './sample.js';
+import { AGGREGATE_FUNCTIONS, type AggregateFunction, isEpochMs, type RawPosition } from './sample.js';
 
 /** What a caller may ask for in `GET …/telemetry`, as strings straight off a URL. */
 export interface TelemetryQueryParams {
@@ -23,8 +23,16 @@ export const DEFAULT_RAW_LIMIT = 1000;
 export const MAX_RAW_LIMIT = 10_000;
 export const MAX_BUCKETS = 10_000;
 
-/** Parses a time given as epoch ms, ISO 8601, or relative to now (`-1h`). */
+/**
+ * Parses a time given as epoch ms, ISO 8601, or relative to now (`-1h`). Undefined for
+ * anything else, times outside the range of dates included (`1e300`, 400 digits, `-1e20d`).
+ */
 export function parseTime(text: string, now: number): number | undefined {
+  const ms = parseTimeText(text, now);
+  return ms !== undefined && isEpochMs(ms) ? ms : undefined;
+}
+
+function parseTimeText(text: string, now: number): number | undefined {
   if (/^-?\d+$/.test(text)) return Number(text);
   if (text.startsWith('-')) {
     const ago = parseDuration(text.slice(1));

@@ -1,5 +1,16 @@
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
+/** How far from the epoch a JavaScript Date reaches, either way, in ms (ECMAScript's time range). */
+export const EPOCH_MS_LIMIT = 8.64e15;
+
+/**
+ * True for whole epoch milliseconds a Date can hold. Anything else (1e300, NaN, Infinity) makes
+ * `new Date(ms).toISOString()` throw, so a time from outside is checked with this first.
+ */
+export function isEpochMs(ms: number): boolean {
+  return Number.isInteger(ms) && Math.abs(ms) <= EPOCH_MS_LIMIT;
+}
+
 /** One timestamped set of property values from one device; the unit of ingest and storage. */
 export interface TelemetrySample {
   deviceId: string;

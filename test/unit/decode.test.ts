@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DecodeLimits, type DecodeResult, decodeTelemetry } from '../../src/ingest/index.js';
+import { type DecodeLimits, type DecodeResult, decodeEvent, decodeTelemetry } from '../../src/ingest/index.js';
+import { compileThingModel } from '../../src/model/index.js';
 import { pumpModel } from './support.js';
 
 const NOW = Date.UTC(2026, 2, 1, 12, 0, 0);
@@ -65,6 +66,45 @@ describe('decodeTelemetry: timestamps', () => {
     assert.equal(tsOutcome(Math.floor(NOW / 1000)), 'bad_timestamp', 'epoch seconds');
     assert.equal(tsOutcome('1999-12-31T23:59:59Z'), 'bad_timestamp');
     assert.match(decode({ ts: 12, speed: 1 }).rejections[0]?.message ?? '', /before 2000-01-01/);
+  });
+
+  test('outside the range of dates (beyond ±8.64e15 ms) is refused, never thrown', () => {
+    for (const ts of [
+      1e300,
+      -1e300,
+      8.64e15 + 1,
+      -8.64e15 - 1,
+      2 ** 53,
+      Number.MAX_VALUE,
+      '+275760-09-14T00:00:00.001Z',
+      '9999999-01-01',
+    ]) {
+      assert.equal(tsOutcome(ts), 'bad_timestamp', String(ts));
+    }
+    assert.match(decode({ ts: 1e300, speed: 1 }).rejections[0]?.message ?? '', /outside the range of dates/);
+    // NaN and Infinity cannot come through JSON, but an already parsed body can hold them.
+    for (const ts of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      assert.deepEqual(
+        decodeTelemetry({ ts, speed: 1 }, model, NOW, LIMITS).rejections.map((r) => r.reason),
+        ['bad_timestamp'],
+        String(ts),
+      );
+    }
+    // The latest date there is, with a skew that reaches it: kept, and its message never throws.
+    const farFuture = decodeTelemetry(Buffer.from(JSON.stringify({ ts: 8.64e15, speed: 1 })), model, NOW, {
+      ...LIMITS,
+      maxFutureSkewMs: 8.64e15,
+    });
+    assert.equal(farFuture.samples[0]?.ts, 8.64e15);
+  });
+
+  test('in a batch, a poison timestamp costs only its own sample', () => {
+    const result = decode([{ ts: 1e300, speed: 1 }, { speed: 2 }]);
+    assert.deepEqual(result.samples, [{ ts: NOW, values: { speed: 2 } }]);
+    assert.deepEqual(
+      result.rejections.map((r) => [r.sample, r.reason, r.value]),
+      [[0, 'bad_timestamp', 1e300]],
+    );
   });
 
   test('the future is allowed only within the clock skew', () => {
@@ -211,5 +251,25 @@ describe('decodeTelemetry: partial acceptance', () => {
         ['temperature', 'wrong_type'],
       ],
     );
+  });
+});
+
+describe('decodeEvent: timestamps', () => {
+  const events = compileThingModel({
+    id: 'door',
+    version: 1,
+    createdAt: 0,
+    document: { title: 'Door', events: { opened: {}, note: { data: { type: 'string' } } } },
+  });
+  const event = (body: unknown) => decodeEvent('opened', Buffer.from(JSON.stringify(body)), events, NOW, LIMITS);
+
+  test('a ts outside the range of dates is a bad_timestamp refusal, not an exception', () => {
+    for (const ts of [1e300, -1e300, '+275760-09-14T00:00:00.001Z', '9999999-01-01']) {
+      const decoded = event({ ts });
+      assert.ok('rejection' in decoded, String(ts));
+      assert.equal(decoded.rejection.reason, 'bad_timestamp');
+      assert.equal(decoded.rejection.event, 'opened');
+    }
+    assert.deepEqual(event({ ts: NOW - 1 }), { event: { name: 'opened', ts: NOW - 1, data: null } });
   });
 });

@@ -1,0 +1,172 @@
+/**
+ * Hostile values on a real node (issue #17, defect 4): a timestamp outside the range of
+ * JavaScript dates is a refusal of that sample only, with a reason, over HTTP and MQTT alike;
+ * never a 500, never a QoS 1 message left unacknowledged.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { MqttClient } from 'mqtt';
+import { nextMessage, startTestNode, type TestNode } from './support/harness.js';
+
+const SENSOR_MODEL = {
+  title: 'Tank sensor',
+  properties: {
+    temperature: { type: 'number', minimum: -40, maximum: 200 },
+    count: { type: 'integer' },
+    level: { type: 'integer', minimum: 0 },
+    label: { type: 'string' },
+    reading: { type: 'number' },
+    position: { type: 'object', properties: { x: { type: 'integer' }, tag: { type: 'string' } } },
+  },
+  events: {
+    note: { data: { type: 'string' } },
+    ping: {},
+    overheat: { data: { type: 'object', properties: { temperature: { type: 'number' } }, required: ['temperature'] } },
+  },
+};
+
+interface RejectionBody {
+  reason: string;
+  message: string;
+  property?: string;
+  event?: string;
+  sample?: number;
+}
+interface IngestBody {
+  acceptedSamples: number;
+  rejections: RejectionBody[];
+}
+interface ErrorReport {
+  source: string;
+  rejections: RejectionBody[];
+}
+interface Latest {
+  values: Record<string, { value: unknown; ts: number }>;
+}
+
+const POISON_TIMESTAMPS: unknown[] = [
+  1e300,
+  -1e300,
+  8.64e15 + 1,
+  -8.64e15 - 1,
+  '+275760-09-14T00:00:00.001Z',
+  '9999999-01-01',
+  'NaN',
+  'Infinity',
+];
+
+describe('hostile values', () => {
+  let t: TestNode;
+  let token: string;
+  let client: MqttClient;
+
+  before(async () => {
+    t = await startTestNode();
+    const put = await t.api('/api/v1/models/sensor', { method: 'PUT', body: SENSOR_MODEL });
+    assert.ok(put.status === 200 || put.status === 201, JSON.stringify(put.body));
+    ({ token } = await t.registerDevice('tank-1', 'sensor'));
+    client = await t.connectDevice('tank-1', token);
+    await client.subscribeAsync('things/tank-1/errors');
+  });
+  after(() => t.stop());
+
+  const latest = async () => (await t.api<Latest>('/api/v1/devices/tank-1/latest')).body.values;
+  const postTelemetry = (body: unknown) => t.api<IngestBody>('/api/v1/devices/tank-1/telemetry', { method: 'POST', auth: token, body });
+  const postEvent = (name: string, body: unknown) =>
+    t.api<{ error?: string; rejection: RejectionBody }>(`/api/v1/devices/tank-1/events/${name}`, { method: 'POST', auth: token, body });
+  const rejectedCount = async (reason: string) => {
+    const metrics = await t.api<string>('/metrics');
+    const match = new RegExp(`thingloop_values_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(metrics.body);
+    return match ? Number(match[1]) : 0;
+  };
+
+  describe('timestamps outside the range of dates', () => {
+    test('HTTP: the poison sample of a batch is refused as bad_timestamp, the valid one is stored (200)', async () => {
+      const counted = await rejectedCount('bad_timestamp');
+      const response = await postTelemetry([{ ts: 1e300, temperature: 20 }, { temperature: 21 }]);
+      assert.equal(response.status, 200, JSON.stringify(response.body));
+      assert.equal(response.body.acceptedSamples, 1);
+      assert.deepEqual(
+        response.body.rejections.map((r) => [r.sample, r.reason]),
+        [[0, 'bad_timestamp']],
+      );
+      assert.equal((await latest()).temperature?.value, 21);
+      assert.equal(await rejectedCount('bad_timestamp'), counted + 1, '/metrics counts the refusal');
+    });
+
+    test('HTTP: every out-of-range spelling is a bad_timestamp refusal, never a 500', async () => {
+      for (const ts of POISON_TIMESTAMPS) {
+        const response = await postTelemetry([{ ts, temperature: 30 }, { temperature: 31 }]);
+        assert.equal(response.status, 200, `${JSON.stringify(ts)}: ${JSON.stringify(response.body)}`);
+        assert.deepEqual(
+          response.body.rejections.map((r) => [r.sample, r.reason]),
+          [[0, 'bad_timestamp']],
+          JSON.stringify(ts),
+        );
+      }
+      const alone = await postTelemetry({ ts: 1e300, temperature: 30 });
+      assert.equal(alone.status, 400, 'nothing stored: a refusal, not a server error');
+      assert.equal(alone.body.rejections[0]?.reason, 'bad_timestamp');
+    });
+
+    test('MQTT QoS 1: the PUBACK arrives, the valid sample is stored, the connection stays open and later telemetry arrives', async () => {
+      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      await client.publishAsync('things/tank-1/telemetry', JSON.stringify([{ ts: 1e300, temperature: 40 }, { temperature: 41 }]), {
+        qos: 1,
+      });
+      const received = await report;
+      assert.equal(received.source, 'telemetry');
+      assert.deepEqual(
+        received.rejections.map((r) => [r.sample, r.reason]),
+        [[0, 'bad_timestamp']],
+      );
+      assert.equal((await latest()).temperature?.value, 41);
+      assert.ok(client.connected, 'the connection stays open');
+      await client.publishAsync('things/tank-1/telemetry', JSON.stringify({ temperature: 42 }), { qos: 1 });
+      assert.equal((await latest()).temperature?.value, 42, 'later telemetry arrives');
+    });
+
+    test('HTTP event: 400 with bad_timestamp, not 500', async () => {
+      const counted = await rejectedCount('bad_timestamp');
+      for (const ts of POISON_TIMESTAMPS) {
+        const response = await postEvent('ping', { ts });
+        assert.equal(response.status, 400, `${JSON.stringify(ts)}: ${JSON.stringify(response.body)}`);
+        assert.equal(response.body.rejection.reason, 'bad_timestamp', JSON.stringify(ts));
+      }
+      assert.equal(await rejectedCount('bad_timestamp'), counted + POISON_TIMESTAMPS.length);
+    });
+
+    test('MQTT event: acknowledged and refused on things/{id}/errors; the connection stays open', async () => {
+      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      await client.publishAsync('things/tank-1/events/ping', JSON.stringify({ ts: 1e300 }), { qos: 1 });
+      const received = await report;
+      assert.equal(received.source, 'event');
+      assert.deepEqual(
+        received.rejections.map((r) => [r.event, r.reason]),
+        [['ping', 'bad_timestamp']],
+      );
+      assert.ok(client.connected);
+      await client.publishAsync('things/tank-1/events/ping', '', { qos: 1 });
+      const page = await t.api<{ items: { name: string }[] }>('/api/v1/devices/tank-1/events?name=ping');
+      assert.equal(page.body.items.length, 1, 'only the event with a good time was stored');
+    });
+
+    test('GET telemetry and events: from/to outside the range of dates are a 400', async () => {
+      for (const query of [
+        'from=1e300',
+        `from=1${'0'.repeat(300)}`,
+        `to=1${'0'.repeat(300)}`,
+        `to=${'9'.repeat(400)}`,
+        `from=-${'9'.repeat(20)}`,
+        'from=%2B275760-09-14T00:00:00.001Z',
+        `from=-${'9'.repeat(20)}d`,
+      ]) {
+        for (const path of ['telemetry', 'events']) {
+          const response = await t.api<{ error: string }>(`/api/v1/devices/tank-1/${path}?${query}`);
+          assert.equal(response.status, 400, `${path}?${query}: ${JSON.stringify(response.body)}`);
+          assert.equal(response.body.error, 'invalid');
+        }
+      }
+    });
+  });
+});
