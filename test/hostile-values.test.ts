@@ -1,7 +1,8 @@
 /**
- * Hostile values on a real node (issue #17, defect 4): a timestamp outside the range of
- * JavaScript dates is a refusal of that sample only, with a reason, over HTTP and MQTT alike;
- * never a 500, never a QoS 1 message left unacknowledged.
+ * Hostile values on a real node (issue #17, defects 4 and 7): a timestamp outside the range of
+ * JavaScript dates, integers beyond 2^53, strings with U+0000 or a lone surrogate. Each is a
+ * refusal of that sample or value only, with a reason, over HTTP and MQTT alike; never a 500,
+ * never a QoS 1 message left unacknowledged.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -167,6 +168,146 @@ describe('hostile values', () => {
           assert.equal(response.body.error, 'invalid');
         }
       }
+    });
+  });
+
+  describe('integers beyond 2^53', () => {
+    test('an integer property refuses an unsafe integer over HTTP, MQTT and twin writes; safe ones are kept', async () => {
+      const response = await postTelemetry({ count: 2 ** 53 + 2, level: 2 ** 53 - 1 });
+      assert.equal(response.status, 200, JSON.stringify(response.body));
+      assert.deepEqual(
+        response.body.rejections.map((r) => [r.property, r.reason]),
+        [['count', 'out_of_range']],
+      );
+      assert.match(response.body.rejections[0]?.message ?? '', /safe integer/);
+      assert.equal((await latest()).level?.value, 2 ** 53 - 1);
+
+      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      // The digits as a device sends them: JSON.parse already rounds 2^53 + 1 to 2^53.
+      await client.publishAsync('things/tank-1/telemetry', '{"count": 9007199254740993, "level": 7}', { qos: 1 });
+      const received = await report;
+      assert.deepEqual(
+        received.rejections.map((r) => [r.property, r.reason]),
+        [['count', 'out_of_range']],
+      );
+      assert.equal((await latest()).level?.value, 7);
+
+      const nested = await postTelemetry({ position: { x: -(2 ** 53) - 2, tag: 'a' } });
+      assert.equal(nested.status, 400);
+      assert.deepEqual(
+        nested.body.rejections.map((r) => [r.property, r.reason]),
+        [['position', 'out_of_range']],
+      );
+
+      const desired = await t.api<{ details: { property: string; reason: string }[] }>('/api/v1/devices/tank-1/twin', {
+        method: 'PATCH',
+        body: { desired: { count: 2 ** 60 }, version: 0 },
+      });
+      assert.equal(desired.status, 400);
+      assert.deepEqual(
+        desired.body.details.map((d) => [d.property, d.reason]),
+        [['count', 'out_of_range']],
+      );
+    });
+
+    test('a number property keeps the double JSON.parse gives', async () => {
+      const response = await postTelemetry({ reading: 2 ** 60 + 1 });
+      assert.equal(response.status, 200);
+      assert.equal((await latest()).reading?.value, 2 ** 60);
+    });
+  });
+
+  describe('strings with U+0000 or a lone surrogate', () => {
+    const BAD = ['nul\u0000inside', 'lone \ud800 high', 'lone \udc00 low', '\udc00\ud800'];
+
+    test('HTTP telemetry: the bad string is refused as bad_string, its neighbours are kept', async () => {
+      for (const label of BAD) {
+        const response = await postTelemetry({ label, temperature: 22 });
+        assert.equal(response.status, 200, JSON.stringify(response.body));
+        assert.deepEqual(
+          response.body.rejections.map((r) => [r.property, r.reason]),
+          [['label', 'bad_string']],
+          JSON.stringify(label),
+        );
+      }
+      const nested = await postTelemetry({ position: { x: 1, tag: '\u0000' } });
+      assert.deepEqual(
+        nested.body.rejections.map((r) => [r.property, r.reason]),
+        [['position', 'bad_string']],
+      );
+      const asKey = await postTelemetry({ position: { x: 1, '\ud800': 'key' } });
+      assert.deepEqual(
+        asKey.body.rejections.map((r) => [r.property, r.reason]),
+        [['position', 'bad_string']],
+        'an object key is a string too',
+      );
+      const ok = await postTelemetry({ label: 'paired \ud83d\ude00 and tab\t' });
+      assert.equal(ok.status, 200);
+      assert.equal((await latest()).label?.value, 'paired \ud83d\ude00 and tab\t', 'a surrogate pair is a character: kept exactly');
+    });
+
+    test('MQTT telemetry: refused as bad_string, acknowledged, the good value stored', async () => {
+      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      await client.publishAsync('things/tank-1/telemetry', '{"label": "a\\u0000b", "temperature": 23}', { qos: 1 });
+      const received = await report;
+      assert.deepEqual(
+        received.rejections.map((r) => [r.property, r.reason]),
+        [['label', 'bad_string']],
+      );
+      assert.equal((await latest()).temperature?.value, 23);
+      const surrogate = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      await client.publishAsync('things/tank-1/telemetry', '{"label": "\\ud800"}', { qos: 1 });
+      assert.equal((await surrogate).rejections[0]?.reason, 'bad_string');
+      assert.ok(client.connected);
+    });
+
+    test('events: string data is refused as bad_string over HTTP and MQTT, with or without a data schema', async () => {
+      const counted = await rejectedCount('bad_string');
+      for (const [name, data] of [
+        ['note', 'a\u0000b'],
+        ['ping', { free: '\ud800' }],
+        ['overheat', { temperature: 1, extra: '\udfff' }],
+      ] as const) {
+        const response = await postEvent(name, { data });
+        assert.equal(response.status, 400, `${name}: ${JSON.stringify(response.body)}`);
+        assert.equal(response.body.rejection.reason, 'bad_string', name);
+      }
+      assert.equal(await rejectedCount('bad_string'), counted + 3);
+      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      await client.publishAsync('things/tank-1/events/note', '{"data": "\\u0000"}', { qos: 1 });
+      const received = await report;
+      assert.deepEqual(
+        received.rejections.map((r) => [r.event, r.reason]),
+        [['note', 'bad_string']],
+      );
+      const good = await postEvent('note', { data: 'fine' });
+      assert.equal(good.status, 201);
+    });
+
+    test('twins: a reported or desired string is refused as bad_string', async () => {
+      const { token: ownToken } = await t.registerDevice('tank-2', 'sensor');
+      const device = await t.connectDevice('tank-2', ownToken);
+      await device.subscribeAsync('things/tank-2/errors');
+      const report = nextMessage<ErrorReport>(device, 'things/tank-2/errors');
+      await device.publishAsync('things/tank-2/twin/reported', '{"label": "\\ud800", "count": 5}', { qos: 1 });
+      const received = await report;
+      assert.equal(received.source, 'twin');
+      assert.deepEqual(
+        received.rejections.map((r) => [r.property, r.reason]),
+        [['label', 'bad_string']],
+      );
+      const twin = await t.api<{ reported: Record<string, unknown> }>('/api/v1/devices/tank-2/twin');
+      assert.deepEqual(twin.body.reported, { count: 5 });
+
+      const desired = await t.api<{ details: { property: string; reason: string }[] }>('/api/v1/devices/tank-2/twin', {
+        method: 'PATCH',
+        body: { desired: { label: 'x\u0000' }, version: 0 },
+      });
+      assert.equal(desired.status, 400);
+      assert.deepEqual(
+        desired.body.details.map((d) => [d.property, d.reason]),
+        [['label', 'bad_string']],
+      );
     });
   });
 });

@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { DataSchema, PropertyAffordance, ThingModel, ThingModelVersion } from './thing-model.js';
+import { findUnsafeInteger, findUnstorable } from './values.js';
 
 /** Why a single value was refused; machine-readable, published to `things/{id}/errors`. */
 export type ValueRejectionReason =
@@ -10,7 +11,9 @@ export type ValueRejectionReason =
   | 'not_in_enum'
   | 'invalid_value'
   | 'read_only'
-  | 'bad_timestamp';
+  | 'bad_timestamp'
+  /** A string holding U+0000 or an unpaired UTF-16 surrogate, which storage cannot keep exactly. */
+  | 'bad_string';
 
 export interface ValueProblem {
   reason: ValueRejectionReason;
@@ -67,33 +70,34 @@ function describe(error: ErrorObject): string {
   return `${where}${error.message ?? 'is invalid'}`;
 }
 
-const ACCEPT_ANYTHING: ValueCheck = () => null;
-
-/** The JSON pointer of the first NaN or ±Infinity in a value ('' for the value itself), or undefined. */
-function nonFinitePath(value: unknown, path: string): string | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
-  if (typeof value !== 'object' || value === null) return undefined;
-  for (const [key, child] of Object.entries(value)) {
-    const found = nonFinitePath(child, `${path}/${key}`);
-    if (found !== undefined) return found;
-  }
-  return undefined;
+/**
+ * What no schema can allow, because it could not be stored exactly: NaN and ±Infinity (JSON has
+ * none, but the HTTP path and SDKs hand us JS numbers, also inside objects and arrays) and
+ * strings `isStorableString` refuses. It applies to values without a schema too.
+ */
+function storableProblem(value: unknown): ValueProblem | null {
+  const found = findUnstorable(value);
+  return found ? { reason: found.reason, message: found.message } : null;
 }
 
 function compileCheck(schema: DataSchema | undefined): ValueCheck {
-  if (!schema) return ACCEPT_ANYTHING;
+  if (!schema) return storableProblem;
   const validate: ValidateFunction = valueAjv.compile(schema);
   return (value) => {
-    // JSON has no NaN/Infinity, but the HTTP path and SDKs hand us JS numbers (also inside
-    // objects and arrays, where JSON.stringify would silently turn them into null).
-    const where = nonFinitePath(value, '');
-    if (where !== undefined) {
-      return { reason: 'wrong_type', message: `${where ? `${where} ` : ''}must be a finite number` };
+    const unstorable = storableProblem(value);
+    if (unstorable) return unstorable;
+    if (!validate(value)) {
+      const error = validate.errors?.[0];
+      if (!error) return { reason: 'invalid_value', message: 'is invalid' };
+      return { reason: REASON_BY_KEYWORD[error.keyword] ?? 'invalid_value', message: describe(error) };
     }
-    if (validate(value)) return null;
-    const error = validate.errors?.[0];
-    if (!error) return { reason: 'invalid_value', message: 'is invalid' };
-    return { reason: REASON_BY_KEYWORD[error.keyword] ?? 'invalid_value', message: describe(error) };
+    // ajv's integer is any whole double; beyond 2^53 a JSON number may already have lost digits.
+    const unsafe = findUnsafeInteger(value, schema);
+    if (unsafe === undefined) return null;
+    return {
+      reason: 'out_of_range',
+      message: `${unsafe ? `${unsafe} ` : ''}must be a safe integer, from -(2^53 - 1) to 2^53 - 1: larger integers lose digits as JSON numbers`,
+    };
   };
 }
 

@@ -16,3 +16,4 @@ export {
 } from './compiled-model.js';
 export { findModelProblems } from './model-document.js';
 export * from './thing-model.js';
+export { findUnsafeInteger, findUnstorable, isStorableString, type UnstorableValue } from './values.js';

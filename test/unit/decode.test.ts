@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type DecodeLimits, type DecodeResult, decodeEvent, decodeTelemetry } from '../../src/ingest/index.js';
-import { compileThingModel } from '../../src/model/index.js';
+import { compileThingModel, isStorableString } from '../../src/model/index.js';
 import { pumpModel } from './support.js';
 
 const NOW = Date.UTC(2026, 2, 1, 12, 0, 0);
@@ -271,5 +271,81 @@ describe('decodeEvent: timestamps', () => {
       assert.equal(decoded.rejection.event, 'opened');
     }
     assert.deepEqual(event({ ts: NOW - 1 }), { event: { name: 'opened', ts: NOW - 1, data: null } });
+  });
+});
+
+describe('values that cannot be stored exactly', () => {
+  const sensor = compileThingModel({
+    id: 'sensor',
+    version: 1,
+    createdAt: 0,
+    document: {
+      title: 'Sensor',
+      properties: {
+        count: { type: 'integer' },
+        reading: { type: 'number' },
+        label: { type: 'string' },
+        tags: { type: 'array', items: { type: 'integer' } },
+        position: { type: 'object', properties: { x: { type: 'integer' } } },
+      },
+      events: { any: {}, note: { data: { type: 'string' } } },
+    },
+  });
+  const values = (sample: Record<string, unknown>) => decodeTelemetry(sample, sensor, NOW, LIMITS);
+  const reasons = (result: DecodeResult) => result.rejections.map((r) => [r.property, r.reason]);
+
+  test('isStorableString refuses U+0000 and unpaired surrogates, keeps pairs and other control characters', () => {
+    for (const text of ['\u0000', 'a\u0000b', '\ud800', 'a\ud800b', '\udc00', '\udfffa', '\udc00\ud800', 'x\ud83d']) {
+      assert.equal(isStorableString(text), false, JSON.stringify(text));
+    }
+    for (const text of ['', 'plain', '\ud83d\ude00', 'é\u0001\t\n\u007f', '\uffff', '\ud83d\ude00\ud83d\ude00']) {
+      assert.equal(isStorableString(text), true, JSON.stringify(text));
+    }
+  });
+
+  test('an integer beyond ±(2^53 - 1) is out_of_range, at any depth; a number keeps its double', () => {
+    const result = values({
+      count: 2 ** 53 + 2,
+      reading: 2 ** 60,
+      tags: [1, -(2 ** 53)],
+      position: { x: 2 ** 53 },
+    });
+    assert.deepEqual(result.samples, [{ ts: NOW, values: { reading: 2 ** 60 } }]);
+    assert.deepEqual(reasons(result), [
+      ['count', 'out_of_range'],
+      ['tags', 'out_of_range'],
+      ['position', 'out_of_range'],
+    ]);
+    assert.match(result.rejections[0]?.message ?? '', /^count must be a safe integer/);
+    assert.match(result.rejections[1]?.message ?? '', /^tags \/1 must be a safe integer/);
+    const edge = values({ count: 2 ** 53 - 1, tags: [-(2 ** 53 - 1)], position: { x: 0 } });
+    assert.deepEqual(edge.rejections, []);
+  });
+
+  test('a string with U+0000 or a lone surrogate is bad_string, in a value or a key, at any depth', () => {
+    const result = values({ label: 'a\u0000', reading: 1 });
+    assert.deepEqual(result.samples, [{ ts: NOW, values: { reading: 1 } }]);
+    assert.deepEqual(reasons(result), [['label', 'bad_string']]);
+    assert.deepEqual(reasons(values({ label: '\udc00' })), [['label', 'bad_string']]);
+    assert.deepEqual(reasons(values({ position: { x: 1, '\ud800': 1 } })), [['position', 'bad_string']]);
+    // Before the schema: the string is refused for what it is, not for the type it should have been.
+    assert.deepEqual(reasons(values({ count: '\u0000' })), [['count', 'bad_string']]);
+    // Through JSON the same: the escapes decode to the characters refused.
+    const wire = decodeTelemetry(Buffer.from('{"label": "\\ud800x", "reading": 2}'), sensor, NOW, LIMITS);
+    assert.deepEqual(reasons(wire), [['label', 'bad_string']]);
+  });
+
+  test('event data is checked the same, also for an event without a data schema', () => {
+    const note = decodeEvent('note', { data: 'x\u0000' }, sensor, NOW, LIMITS);
+    assert.ok('rejection' in note);
+    assert.equal(note.rejection.reason, 'bad_string');
+    const free = decodeEvent('any', { data: { nested: ['\ud800'] } }, sensor, NOW, LIMITS);
+    assert.ok('rejection' in free);
+    assert.equal(free.rejection.reason, 'bad_string');
+    assert.match(free.rejection.message, /\/nested\/0/);
+    const nan = decodeEvent('any', { data: { level: Number.NaN } }, sensor, NOW, LIMITS);
+    assert.ok('rejection' in nan);
+    assert.equal(nan.rejection.reason, 'wrong_type');
+    assert.ok('event' in decodeEvent('any', { data: { text: 'ok \ud83d\ude00' } }, sensor, NOW, LIMITS));
   });
 });
