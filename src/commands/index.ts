@@ -8,6 +8,7 @@ export {
   type ActionChannel,
   type CommandDependencies,
   type CommandEvents,
+  type CommandMetrics,
   CommandService,
   type InvocationRepository,
   type InvokeOutcome,

@@ -1,21 +1,33 @@
 import { randomUUID } from 'node:crypto';
 import { EventBus } from '../bus/index.js';
-import { invalid, notFound } from '../errors/index.js';
+import { DomainError, invalid, notFound } from '../errors/index.js';
 import type { CompiledThingModel } from '../model/index.js';
-import type { DeviceRecord } from '../registry/index.js';
+import { type DeviceRecord, pendingActionLimit } from '../registry/index.js';
 import type { JsonValue } from '../telemetry/index.js';
 import { formatDuration } from '../time/index.js';
 import { type ActionResult, type Invocation, type InvocationStatus, isFinished } from './invocation.js';
 
 /** Storage port for invocations. */
 export interface InvocationRepository {
-  insert(deviceUid: number, invocation: Invocation): Promise<void>;
+  /**
+   * Stores a new invocation unless the device already has `maxPending` open (queued or delivered)
+   * ones; the check and the insert are one step, so concurrent callers cannot overshoot.
+   */
+  insert(deviceUid: number, invocation: Invocation, maxPending: number): Promise<{ stored: boolean; pending: number }>;
   update(invocation: Invocation): Promise<void>;
   get(id: string): Promise<Invocation | undefined>;
   byIdempotencyKey(deviceUid: number, key: string): Promise<Invocation | undefined>;
   listForDevice(deviceUid: number, query: { limit: number; before?: number; status?: InvocationStatus }): Promise<Invocation[]>;
-  /** Queued or delivered ones, oldest first (for delivery on wake and for expiry). */
-  open(deviceUid?: number): Promise<Invocation[]>;
+  /** A device's queued or delivered ones, oldest first (for delivery on wake). */
+  open(deviceUid: number): Promise<Invocation[]>;
+  /** Open ones whose deadline is at or before `now`, earliest first, at most `limit`: the sweep's cost follows what is due, not what is queued. */
+  due(now: number, limit: number): Promise<Invocation[]>;
+}
+
+/** What the command service counts; the node implements it with its metrics. */
+export interface CommandMetrics {
+  /** An invocation was refused because the device's queue is full; `actor` is who asked (`api`, `agent:<id>`, `cloud`). */
+  queueFull(actor: string): void;
 }
 
 /** The transport side of actions: who can be reached now, and how to send. */
@@ -56,7 +68,11 @@ export interface CommandDependencies {
   /** How long an invocation waits for an unreachable device (awake profile / sleepy profile). */
   queueTtlMs: { awake: number; sleepy: number };
   lastSeen(deviceId: string): number | null;
+  metrics: CommandMetrics;
 }
+
+/** Due invocations expired per read: one sweep never holds a large backlog in memory at once. */
+const EXPIRY_BATCH = 500;
 
 /**
  * Device actions: validated against the model, delivered when the device can hear them,
@@ -97,7 +113,12 @@ export class CommandService {
       timeoutMs: request.timeoutMs ?? deps.defaultTimeoutMs,
     };
     if (request.idempotencyKey) invocation.idempotencyKey = request.idempotencyKey;
-    await deps.repository.insert(device.uid, invocation);
+    const limit = pendingActionLimit(device.network);
+    const { stored, pending } = await deps.repository.insert(device.uid, invocation, limit);
+    if (!stored) {
+      deps.metrics.queueFull(request.actor);
+      throw queueFull(device, pending, limit);
+    }
     this.events.emit('invocation.changed', invocation);
     if (await deps.channel.reachable(device.id, request.action)) {
       await this.deliver(invocation);
@@ -199,18 +220,23 @@ export class CommandService {
   async expireDue(): Promise<number> {
     const now = this.deps.now();
     let expired = 0;
-    for (const invocation of await this.deps.repository.open()) {
-      if (invocation.expiresAt > now) continue;
-      invocation.error =
-        invocation.status === 'queued'
-          ? `device did not become reachable within ${formatDuration(invocation.expiresAt - invocation.createdAt)}`
-          : `no result within ${formatDuration(invocation.timeoutMs)} of delivery`;
-      invocation.status = 'expired';
-      invocation.completedAt = now;
-      await this.save(invocation);
-      expired++;
+    for (;;) {
+      // Each expired one leaves the open set, so the next read starts after it.
+      const due = await this.deps.repository.due(now, EXPIRY_BATCH);
+      for (const invocation of due) {
+        invocation.error =
+          invocation.status === 'queued'
+            ? `device did not become reachable within ${formatDuration(invocation.expiresAt - invocation.createdAt)}`
+            : `no result within ${formatDuration(invocation.timeoutMs)} of delivery`;
+        invocation.status = 'expired';
+        invocation.completedAt = now;
+        await this.save(invocation);
+        expired++;
+      }
+      if (due.length < EXPIRY_BATCH) return expired;
+      // A large backlog due at once: let requests and device messages in between batches.
+      await new Promise((resolve) => setImmediate(resolve));
     }
-    return expired;
   }
 
   async get(id: string): Promise<Invocation> {
@@ -245,4 +271,13 @@ export class CommandService {
     await this.deps.repository.update(invocation);
     this.events.emit('invocation.changed', { ...invocation });
   }
+}
+
+function queueFull(device: DeviceRecord, pending: number, limit: number): DomainError {
+  const drains = device.network.sleepy ? 'at its next wake windows' : 'when it reconnects';
+  return new DomainError(
+    'too_many_requests',
+    `device ${device.id} already has ${pending} pending actions (limit ${limit}): wait for it to drain its queue ${drains}, or for queued actions to expire, then retry`,
+    { reason: 'queue_full', pending, limit },
+  );
 }

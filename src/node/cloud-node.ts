@@ -178,6 +178,14 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       defaultTimeoutMs: DEFAULT_ACTION_TIMEOUT_MS,
       queueTtlMs: { awake: DEFAULT_AWAKE_TTL_MS, sleepy: DEFAULT_SLEEPY_TTL_MS },
       lastSeen: (deviceId) => presence.lastSeen(deviceId),
+      metrics: {
+        // Counted by the listener the request came in on; an agent's refusal is no request (its
+        // decision records the failed action instead).
+        queueFull: (actor) => {
+          if (actor === 'api') metrics.refused('http', 'queue_full');
+          else if (actor === 'cloud') metrics.refused('edge-link', 'queue_full');
+        },
+      },
       channel: {
         // Devices served by an edge are reached through its link; the others on this broker.
         reachable: async (deviceId, action) => {

@@ -16,6 +16,8 @@ export interface NetworkProfile {
   psmPeriodMs?: number;
   /** NB-IoT / LTE-M extended DRX cycle, when set. */
   edrxCycleMs?: number;
+  /** This device's bound on pending actions, when it differs from the default (see `pendingActionLimit`). */
+  maxPendingActions?: number;
 }
 
 /** What a registration may say: a profile name and any override, durations as `30s`/`1h` or ms. */
@@ -26,6 +28,7 @@ export interface NetworkProfileInput {
   sleepy?: boolean;
   psmPeriod?: string | number;
   edrxCycle?: string | number;
+  maxPendingActions?: number;
 }
 
 // Defaults follow the bearer: wired and Wi-Fi devices stream; Cat.1 and RedCap are always-on
@@ -38,6 +41,16 @@ const PROFILE_DEFAULTS: Record<NetworkKind, Omit<NetworkProfile, 'profile'>> = {
   nbiot: { reportIntervalMs: 3_600_000, keepAliveMs: 1_200_000, sleepy: true, psmPeriodMs: 3_600_000, edrxCycleMs: 81_920 },
   lpwan: { reportIntervalMs: 900_000, keepAliveMs: 1_800_000, sleepy: true },
 };
+
+/**
+ * How many actions may wait for one device (queued, or delivered and unanswered) unless its
+ * profile says otherwise. A sleepy device drains a few per wake window; a queue far beyond that
+ * only ages out, and an unbounded one made a node slow for everyone.
+ */
+export const DEFAULT_MAX_PENDING_ACTIONS = 1_000;
+
+/** The bound on a device's pending actions; read at invoke time, so a changed default applies to every device not set explicitly. */
+export const pendingActionLimit = (network: NetworkProfile): number => network.maxPendingActions ?? DEFAULT_MAX_PENDING_ACTIONS;
 
 export const NETWORK_KINDS = Object.keys(PROFILE_DEFAULTS) as NetworkKind[];
 
@@ -66,5 +79,11 @@ export function resolveNetworkProfile(input: NetworkProfileInput = DEFAULT_NETWO
   if (psmPeriodMs !== undefined) resolved.psmPeriodMs = psmPeriodMs;
   const edrx = durationOf('edrxCycle', input.edrxCycle) ?? defaults.edrxCycleMs;
   if (edrx !== undefined) resolved.edrxCycleMs = edrx;
+  if (input.maxPendingActions !== undefined) {
+    if (!Number.isInteger(input.maxPendingActions) || input.maxPendingActions < 1) {
+      throw invalid(`network.maxPendingActions must be a positive integer; got ${JSON.stringify(input.maxPendingActions)}`);
+    }
+    resolved.maxPendingActions = input.maxPendingActions;
+  }
   return resolved;
 }

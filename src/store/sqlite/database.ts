@@ -114,6 +114,14 @@ const MIGRATIONS: string[] = [
      ts INTEGER NOT NULL,
      data TEXT) STRICT;
    CREATE INDEX device_events_by_device ON device_events (device_uid);`,
+  // Invocations: the deadline becomes a column so the expiry sweep reads only what is due (it
+  // parsed every open record every second), and open ones are indexed per device so a device's
+  // queue length is a bounded index count. The old open index served only the full read.
+  `ALTER TABLE invocations ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+   UPDATE invocations SET expires_at = json_extract(record, '$.expiresAt');
+   DROP INDEX invocations_open;
+   CREATE INDEX invocations_due ON invocations (expires_at) WHERE status IN ('queued', 'delivered');
+   CREATE INDEX invocations_open_by_device ON invocations (device_uid, created_at) WHERE status IN ('queued', 'delivered');`,
 ];
 
 export interface OpenOptions {

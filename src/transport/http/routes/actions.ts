@@ -60,7 +60,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
             { additionalProperties: false },
           ),
         ),
-        response: { 200: InvocationBody, 202: InvocationBody, ...errorResponses },
+        response: { 200: InvocationBody, 202: InvocationBody, ...errorResponses, 429: ErrorBody },
       },
     },
     async (request, reply) => {
