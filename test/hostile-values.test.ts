@@ -32,6 +32,7 @@ interface RejectionBody {
   property?: string;
   event?: string;
   sample?: number;
+  value?: unknown;
 }
 interface IngestBody {
   acceptedSamples: number;
@@ -59,6 +60,7 @@ const POISON_TIMESTAMPS: unknown[] = [
 describe('hostile values', () => {
   let t: TestNode;
   let token: string;
+  /** Over MQTT as `tank-m`: refusals of HTTP calls (for `tank-1`) are published too and must not be mistaken for its own. */
   let client: MqttClient;
 
   before(async () => {
@@ -66,12 +68,13 @@ describe('hostile values', () => {
     const put = await t.api('/api/v1/models/sensor', { method: 'PUT', body: SENSOR_MODEL });
     assert.ok(put.status === 200 || put.status === 201, JSON.stringify(put.body));
     ({ token } = await t.registerDevice('tank-1', 'sensor'));
-    client = await t.connectDevice('tank-1', token);
-    await client.subscribeAsync('things/tank-1/errors');
+    const mqttDevice = await t.registerDevice('tank-m', 'sensor');
+    client = await t.connectDevice('tank-m', mqttDevice.token);
+    await client.subscribeAsync('things/tank-m/errors');
   });
   after(() => t.stop());
 
-  const latest = async () => (await t.api<Latest>('/api/v1/devices/tank-1/latest')).body.values;
+  const latest = async (device = 'tank-1') => (await t.api<Latest>(`/api/v1/devices/${device}/latest`)).body.values;
   const postTelemetry = (body: unknown) => t.api<IngestBody>('/api/v1/devices/tank-1/telemetry', { method: 'POST', auth: token, body });
   const postEvent = (name: string, body: unknown) =>
     t.api<{ error?: string; rejection: RejectionBody }>(`/api/v1/devices/tank-1/events/${name}`, { method: 'POST', auth: token, body });
@@ -111,8 +114,8 @@ describe('hostile values', () => {
     });
 
     test('MQTT QoS 1: the PUBACK arrives, the valid sample is stored, the connection stays open and later telemetry arrives', async () => {
-      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
-      await client.publishAsync('things/tank-1/telemetry', JSON.stringify([{ ts: 1e300, temperature: 40 }, { temperature: 41 }]), {
+      const report = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync('things/tank-m/telemetry', JSON.stringify([{ ts: 1e300, temperature: 40 }, { temperature: 41 }]), {
         qos: 1,
       });
       const received = await report;
@@ -121,10 +124,10 @@ describe('hostile values', () => {
         received.rejections.map((r) => [r.sample, r.reason]),
         [[0, 'bad_timestamp']],
       );
-      assert.equal((await latest()).temperature?.value, 41);
+      assert.equal((await latest('tank-m')).temperature?.value, 41);
       assert.ok(client.connected, 'the connection stays open');
-      await client.publishAsync('things/tank-1/telemetry', JSON.stringify({ temperature: 42 }), { qos: 1 });
-      assert.equal((await latest()).temperature?.value, 42, 'later telemetry arrives');
+      await client.publishAsync('things/tank-m/telemetry', JSON.stringify({ temperature: 42 }), { qos: 1 });
+      assert.equal((await latest('tank-m')).temperature?.value, 42, 'later telemetry arrives');
     });
 
     test('HTTP event: 400 with bad_timestamp, not 500', async () => {
@@ -138,8 +141,8 @@ describe('hostile values', () => {
     });
 
     test('MQTT event: acknowledged and refused on things/{id}/errors; the connection stays open', async () => {
-      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
-      await client.publishAsync('things/tank-1/events/ping', JSON.stringify({ ts: 1e300 }), { qos: 1 });
+      const report = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync('things/tank-m/events/ping', JSON.stringify({ ts: 1e300 }), { qos: 1 });
       const received = await report;
       assert.equal(received.source, 'event');
       assert.deepEqual(
@@ -147,8 +150,8 @@ describe('hostile values', () => {
         [['ping', 'bad_timestamp']],
       );
       assert.ok(client.connected);
-      await client.publishAsync('things/tank-1/events/ping', '', { qos: 1 });
-      const page = await t.api<{ items: { name: string }[] }>('/api/v1/devices/tank-1/events?name=ping');
+      await client.publishAsync('things/tank-m/events/ping', '', { qos: 1 });
+      const page = await t.api<{ items: { name: string }[] }>('/api/v1/devices/tank-m/events?name=ping');
       assert.equal(page.body.items.length, 1, 'only the event with a good time was stored');
     });
 
@@ -182,15 +185,15 @@ describe('hostile values', () => {
       assert.match(response.body.rejections[0]?.message ?? '', /safe integer/);
       assert.equal((await latest()).level?.value, 2 ** 53 - 1);
 
-      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
+      const report = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
       // The digits as a device sends them: JSON.parse already rounds 2^53 + 1 to 2^53.
-      await client.publishAsync('things/tank-1/telemetry', '{"count": 9007199254740993, "level": 7}', { qos: 1 });
+      await client.publishAsync('things/tank-m/telemetry', '{"count": 9007199254740993, "level": 7}', { qos: 1 });
       const received = await report;
       assert.deepEqual(
         received.rejections.map((r) => [r.property, r.reason]),
         [['count', 'out_of_range']],
       );
-      assert.equal((await latest()).level?.value, 7);
+      assert.equal((await latest('tank-m')).level?.value, 7);
 
       const nested = await postTelemetry({ position: { x: -(2 ** 53) - 2, tag: 'a' } });
       assert.equal(nested.status, 400);
@@ -247,16 +250,16 @@ describe('hostile values', () => {
     });
 
     test('MQTT telemetry: refused as bad_string, acknowledged, the good value stored', async () => {
-      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
-      await client.publishAsync('things/tank-1/telemetry', '{"label": "a\\u0000b", "temperature": 23}', { qos: 1 });
+      const report = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync('things/tank-m/telemetry', '{"label": "a\\u0000b", "temperature": 23}', { qos: 1 });
       const received = await report;
       assert.deepEqual(
         received.rejections.map((r) => [r.property, r.reason]),
         [['label', 'bad_string']],
       );
-      assert.equal((await latest()).temperature?.value, 23);
-      const surrogate = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
-      await client.publishAsync('things/tank-1/telemetry', '{"label": "\\ud800"}', { qos: 1 });
+      assert.equal((await latest('tank-m')).temperature?.value, 23);
+      const surrogate = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync('things/tank-m/telemetry', '{"label": "\\ud800"}', { qos: 1 });
       assert.equal((await surrogate).rejections[0]?.reason, 'bad_string');
       assert.ok(client.connected);
     });
@@ -273,8 +276,8 @@ describe('hostile values', () => {
         assert.equal(response.body.rejection.reason, 'bad_string', name);
       }
       assert.equal(await rejectedCount('bad_string'), counted + 3);
-      const report = nextMessage<ErrorReport>(client, 'things/tank-1/errors');
-      await client.publishAsync('things/tank-1/events/note', '{"data": "\\u0000"}', { qos: 1 });
+      const report = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync('things/tank-m/events/note', '{"data": "\\u0000"}', { qos: 1 });
       const received = await report;
       assert.deepEqual(
         received.rejections.map((r) => [r.event, r.reason]),
@@ -299,15 +302,60 @@ describe('hostile values', () => {
       const twin = await t.api<{ reported: Record<string, unknown> }>('/api/v1/devices/tank-2/twin');
       assert.deepEqual(twin.body.reported, { count: 5 });
 
-      const desired = await t.api<{ details: { property: string; reason: string }[] }>('/api/v1/devices/tank-2/twin', {
+      const desired = await t.api<{ error: string }>('/api/v1/devices/tank-2/twin', {
         method: 'PATCH',
         body: { desired: { label: 'x\u0000' }, version: 0 },
       });
       assert.equal(desired.status, 400);
+      assert.equal(desired.body.error, 'invalid');
+      const after = await t.api<{ desired: Record<string, unknown> }>('/api/v1/devices/tank-2/twin');
+      assert.deepEqual(after.body.desired, {});
+    });
+  });
+
+  describe('values nested deeper than the stack can walk', () => {
+    // Well within the payload limit, far beyond what recursive validation or JSON.stringify survive.
+    const DEEP = 50_000;
+    const deepArray = `${'['.repeat(DEEP)}${']'.repeat(DEEP)}`;
+
+    test('MQTT: a deep event or property value is refused, acknowledged, without its value echoed; the device keeps working', async () => {
+      const event = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync('things/tank-m/events/ping', `{"data": ${deepArray}}`, { qos: 1 });
+      const refusedEvent = await event;
       assert.deepEqual(
-        desired.body.details.map((d) => [d.property, d.reason]),
-        [['label', 'bad_string']],
+        refusedEvent.rejections.map((r) => [r.event, r.reason, r.value]),
+        [['ping', 'invalid_value', undefined]],
       );
+      assert.match(refusedEvent.rejections[0]?.message ?? '', /deeper than 64 levels/);
+
+      const sample = nextMessage<ErrorReport>(client, 'things/tank-m/errors');
+      await client.publishAsync(
+        'things/tank-m/telemetry',
+        `[{"position": ${deepArray}}, {"ts": ${deepArray}, "temperature": 1}, {"temperature": 24}]`,
+        {
+          qos: 1,
+        },
+      );
+      const refusedSample = await sample;
+      assert.deepEqual(
+        refusedSample.rejections.map((r) => [r.sample, r.property, r.reason, r.value]),
+        [
+          [0, 'position', 'invalid_value', undefined],
+          [1, undefined, 'bad_timestamp', undefined],
+        ],
+      );
+      assert.equal((await latest('tank-m')).temperature?.value, 24);
+      assert.ok(client.connected);
+    });
+
+    test('HTTP: a deep event is a 400, not a 500', async () => {
+      const response = await t.api<{ rejection: RejectionBody }>('/api/v1/devices/tank-1/events/ping', {
+        method: 'POST',
+        auth: token,
+        raw: `{"data": ${deepArray}}`,
+      });
+      assert.equal(response.status, 400, JSON.stringify(response.body).slice(0, 200));
+      assert.equal(response.body.rejection.reason, 'invalid_value');
     });
   });
 });

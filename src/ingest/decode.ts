@@ -1,4 +1,4 @@
-import type { CompiledThingModel, ValueRejectionReason } from '../model/index.js';
+import { type CompiledThingModel, isShallowValue, type ValueRejectionReason } from '../model/index.js';
 import { EPOCH_MS_LIMIT, isEpochMs, type JsonValue } from '../telemetry/index.js';
 
 /** Why (part of) a message was refused. Value-level reasons come from the model. */
@@ -75,6 +75,11 @@ function parseTimestamp(raw: unknown, now: number, limits: DecodeLimits): number
   return ts;
 }
 
+/** The refused value, to show the device what was wrong; left out when too deep to serialize safely. */
+function echo(value: JsonValue): { value?: JsonValue } {
+  return isShallowValue(value) ? { value } : {};
+}
+
 /**
  * Checks every property value of `record` (its `ts` aside when `timestamped`) against the model: the good values
  * come back, each bad one is listed with its reason. One bad value never costs the others.
@@ -102,7 +107,7 @@ function checkValues(
     }
     const problem = property.check(value);
     if (problem) {
-      rejections.push({ ...at, property: key, reason: problem.reason, message: `${key} ${problem.message}`, value });
+      rejections.push({ ...at, property: key, reason: problem.reason, message: `${key} ${problem.message}`, ...echo(value) });
       continue;
     }
     values[key] = value;
@@ -128,7 +133,7 @@ function decodeSample(
   if (record.ts !== undefined) {
     const parsed = parseTimestamp(record.ts, now, limits);
     if (typeof parsed === 'string') {
-      out.rejections.push({ ...at, reason: 'bad_timestamp', message: parsed, value: record.ts });
+      out.rejections.push({ ...at, reason: 'bad_timestamp', message: parsed, ...echo(record.ts) });
       return;
     }
     ts = parsed;
@@ -235,14 +240,14 @@ export function decodeEvent(
   let ts = now;
   if (record.ts !== undefined) {
     const parsedTs = parseTimestamp(record.ts, now, limits);
-    if (typeof parsedTs === 'string') return { rejection: { reason: 'bad_timestamp', event: name, message: parsedTs, value: record.ts } };
+    if (typeof parsedTs === 'string') return { rejection: { reason: 'bad_timestamp', event: name, message: parsedTs, ...echo(record.ts) } };
     ts = parsedTs;
   }
   // Missing data is checked as null: an event whose model declares data must carry it.
   const data = record.data === undefined ? null : record.data;
   const problem = check(data);
   if (problem)
-    return { rejection: { reason: problem.reason, event: name, message: `event ${name}: data ${problem.message}`, value: data } };
+    return { rejection: { reason: problem.reason, event: name, message: `event ${name}: data ${problem.message}`, ...echo(data) } };
   return { event: { name, ts, data } };
 }
 

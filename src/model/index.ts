@@ -16,4 +16,11 @@ export {
 } from './compiled-model.js';
 export { findModelProblems } from './model-document.js';
 export * from './thing-model.js';
-export { findUnsafeInteger, findUnstorable, isStorableString, type UnstorableValue } from './values.js';
+export {
+  findUnsafeInteger,
+  findUnstorable,
+  isShallowValue,
+  isStorableString,
+  MAX_VALUE_DEPTH,
+  type UnstorableValue,
+} from './values.js';

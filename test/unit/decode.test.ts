@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type DecodeLimits, type DecodeResult, decodeEvent, decodeTelemetry } from '../../src/ingest/index.js';
-import { compileThingModel, isStorableString } from '../../src/model/index.js';
+import { compileThingModel, isShallowValue, isStorableString, MAX_VALUE_DEPTH } from '../../src/model/index.js';
 import { pumpModel } from './support.js';
 
 const NOW = Date.UTC(2026, 2, 1, 12, 0, 0);
@@ -333,6 +333,35 @@ describe('values that cannot be stored exactly', () => {
     // Through JSON the same: the escapes decode to the characters refused.
     const wire = decodeTelemetry(Buffer.from('{"label": "\\ud800x", "reading": 2}'), sensor, NOW, LIMITS);
     assert.deepEqual(reasons(wire), [['label', 'bad_string']]);
+  });
+
+  test('a value nested deeper than MAX_VALUE_DEPTH is refused without recursion and without being echoed', () => {
+    const nested = (depth: number): unknown => {
+      let value: unknown = 1;
+      for (let level = 0; level < depth; level++) value = [value];
+      return value;
+    };
+    assert.equal(isShallowValue(nested(MAX_VALUE_DEPTH)), true);
+    assert.equal(isShallowValue(nested(MAX_VALUE_DEPTH + 1)), false);
+    assert.deepEqual(values({ position: { x: 1, deep: nested(MAX_VALUE_DEPTH - 1) } }).rejections, []);
+    const deep = decodeTelemetry(Buffer.from(`{"position": ${'['.repeat(100_000)}${']'.repeat(100_000)}, "reading": 3}`), sensor, NOW, {
+      ...LIMITS,
+      maxPayloadBytes: 1_000_000,
+    });
+    assert.deepEqual(deep.samples, [{ ts: NOW, values: { reading: 3 } }]);
+    assert.deepEqual(
+      deep.rejections.map((r) => [r.property, r.reason, r.value]),
+      [['position', 'invalid_value', undefined]],
+    );
+    assert.match(deep.rejections[0]?.message ?? '', /deeper than 64 levels/);
+    const deepTs = decodeTelemetry({ ts: nested(100_000), reading: 1 }, sensor, NOW, LIMITS);
+    assert.deepEqual(
+      deepTs.rejections.map((r) => [r.reason, 'value' in r]),
+      [['bad_timestamp', false]],
+    );
+    const event = decodeEvent('any', { data: nested(100_000) }, sensor, NOW, LIMITS);
+    assert.ok('rejection' in event);
+    assert.deepEqual([event.rejection.reason, 'value' in event.rejection], ['invalid_value', false]);
   });
 
   test('event data is checked the same, also for an event without a data schema', () => {
