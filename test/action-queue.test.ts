@@ -113,7 +113,8 @@ describe('bounded action queues (real node, ManualClock)', () => {
   });
 
   test('a per-device bound is honoured, delivered-but-unanswered ones count, and a completed one frees a place', async () => {
-    await assert.rejects(registerWithLimit('nb-zero', 'pump', 'nbiot', 0), /maxPendingActions must be a positive integer/);
+    await assert.rejects(registerWithLimit('nb-zero', 'pump', 'nbiot', 0), /maxPendingActions must be a whole number from 1 to 10000/);
+    await assert.rejects(registerWithLimit('nb-huge', 'pump', 'nbiot', 10_001), /maxPendingActions must be a whole number from 1 to 10000/);
     const { token } = await registerWithLimit('nb-three', 'pump', 'nbiot', 3);
     const queued = [];
     for (let i = 0; i < 3; i++) queued.push((await invoke('nb-three')).body);

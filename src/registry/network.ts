@@ -49,6 +49,12 @@ const PROFILE_DEFAULTS: Record<NetworkKind, Omit<NetworkProfile, 'profile'>> = {
  */
 export const DEFAULT_MAX_PENDING_ACTIONS = 1_000;
 
+/**
+ * The highest bound a profile may set. Admitting an action counts the device's open ones in an
+ * index, so the cost of that count grows with the bound (about 0.2 ms at this one).
+ */
+export const MAX_PENDING_ACTIONS_CEILING = 10_000;
+
 /** The bound on a device's pending actions; read at invoke time, so a changed default applies to every device not set explicitly. */
 export const pendingActionLimit = (network: NetworkProfile): number => network.maxPendingActions ?? DEFAULT_MAX_PENDING_ACTIONS;
 
@@ -80,10 +86,13 @@ export function resolveNetworkProfile(input: NetworkProfileInput = DEFAULT_NETWO
   const edrx = durationOf('edrxCycle', input.edrxCycle) ?? defaults.edrxCycleMs;
   if (edrx !== undefined) resolved.edrxCycleMs = edrx;
   if (input.maxPendingActions !== undefined) {
-    if (!Number.isInteger(input.maxPendingActions) || input.maxPendingActions < 1) {
-      throw invalid(`network.maxPendingActions must be a positive integer; got ${JSON.stringify(input.maxPendingActions)}`);
+    const bound = input.maxPendingActions;
+    if (!Number.isInteger(bound) || bound < 1 || bound > MAX_PENDING_ACTIONS_CEILING) {
+      throw invalid(
+        `network.maxPendingActions must be a whole number from 1 to ${MAX_PENDING_ACTIONS_CEILING}; got ${JSON.stringify(bound)}`,
+      );
     }
-    resolved.maxPendingActions = input.maxPendingActions;
+    resolved.maxPendingActions = bound;
   }
   return resolved;
 }
