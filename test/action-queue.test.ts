@@ -130,6 +130,11 @@ describe('bounded action queues (real node, ManualClock)', () => {
     });
     await client.subscribeAsync('things/nb-three/actions/+', { qos: 1 });
     await until('three delivered', () => (requests.length === 3 ? true : undefined));
+    assert.deepEqual(
+      requests.map((r) => r.id),
+      queued.map((q) => q.id),
+      'delivered oldest first',
+    );
     assert.equal((await invoke('nb-three')).status, 429, 'delivered and unanswered still count');
 
     const answered = requests[0] as { id: string };
@@ -139,10 +144,6 @@ describe('bounded action queues (real node, ManualClock)', () => {
     assert.equal(next.status, 202, JSON.stringify(next.body));
     assert.equal(next.body.status, 'delivered', 'the awake device gets it at once');
     assert.equal((await invoke('nb-three')).status, 429);
-    assert.deepEqual(
-      queued.map((q) => q.id),
-      requests.map((r) => r.id),
-    );
   });
 
   test('an agent acting on a full queue gets the same refusal as a failed action, and the node carries on', async () => {
