@@ -231,6 +231,12 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       handleDeviceMessage: links.handleDeviceMessage,
       sessions: links.sessions,
       isAdminKey: (secret) => admin.isAdminKey(secret),
+      brake: guessingBrake,
+      limits: {
+        maxPayloadBytes: config.maxPayloadBytes,
+        maxUnauthenticated: config.mqttMaxUnauthenticated,
+        connectTimeoutMs: config.mqttConnectTimeoutMs,
+      },
       metrics,
       logger: logger.child({ component: 'mqtt' }),
     });

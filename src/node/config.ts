@@ -28,6 +28,8 @@ export interface NodeConfig {
   alarmWebhook: string | undefined;
   alarmWebhookSecret: string | undefined;
   logLevel: string;
+  mqttMaxUnauthenticated: number;
+  mqttConnectTimeoutMs: number;
 }
 
 type Origin = 'default' | 'config file' | 'environment' | 'flag';
@@ -311,6 +313,28 @@ export const SETTINGS: SettingSpec[] = [
     defaultValue: undefined,
     parse: String,
     secret: true,
+  }),
+  spec({
+    key: 'mqttMaxUnauthenticated',
+    flag: 'mqtt-max-pending-connects',
+    env: 'THINGLOOP_MQTT_MAX_PENDING_CONNECTS',
+    description: 'MQTT connections that have not logged in yet; beyond it new ones are closed at once',
+    defaultValue: 1000,
+    parse: positiveInteger,
+  }),
+  spec({
+    key: 'mqttConnectTimeoutMs',
+    flag: 'mqtt-connect-timeout',
+    env: 'THINGLOOP_MQTT_CONNECT_TIMEOUT',
+    description: 'how long an MQTT connection may take to log in before it is closed',
+    display: '10s',
+    defaultValue: 10_000,
+    parse: (text) => {
+      const ms = duration(text);
+      // Shorter would close devices on a slow link before their CONNECT has arrived.
+      if (ms < 1_000) throw new Error(`"${text}" is shorter than the 1s minimum`);
+      return ms;
+    },
   }),
 ];
 

@@ -1,8 +1,12 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import type { GuessingBrake } from '../../access/index.js';
 import type { Logger, TransportMetrics } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../../registry/index.js';
-import { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, topicMatches } from './topics.js';
+import { ADMIN_OWNER, ClientIdBook, type ClientIdOwner, deviceOwner } from './client-ids.js';
+import { type FixedHeader, guardPacketSizes, type PacketSizeLimits } from './packet-guard.js';
+import { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, thingTopics, topicMatches } from './topics.js';
 
 /** The MQTT username that authenticates with the admin key (integrations, benchmarks). */
 export const ADMIN_USERNAME = '$admin';
@@ -25,6 +29,42 @@ export interface SessionObserver {
   uplink(device: DeviceRecord): void;
 }
 
+/** What the broker accepts from a connection before and after it authenticates. */
+export interface MqttLimits {
+  /** The ingest payload limit: a PUBLISH may announce it plus its topic, and no more. */
+  maxPayloadBytes: number;
+  /** The largest CONNECT (remaining length). */
+  maxConnectBytes: number;
+  /** The largest SUBSCRIBE, UNSUBSCRIBE or other control packet. */
+  maxControlPacketBytes: number;
+  /** Connections not yet authenticated; a socket beyond them is closed at once. */
+  maxUnauthenticated: number;
+  /** How long a connection may take from opening to a successful login. */
+  connectTimeoutMs: number;
+  /** How long an address the guessing brake holds waits for its refusal. */
+  brakedRefusalDelayMs: number;
+}
+
+export const DEFAULT_MQTT_LIMITS: MqttLimits = {
+  maxPayloadBytes: 256 * 1024,
+  maxConnectBytes: 64 * 1024,
+  maxControlPacketBytes: 64 * 1024,
+  maxUnauthenticated: 1_000,
+  connectTimeoutMs: 10_000,
+  brakedRefusalDelayMs: 1_000,
+};
+
+/** Room for a PUBLISH's topic (length-prefixed) and packet id next to its payload. */
+const PUBLISH_ENVELOPE_BYTES = 2 + 1024 + 2;
+
+export function packetSizeLimits(limits: MqttLimits): PacketSizeLimits {
+  return {
+    connect: limits.maxConnectBytes,
+    publish: limits.maxPayloadBytes + PUBLISH_ENVELOPE_BYTES,
+    other: limits.maxControlPacketBytes,
+  };
+}
+
 export interface MqttBrokerOptions {
   port: number;
   host?: string;
@@ -32,8 +72,32 @@ export interface MqttBrokerOptions {
   handleDeviceMessage: DeviceMessageHandler;
   sessions: SessionObserver;
   isAdminKey(secret: string): boolean;
+  /** Shared with the HTTP API: failed logins from one address spend one budget. */
+  brake: Pick<GuessingBrake, 'retryAfterMs' | 'failed'>;
+  limits?: Partial<MqttLimits>;
   metrics: TransportMetrics;
   logger: Logger;
+}
+
+/** One accepted socket, from before its login to its close. */
+interface Connection {
+  socket: Socket;
+  address: string;
+  closed: boolean;
+  /** Closes it if it has not authenticated in time. */
+  deadline: NodeJS.Timeout;
+  /** The client, once it has claimed its client id. */
+  client?: Client;
+}
+
+/** Why a login was refused, as CONNACK return code and message. */
+interface Refusal {
+  returnCode: 2 | 3 | 4 | 5;
+  message: string;
+}
+
+function ownerOf(principal: Principal): ClientIdOwner {
+  return principal.kind === 'admin' ? ADMIN_OWNER : deviceOwner(principal.device.id);
 }
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -53,11 +117,18 @@ export class EmbeddedMqttBroker {
   private readonly subscriptions = new WeakMap<Client, Set<string>>();
   /** Device messages being handled: `stop` waits for them, since they write to the store. */
   private readonly handling = new Set<Promise<void>>();
+  /** By the stream the broker reads (an Aedes client's `conn`). */
+  private readonly connections = new WeakMap<object, Connection>();
+  private readonly unauthenticated = new Set<Connection>();
+  private readonly clientIds = new ClientIdBook<Client>();
+  private readonly limits: MqttLimits;
   private broker!: Aedes;
   private server!: Server;
   private boundPort = 0;
 
-  constructor(private readonly options: MqttBrokerOptions) {}
+  constructor(private readonly options: MqttBrokerOptions) {
+    this.limits = { ...DEFAULT_MQTT_LIMITS, ...options.limits };
+  }
 
   get port(): number {
     return this.boundPort;
@@ -66,14 +137,23 @@ export class EmbeddedMqttBroker {
   async start(): Promise<void> {
     const { options } = this;
     this.broker = await Aedes.createBroker({
+      // A backstop only: the broker's own deadline (connectTimeoutMs) covers the whole login and counts it.
+      connectTimeout: this.limits.connectTimeoutMs * 2,
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
-          (ok) => done(ok ? null : authError(4, 'bad device id or token'), ok),
+          (refusal) => done(refusal ? authError(refusal.returnCode, refusal.message) : null, !refusal),
           (error: Error) => done(authError(3, `server unavailable: ${error.message}`), false),
         );
       },
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => done(null, this.authorizeSubscribe(client, subscription)),
+      // A device hears only its own topics, also from a persistent session stored under a
+      // client id that once belonged to another device.
+      authorizeForward: (client, packet) => {
+        const principal = this.principals.get(client);
+        if (principal?.kind === 'admin') return packet;
+        return principal && packet.topic.startsWith(thingTopics.prefix(principal.device.id)) ? packet : null;
+      },
     });
     this.broker.on('client', (client) => this.track(client, true));
     this.broker.on('clientDisconnect', (client) => this.track(client, false));
@@ -82,7 +162,8 @@ export class EmbeddedMqttBroker {
       for (const filter of filters) this.subscriptions.get(client)?.delete(filter);
     });
     this.broker.on('clientError', (client, error) => options.logger.debug({ client: client.id, err: error.message }, 'mqtt client error'));
-    this.server = createServer(this.broker.handle);
+    const packetLimits = packetSizeLimits(this.limits);
+    this.server = createServer((socket) => this.accept(socket, packetLimits));
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(options.port, options.host, () => {
@@ -92,28 +173,104 @@ export class EmbeddedMqttBroker {
     });
     const address = this.server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : options.port;
-    options.registry.events.on('removed', (device) => this.disconnectDevice(device.id, 'device deleted'));
+    options.registry.events.on('removed', (device) => {
+      this.disconnectDevice(device.id, 'device deleted');
+      this.clientIds.forgetOwner(deviceOwner(device.id));
+    });
     options.registry.events.on('credentialRotated', (device) => this.disconnectDevice(device.id, 'token rotated'));
   }
 
-  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<boolean> {
+  /** A new socket: refused at once beyond the unauthenticated cap, otherwise guarded and handed to Aedes. */
+  private accept(socket: Socket, packetLimits: PacketSizeLimits): void {
+    const { metrics, logger } = this.options;
+    const address = socket.remoteAddress;
+    // Gone before it could be read: nothing to serve.
+    if (address === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (this.unauthenticated.size >= this.limits.maxUnauthenticated) {
+      metrics.refused('mqtt', 'too_many_unauthenticated');
+      logger.debug({ address }, 'mqtt connection refused: too many connections have not authenticated');
+      socket.destroy();
+      return;
+    }
+    const connection: Connection = {
+      socket,
+      address,
+      closed: false,
+      deadline: setTimeout(() => {
+        metrics.refused('mqtt', 'connect_timeout');
+        logger.debug({ address }, 'mqtt connection closed: no login in time');
+        socket.destroy();
+      }, this.limits.connectTimeoutMs),
+    };
+    this.unauthenticated.add(connection);
+    socket.once('close', () => {
+      connection.closed = true;
+      clearTimeout(connection.deadline);
+      this.unauthenticated.delete(connection);
+      if (connection.client) this.clientIds.release(connection.client.id, connection.client);
+    });
+    const conn = guardPacketSizes(socket, packetLimits, (header: FixedHeader) => {
+      metrics.refused('mqtt', 'packet_too_large');
+      logger.info(
+        { address, packetType: header.type, announcedBytes: header.remainingLength },
+        'mqtt packet over the size limit: connection closed',
+      );
+    });
+    this.connections.set(conn, connection);
+    this.broker.handle(conn);
+  }
+
+  /** Undefined when the login is accepted. */
+  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<Refusal | undefined> {
+    const { metrics, logger, brake } = this.options;
+    const connection = this.connections.get(client.conn);
+    if (!connection) return { returnCode: 3, message: 'connection not accepted by the broker' };
+    const { address } = connection;
+    if (brake.retryAfterMs(address) > 0) {
+      metrics.refused('mqtt', 'rate_limited');
+      logger.debug({ address }, 'mqtt login refused: too many failed logins from this address');
+      // Refused without looking at the credentials (the answer would still be an oracle), and
+      // slowly, so a guesser that waits for answers gets few of them.
+      await sleep(this.limits.brakedRefusalDelayMs, undefined, { ref: false });
+      return { returnCode: 3, message: 'too many failed logins from this address: retry later' };
+    }
+    const principal = await this.principalFor(username, password);
+    if (!principal) {
+      brake.failed(address);
+      metrics.authFailed('mqtt');
+      // Never the username or password as given: a device that swaps them would log its token.
+      const registered = username !== undefined && username !== ADMIN_USERNAME && (await this.options.registry.find(username));
+      logger.info(
+        { address, clientIdLength: client.id.length, ...(registered ? { device: registered.id } : {}) },
+        'mqtt authentication refused',
+      );
+      return { returnCode: 4, message: 'bad device id or token' };
+    }
+    // Closed while the credentials were checked: claiming its id now would outlive it.
+    if (connection.closed) return { returnCode: 3, message: 'connection closed during login' };
+    if (!this.clientIds.claim(client.id, ownerOf(principal), client, !client.clean)) {
+      metrics.refused('mqtt', 'client_id_taken');
+      logger.warn(
+        { address, ...(principal.kind === 'device' ? { device: principal.device.id } : { admin: true }), clientId: client.id },
+        'mqtt login refused: the client id belongs to another device',
+      );
+      return { returnCode: 2, message: 'client id in use by another device' };
+    }
+    connection.client = client;
+    clearTimeout(connection.deadline);
+    this.unauthenticated.delete(connection);
+    this.principals.set(client, principal);
+    return undefined;
+  }
+
+  private async principalFor(username: string | undefined, password: Buffer | undefined): Promise<Principal | undefined> {
     const secret = password?.toString('utf8') ?? '';
-    if (username === ADMIN_USERNAME) {
-      if (!this.options.isAdminKey(secret)) {
-        this.options.metrics.authFailed('mqtt');
-        return false;
-      }
-      this.principals.set(client, { kind: 'admin' });
-      return true;
-    }
+    if (username === ADMIN_USERNAME) return this.options.isAdminKey(secret) ? { kind: 'admin' } : undefined;
     const device = username ? await this.options.registry.authenticate(username, secret) : undefined;
-    if (!device) {
-      this.options.metrics.authFailed('mqtt');
-      this.options.logger.info({ client: client.id, username }, 'mqtt authentication refused');
-      return false;
-    }
-    this.principals.set(client, { kind: 'device', device });
-    return true;
+    return device ? { kind: 'device', device } : undefined;
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
@@ -246,6 +403,8 @@ export class EmbeddedMqttBroker {
     // Stop accepting first; the listener's close completes only once the broker has ended
     // every session, so both are awaited together.
     const listenerClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // The broker knows only logged-in clients: the connections still logging in are ended here.
+    for (const connection of this.unauthenticated) connection.socket.destroy();
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
     await listenerClosed;
     await Promise.allSettled([...this.handling]);

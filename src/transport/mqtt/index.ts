@@ -2,5 +2,13 @@
  * MQTT transport: the embedded broker that devices connect to, and the public topic
  * scheme. Later: an external-broker client (MQTT 5, shared subscriptions) behind the same face.
  */
-export { ADMIN_USERNAME, type DeviceMessageHandler, EmbeddedMqttBroker, type MqttBrokerOptions, type SessionObserver } from './broker.js';
+export {
+  ADMIN_USERNAME,
+  DEFAULT_MQTT_LIMITS,
+  type DeviceMessageHandler,
+  EmbeddedMqttBroker,
+  type MqttBrokerOptions,
+  type MqttLimits,
+  type SessionObserver,
+} from './broker.js';
 export { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, parseDeviceTopic, thingTopics, topicMatches } from './topics.js';
