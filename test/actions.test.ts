@@ -202,6 +202,8 @@ describe('device actions', () => {
     const ids = new Set(calls.map((c) => c.body.id));
     assert.equal(ids.size, 1);
     assert.equal(calls.filter((c) => c.body.replayed === false).length, 1);
+    // The one delivery is on its way to the device; the marker must not catch it.
+    await until('the raced invocation reaches the device', () => (seen.length > 0 ? true : undefined));
     const marker = nextMessage<ActionRequest>(device, 'things/act-1/actions/reset');
     const after = await invoke('act-1', 'reset', { input: { reason: 'after-race' } });
     assert.equal((await marker).id, after.body.id);

@@ -221,7 +221,7 @@ describe('thingloop serve start-up (real CLI)', () => {
         const other = flag === '--http-port' ? '--mqtt-port' : '--http-port';
         const result = await runCli({
           args: ['serve', '--data-dir', newDir(), flag, String(port), other, '0', '--http-host', '127.0.0.1', '--mqtt-host', '127.0.0.1'],
-          env: { THINGLOOP_ADMIN_KEY: 'k' },
+          env: { THINGLOOP_ADMIN_KEY: 'port-test-admin-key-0123' },
         });
         assert.equal(result.code, 2, `stderr:\n${result.stderr}`);
         assert.ok(result.stderr.includes(`${what} port ${port} is already in use`), result.stderr);

@@ -150,7 +150,8 @@ describe('web console in chromium', () => {
     assert.equal((missingApi.body as { error: string }).error, 'not_found');
     assert.equal((await t.api('/api/v1/devices', { auth: null })).status, 401);
     assert.equal((await fetch(`${t.node.httpUrl}/healthz`)).status, 200);
-    assert.match(await (await fetch(`${t.node.httpUrl}/metrics`)).text(), /thingloop_messages_accepted_total/);
+    assert.equal((await fetch(`${t.node.httpUrl}/metrics`)).status, 401, 'metrics need a key by default');
+    assert.match((await t.api<string>('/metrics')).body, /thingloop_messages_accepted_total/);
   });
 
   it('signs in with the API key (a wrong key is refused with a message)', async () => {

@@ -498,7 +498,7 @@ describe('HTTP API', () => {
 
     /** Every operation the OpenAPI document lists, with its path parameters filled in. */
     async function operations(): Promise<{ method: string; path: string }[]> {
-      const spec = await t.api<OpenApi>('/api/v1/openapi.json', { auth: null });
+      const spec = await t.api<OpenApi>('/api/v1/openapi.json');
       const fill: Record<string, string> = {
         id: 'auth-1',
         modelId: 'pump',
@@ -914,11 +914,14 @@ describe('HTTP API', () => {
       await t.registerDevice('live-2');
     });
 
-    const streamUrl = (id: string, key: string) => `${t.node.httpUrl.replace('http', 'ws')}/api/v1/devices/${id}/stream?key=${key}`;
+    const streamUrl = (id: string) => `${t.node.httpUrl.replace('http', 'ws')}/api/v1/devices/${id}/stream`;
 
     /** Collects the messages of a socket and lets a test await the next one. */
-    function open(url: string) {
-      const socket = new WebSocket(url);
+    function open(url: string, key?: string) {
+      const socket = new WebSocket(url, key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } });
+      const refused = new Promise<number>((resolve) =>
+        socket.on('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0)),
+      );
       const queue: JsonObject[] = [];
       const waiting: ((message: JsonObject) => void)[] = [];
       socket.on('message', (data: WebSocket.RawData) => {
@@ -934,11 +937,11 @@ describe('HTTP API', () => {
         const queued = queue.shift();
         return queued ? Promise.resolve(queued) : new Promise<JsonObject>((resolve) => waiting.push(resolve));
       };
-      return { socket, next, closed };
+      return { socket, next, closed, refused };
     }
 
     test('the admin key receives accepted telemetry of that device as {deviceId, ts, values}', async () => {
-      const stream = open(streamUrl('live-1', ADMIN_KEY));
+      const stream = open(streamUrl('live-1'), ADMIN_KEY);
       try {
         assert.deepEqual(await stream.next(), { subscribed: 'live-1' });
         // Another device's telemetry and refused values are not streamed.
@@ -955,25 +958,43 @@ describe('HTTP API', () => {
       }
     });
 
-    test('a wrong key, or a token of another device, is closed with 4401', async () => {
+    test('a wrong key, a token of another device, or a key in the query string is refused with 401 before the upgrade', async () => {
       for (const key of ['wrong-key', token]) {
-        const stream = open(streamUrl('live-2', key));
-        const { code } = await stream.closed;
-        assert.equal(code, 4401, key === token ? "another device's token" : 'wrong key');
+        const stream = open(streamUrl('live-2'), key);
+        assert.equal(await stream.refused, 401, key === token ? "another device's token" : 'wrong key');
       }
+      const inQuery = open(`${streamUrl('live-2')}?key=${encodeURIComponent(ADMIN_KEY)}`);
+      assert.equal(await inQuery.refused, 401, 'the admin key in ?key= is not accepted');
+    });
+
+    test('a browser opens the stream with a single-use ticket, never with its key in the URL', async () => {
+      const issued = await t.api<{ ticket: string; expiresAt: number }>('/api/v1/stream-tickets', { method: 'POST' });
+      assert.equal(issued.status, 201);
+      assert.ok(issued.body.expiresAt > clock.now());
+      const stream = open(`${streamUrl('live-1')}?ticket=${issued.body.ticket}`);
+      try {
+        assert.deepEqual(await stream.next(), { subscribed: 'live-1' });
+      } finally {
+        stream.socket.close();
+        await stream.closed;
+      }
+      const again = open(`${streamUrl('live-1')}?ticket=${issued.body.ticket}`);
+      assert.equal(await again.refused, 401, 'a ticket opens one socket only');
+      assert.equal((await t.api('/api/v1/stream-tickets', { method: 'POST', auth: token })).status, 401, 'a device token gets no ticket');
     });
 
     // The timeout only stops a hang (the socket never closing) from stalling the suite.
     test('an unknown device is closed with 4404', { timeout: 5000 }, async () => {
-      const stream = open(streamUrl('nobody', ADMIN_KEY));
+      const stream = open(streamUrl('nobody'), ADMIN_KEY);
       const { code } = await stream.closed;
       assert.equal(code, 4404);
     });
   });
 
   describe('operations', () => {
-    test('OpenAPI 3 document lists the /api/v1 paths, without a key', async () => {
-      const spec = await t.api<OpenApi>('/api/v1/openapi.json', { auth: null });
+    test('OpenAPI 3 document lists the /api/v1 paths; it needs a key unless the node makes it public', async () => {
+      assert.equal((await t.api('/api/v1/openapi.json', { auth: null })).status, 401);
+      const spec = await t.api<OpenApi>('/api/v1/openapi.json');
       assert.equal(spec.status, 200);
       assert.match(spec.body.openapi, /^3\.\d+\.\d+$/);
       const expected: Record<string, string[]> = {
@@ -998,7 +1019,7 @@ describe('HTTP API', () => {
       );
     });
 
-    test('/healthz, /readyz with checks and /metrics in Prometheus text need no key', async () => {
+    test('/healthz and /readyz with checks need no key; /metrics in Prometheus text needs one', async () => {
       const health = await t.api<JsonObject>('/healthz', { auth: null });
       assert.equal(health.status, 200);
       assert.deepEqual(health.body, { status: 'ok' });
@@ -1010,11 +1031,12 @@ describe('HTTP API', () => {
       assert.ok(Object.values(ready.body.checks).every((ok) => ok === true));
       assert.equal(ready.body.checks.database, true);
 
-      const before = await t.api<string>('/metrics', { auth: null });
+      assert.equal((await t.api('/metrics', { auth: null })).status, 401);
+      const before = await t.api<string>('/metrics');
       const received = (text: string) => Number(/thingloop_messages_received_total\{source="http"\} (\d+)/.exec(text)?.[1] ?? 'NaN');
       const { token } = await t.registerDevice('metered');
       assert.equal((await t.api('/api/v1/devices/metered/telemetry', post({ speed: 3 }, token))).status, 200);
-      const metrics = await t.api<string>('/metrics', { auth: null });
+      const metrics = await t.api<string>('/metrics');
       assert.equal(metrics.status, 200);
       assert.equal(typeof metrics.body, 'string');
       assert.match(metrics.body, /# TYPE thingloop_messages_received_total counter/);

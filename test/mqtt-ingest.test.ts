@@ -163,7 +163,11 @@ describe('telemetry over MQTT (embedded broker, MQTT 3.1.1)', () => {
   });
 
   test('the admin key opens an MQTT session that sees every device', async () => {
-    const watcher = await mqtt.connectAsync(t.node.mqttUrl, { username: '$admin', password: 'test-admin-key-0123456789', reconnectPeriod: 0 });
+    const watcher = await mqtt.connectAsync(t.node.mqttUrl, {
+      username: '$admin',
+      password: 'test-admin-key-0123456789',
+      reconnectPeriod: 0,
+    });
     try {
       await watcher.subscribeAsync('things/+/telemetry');
       const seen = nextMessage<{ speed: number }>(watcher, 'things/pump-2/telemetry');

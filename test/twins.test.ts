@@ -55,7 +55,9 @@ describe('device twins', () => {
   after(() => t.stop());
 
   test('a new twin is empty at version 0 and GET carries its version as ETag', async () => {
-    const response = await fetch(`${t.node.httpUrl}/api/v1/devices/tw-1/twin`, { headers: { authorization: 'Bearer test-admin-key-0123456789' } });
+    const response = await fetch(`${t.node.httpUrl}/api/v1/devices/tw-1/twin`, {
+      headers: { authorization: 'Bearer test-admin-key-0123456789' },
+    });
     const body = (await response.json()) as TwinBody;
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('etag'), '"0"');

@@ -47,6 +47,10 @@ export class AdminAccess {
 
   async setUp(configuredKey: string | undefined): Promise<AdminKeySetup> {
     if (configuredKey) {
+      // Configuration refuses a short key already; this also holds for nodes started in code.
+      if (configuredKey.length < MIN_ADMIN_KEY_LENGTH) {
+        throw new Error(`the admin key is too short (${configuredKey.length} characters; at least ${MIN_ADMIN_KEY_LENGTH})`);
+      }
       this.hash = hashSecret(configuredKey);
       await this.settings.set(ADMIN_KEY_SETTING, this.hash);
       return { source: 'configured' };

@@ -5,7 +5,15 @@ import type { Command } from 'commander';
 import type { NodeConfig, RunningNode } from '../node/index.js';
 import { startCloudNode } from '../node/index.js';
 import { type DeviceSpec, Fleet, type Provisioner, pumpStation, streetLights, type ThingModelDocument } from '../sim/index.js';
-import { addNodeOptions, announceAdminKey, loadResolvedConfig, reportStartupFailure, stopOnSignals } from './serve.js';
+import {
+  addNodeOptions,
+  announceAdminKey,
+  announceListeners,
+  loadResolvedConfig,
+  reportStartupFailure,
+  stopOnSignals,
+  warnAboutDataDir,
+} from './serve.js';
 
 /** Provisions straight through the node's registry: works even when the admin key is only a stored hash. */
 class InProcessProvisioner implements Provisioner {
@@ -75,6 +83,17 @@ function portIsFree(port: number, host: string): Promise<boolean> {
   });
 }
 
+/** The demo is a trial on one machine: it listens on loopback unless the user names an address. */
+const DEMO_HOST = '127.0.0.1';
+
+export function onThisMachine(config: NodeConfig, origins: Record<keyof NodeConfig, string>): NodeConfig {
+  return {
+    ...config,
+    httpHost: origins.httpHost === 'default' ? DEMO_HOST : config.httpHost,
+    mqttHost: origins.mqttHost === 'default' ? DEMO_HOST : config.mqttHost,
+  };
+}
+
 /** A default port that is taken gives way to a free one; a port the user chose does not. */
 async function withFreeDefaults(config: NodeConfig, origins: Record<keyof NodeConfig, string>, notes: string[]): Promise<NodeConfig> {
   const next = { ...config };
@@ -95,7 +114,9 @@ export function addDemoCommand(program: Command): void {
   addNodeOptions(
     program
       .command('demo')
-      .description('run a cloud node with a simulated pump station and street lights behind it (what `npm start` runs)')
+      .description(
+        'run a cloud node with a simulated pump station and street lights behind it (what `npm start` runs); it listens on 127.0.0.1 unless --http-host/--mqtt-host say otherwise',
+      )
       .option('--devices <n>', 'pump-station devices to simulate', '8')
       .option('--lights <n>', 'street lights to simulate', '4'),
   ).action(async (options: Record<string, unknown>) => {
@@ -104,11 +125,14 @@ export function addDemoCommand(program: Command): void {
     let config: NodeConfig;
     try {
       const loaded = loadResolvedConfig(options);
-      config = { ...(await withFreeDefaults(loaded.config, loaded.origins, notes)), agentsDir: loaded.config.agentsDir ?? EXAMPLE_AGENTS };
+      const local = onThisMachine(loaded.config, loaded.origins);
+      config = { ...(await withFreeDefaults(local, loaded.origins, notes)), agentsDir: loaded.config.agentsDir ?? EXAMPLE_AGENTS };
       node = await startCloudNode(config, {});
     } catch (error) {
       reportStartupFailure(error);
     }
+    announceListeners(node, config);
+    warnAboutDataDir(node, config.dataDir);
     announceAdminKey(node);
     let edge: RunningNode;
     try {
@@ -143,6 +167,7 @@ export function addDemoCommand(program: Command): void {
       '',
       '  Thingloop demo is running',
       ...notes.map((note) => `  note: ${note}`),
+      `  Listening ${[config.httpHost, config.mqttHost].every((host) => host === DEMO_HOST) ? 'on 127.0.0.1 only: this machine (--http-host/--mqtt-host 0.0.0.0 open it to the network)' : `HTTP on ${config.httpHost}, MQTT on ${config.mqttHost}`}`,
       `  Console   ${node.httpUrl}/   (sign in with the admin key)`,
       `  API       ${node.httpUrl}/api/v1   (OpenAPI: ${node.httpUrl}/api/v1/openapi.json)`,
       `  Metrics   ${node.httpUrl}/metrics`,

@@ -3,6 +3,7 @@
  * The `thingloop` command. Each sub-command is a thin shell over node/, sdk/ or sim/.
  */
 import { Command } from 'commander';
+import { MIN_ADMIN_KEY_LENGTH } from '../access/index.js';
 import { VERSION } from '../node/index.js';
 import { addDemoCommand } from './demo.js';
 import { addNodeOptions, serve } from './serve.js';
@@ -18,7 +19,22 @@ addNodeOptions(
   program
     .command('serve')
     .description('run a node: embedded MQTT broker, HTTP API and SQLite store (role cloud)')
-    .addHelpText('after', '\nExample:\n  thingloop serve --http-port 8080 --mqtt-port 1883 --data-dir ./.thingloop\n'),
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Listeners: HTTP and MQTT listen on every network interface (0.0.0.0) unless --http-host or',
+        '--mqtt-host names one (127.0.0.1 keeps a listener on this machine); the start-up log says',
+        'which addresses are listened on.',
+        '',
+        'Admin key: --admin-key is visible to other users in ps; prefer THINGLOOP_ADMIN_KEY or',
+        `--admin-key-file. Keys shorter than ${MIN_ADMIN_KEY_LENGTH} characters are refused.`,
+        '',
+        'Example:',
+        '  thingloop serve --http-port 8080 --mqtt-port 1883 --data-dir ./.thingloop --admin-key-file /etc/thingloop/admin.key',
+        '',
+      ].join('\n'),
+    ),
 ).action((options: Record<string, unknown>) => serve(options));
 
 addDemoCommand(program);

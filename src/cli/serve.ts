@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   ConfigError,
@@ -47,7 +48,7 @@ export function loadConfig(options: Record<string, unknown>): NodeConfig {
 export function announceAdminKey(node: RunningNode): void {
   if (node.adminKey.generatedKey) {
     process.stderr.write(
-      `\n  Admin API key (shown only now; stored as a hash):\n\n    ${node.adminKey.generatedKey}\n\n  Use it as "Authorization: Bearer <key>". Set THINGLOOP_ADMIN_KEY to choose your own.\n\n`,
+      `\n  Admin API key (shown only now; stored as a hash):\n\n    ${node.adminKey.generatedKey}\n\n  Use it as "Authorization: Bearer <key>". Set THINGLOOP_ADMIN_KEY or --admin-key-file to choose your own.\n\n`,
     );
   }
 }
@@ -82,13 +83,57 @@ export function reportStartupFailure(error: unknown): never {
   throw error;
 }
 
+const listensEverywhere = (host: string) => host === '0.0.0.0' || host === '::';
+
+/** `host:port` as a listener line reads it; an IPv6 host in brackets. */
+function listenAddress(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** One line that says where the node can be reached: every interface is a choice to notice. */
+export function announceListeners(node: RunningNode, config: NodeConfig): void {
+  const http = listenAddress(config.httpHost, node.httpPort);
+  const mqtt = listenAddress(config.mqttHost, node.mqttPort);
+  const open = [listensEverywhere(config.httpHost) && 'HTTP', listensEverywhere(config.mqttHost) && 'MQTT'].filter(Boolean);
+  node.logger.info(
+    { http, mqtt },
+    open.length > 0
+      ? `listening on HTTP ${http} and MQTT ${mqtt}: ${open.join(' and ')} on every network interface (--http-host/--mqtt-host 127.0.0.1 keeps a listener on this machine)`
+      : `listening on HTTP ${http} and MQTT ${mqtt}`,
+  );
+}
+
+/**
+ * The files in the data directory are the node user's only (0600), but a directory others can
+ * read still shows what is there; one the node created is 0700, one the user made is theirs to
+ * change, so it is only reported.
+ */
+export function warnAboutDataDir(node: RunningNode, dataDir: string): void {
+  let mode: number;
+  try {
+    mode = statSync(dataDir).mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o077) !== 0) {
+    node.logger.warn(
+      { dataDir, mode: mode.toString(8) },
+      `the data directory is open to other users (mode ${mode.toString(8)}): chmod 700 ${dataDir}`,
+    );
+  }
+}
+
 export async function serve(options: Record<string, unknown>): Promise<void> {
   let node: RunningNode;
+  let config: NodeConfig;
   try {
-    node = await startCloudNode(loadConfig(options));
+    config = loadConfig(options);
+    node = await startCloudNode(config);
   } catch (error) {
     reportStartupFailure(error);
   }
+  announceListeners(node, config);
+  warnAboutDataDir(node, config.dataDir);
   announceAdminKey(node);
   stopOnSignals(() => node.stop());
 }

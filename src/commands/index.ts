@@ -10,6 +10,7 @@ export {
   type CommandEvents,
   type CommandMetrics,
   CommandService,
+  type InsertOutcome,
   type InvocationRepository,
   type InvokeOutcome,
   type InvokeRequest,

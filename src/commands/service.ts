@@ -8,12 +8,24 @@ import { formatDuration } from '../time/index.js';
 import { type ActionResult, type Invocation, type InvocationStatus, isFinished } from './invocation.js';
 
 /** Storage port for invocations. */
+export interface InsertOutcome {
+  stored: boolean;
+  pending: number;
+  /** The invocation that already holds the idempotency key; nothing was stored. */
+  earlier?: Invocation;
+}
+
 export interface InvocationRepository {
   /**
    * Stores a new invocation unless the device already has `maxPending` open (queued or delivered)
    * ones; the check and the insert are one step, so concurrent callers cannot overshoot.
    */
-  insert(deviceUid: number, invocation: Invocation, maxPending: number): Promise<{ stored: boolean; pending: number }>;
+  /**
+   * Stores the invocation unless the device already has `maxPending` open, or one with the same
+   * idempotency key (then that one is returned as `earlier`): checked and written atomically, so
+   * concurrent calls with one key create one invocation.
+   */
+  insert(deviceUid: number, invocation: Invocation, maxPending: number): Promise<InsertOutcome>;
   update(invocation: Invocation): Promise<void>;
   get(id: string): Promise<Invocation | undefined>;
   byIdempotencyKey(deviceUid: number, key: string): Promise<Invocation | undefined>;
@@ -114,7 +126,8 @@ export class CommandService {
     };
     if (request.idempotencyKey) invocation.idempotencyKey = request.idempotencyKey;
     const limit = pendingActionLimit(device.network);
-    const { stored, pending } = await deps.repository.insert(device.uid, invocation, limit);
+    const { stored, pending, earlier } = await deps.repository.insert(device.uid, invocation, limit);
+    if (earlier) return { invocation: earlier, replayed: true };
     if (!stored) {
       deps.metrics.queueFull(request.actor);
       throw queueFull(device, pending, limit);

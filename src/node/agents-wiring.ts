@@ -8,9 +8,9 @@ import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
 import { SqliteAgentStore, SqliteAlarms, type SqliteDatabase } from '../store/sqlite/index.js';
 import { type EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
-import { postSigned } from '../transport/webhook/index.js';
+import { parseAddressRange, postSigned, type WebhookRefusals } from '../transport/webhook/index.js';
 import type { TwinService } from '../twin/index.js';
-import type { NodeConfig } from './config.js';
+import { howToSet, type NodeConfig } from './config.js';
 
 /** The plant as agents reach it: registry lookups, twins and commands. */
 export function plantAccess(registry: DeviceRegistry, twins: TwinService, commands: CommandService): PlantAccess {
@@ -48,7 +48,13 @@ export function plantAccess(registry: DeviceRegistry, twins: TwinService, comman
   };
 }
 
-export function alarmSinks(config: NodeConfig, broker: () => EmbeddedMqttBroker): AlarmSink[] {
+/** What the webhook sink reports a refused target to: the node's refusal metrics and its log. */
+export interface WebhookReporting {
+  refusals: WebhookRefusals;
+  logger: Logger;
+}
+
+export function alarmSinks(config: NodeConfig, broker: () => EmbeddedMqttBroker, reporting: WebhookReporting): AlarmSink[] {
   const sinks: AlarmSink[] = [
     {
       name: 'mqtt',
@@ -63,7 +69,17 @@ export function alarmSinks(config: NodeConfig, broker: () => EmbeddedMqttBroker)
     },
   ];
   if (config.alarmWebhook) {
-    const options = { url: config.alarmWebhook, secret: config.alarmWebhookSecret ?? '' };
+    const { logger } = reporting;
+    const options = {
+      url: config.alarmWebhook,
+      secret: config.alarmWebhookSecret ?? '',
+      allow: config.webhookAllow.map(parseAddressRange),
+      refusals: reporting.refusals,
+      log: {
+        warn: (details: Record<string, unknown>, message: string) =>
+          logger.warn({ ...details, setting: howToSet('webhookAllow') }, `alarm ${message}`),
+      },
+    };
     sinks.push({
       name: 'webhook',
       deliver: (alarm, event) => postSigned(options, { event: event.event, alarm: { ...alarm, notifications: undefined } }),

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AdminAccess, type AdminKeySetup } from '../access/index.js';
+import { AdminAccess, type AdminKeySetup, GuessingBrake, hashSecret, secretMatches } from '../access/index.js';
 import type { AgentEngine, AlarmService } from '../agents/index.js';
 import { EventBus } from '../bus/index.js';
 import { CommandService } from '../commands/index.js';
@@ -25,7 +25,7 @@ import {
 } from '../store/sqlite/index.js';
 import type { TelemetrySample } from '../telemetry/index.js';
 import { type Clock, systemClock } from '../time/index.js';
-import { buildHttpApi } from '../transport/http/index.js';
+import { buildHttpApi, StreamTickets } from '../transport/http/index.js';
 import { EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
 import { TwinService } from '../twin/index.js';
 import { alarmSinks, createAgents, loadAgentFiles, plantAccess } from './agents-wiring.js';
@@ -134,6 +134,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     let telemetry: SqliteTelemetryStore | undefined;
     const metrics = new NodeMetrics(() => telemetry?.pendingSamples() ?? 0);
+    // One brake for HTTP and MQTT: a guesser gains nothing by switching listeners.
+    const guessingBrake = new GuessingBrake({ burst: config.authFailureBurst, refillPerSecond: config.authFailureRefillPerSecond, now });
     telemetry = new SqliteTelemetryStore(db, metrics, {
       maxBatchSamples: 5_000,
       // On an edge a sample is stored and queued for the cloud in one transaction.
@@ -208,7 +210,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     await twins.resumePending((deviceId) => registry.find(deviceId));
     const plant = plantAccess(registry, twins, commands);
     let edgeSync: EdgeSync | undefined;
-    const { engine: agents, alarms } = createAgents(db, plant, alarmSinks(config, liveBroker), now, logger.child({ component: 'agents' }), {
+    const sinks = alarmSinks(config, liveBroker, { refusals: metrics, logger: logger.child({ component: 'webhook' }) });
+    const { engine: agents, alarms } = createAgents(db, plant, sinks, now, logger.child({ component: 'agents' }), {
       // The cloud leaves devices served by an edge to the agents running on that edge.
       evaluates: (device) => isEdge || device.edge === undefined,
       ...(isEdge ? { onDecision: (decision) => edgeSync?.onDecision(decision as unknown as Record<string, unknown>) } : {}),
@@ -330,6 +333,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     let stopping = false;
     const startedAt = now();
+    const metricsTokenHash = config.metricsToken === undefined ? undefined : hashSecret(config.metricsToken);
     const app = await buildHttpApi({
       models,
       registry,
@@ -348,6 +352,15 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         return presence.of(device, now(), fallback);
       },
       isAdminKey: (secret) => admin.isAdminKey(secret),
+      access: {
+        brake: guessingBrake,
+        tickets: new StreamTickets(now),
+        isMetricsToken: (secret) => metricsTokenHash !== undefined && secretMatches(secret, metricsTokenHash),
+        publicMetrics: config.publicMetrics,
+        publicDocs: config.publicApiDocs,
+      },
+      refusals: metrics,
+      requestTimeoutMs: config.httpRequestTimeoutMs,
       metricsRegistry: metrics.registry,
       readiness: () => {
         const checks = { database: db.open, mqtt: mqtt.port > 0, accepting: !stopping };
@@ -366,7 +379,6 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         connectedDevices: mqtt.connectedDevices(),
         ingestQueueDepth: store.pendingSamples(),
       }),
-      onAuthFailure: () => metrics.authFailed('http'),
     });
     const httpPort = await listenHttp(app, config);
     cleanups.push(() => app.close());

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { MIN_ADMIN_KEY_LENGTH } from '../access/index.js';
 import { DEFAULT_CODE_PREFIX, DEFAULT_IPV6_PREFIX } from '../identity/index.js';
 import { parseDuration } from '../time/index.js';
+import { parseAddressRange } from '../transport/webhook/index.js';
 
 export interface NodeConfig {
   dataDir: string;
@@ -10,6 +12,10 @@ export interface NodeConfig {
   mqttHost: string;
   mqttPort: number;
   adminKey: string | undefined;
+  /** Where the admin key was read from, when it came from a file (then it is also in `adminKey`). */
+  adminKeyFile: string | undefined;
+  /** CIDR ranges alarm webhooks may reach although they are loopback, private or reserved. */
+  webhookAllow: string[];
   codePrefix: string;
   ipv6Prefix: string;
   retentionMs: number;
@@ -28,6 +34,12 @@ export interface NodeConfig {
   alarmWebhook: string | undefined;
   alarmWebhookSecret: string | undefined;
   logLevel: string;
+  metricsToken: string | undefined;
+  publicMetrics: boolean;
+  publicApiDocs: boolean;
+  httpRequestTimeoutMs: number;
+  authFailureBurst: number;
+  authFailureRefillPerSecond: number;
   mqttMaxUnauthenticated: number;
   mqttConnectTimeoutMs: number;
 }
@@ -103,6 +115,13 @@ function nonNegativeInteger(text: string): number {
   return value;
 }
 
+function yesNo(text: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (['true', 'yes', '1', 'on'].includes(value)) return true;
+  if (['false', 'no', '0', 'off'].includes(value)) return false;
+  throw new Error(`"${text}" is not true or false`);
+}
+
 function url(text: string): string {
   let parsed: URL;
   try {
@@ -112,6 +131,44 @@ function url(text: string): string {
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`"${text}" is not an http(s) URL`);
   return text;
+}
+
+/** The key itself never appears in the message: it may be a real key that is merely short. */
+function adminKey(text: string): string {
+  if (text.length < MIN_ADMIN_KEY_LENGTH) {
+    throw new Error(
+      `the admin key is too short (${text.length} characters; at least ${MIN_ADMIN_KEY_LENGTH}, since a short key can be guessed; generate one with: openssl rand -base64 32)`,
+    );
+  }
+  return text;
+}
+
+/** The admin key in a file (trimmed: editors add a newline). */
+function readAdminKeyFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the admin key file ${path}: ${(error as Error).message}`);
+  }
+  return adminKey(text.trim());
+}
+
+/** Checked when the setting is read, so a missing file or short key names where the path came from. */
+function adminKeyFile(path: string): string {
+  readAdminKeyFile(path);
+  return path;
+}
+
+/** Comma- or space-separated addresses and CIDR ranges, in canonical form. */
+function addressRanges(text: string): string[] {
+  return text
+    .split(/[\s,]+/)
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const [network, bits] = parseAddressRange(entry);
+      return `${network.toString()}/${bits}`;
+    });
 }
 
 export const SETTINGS: SettingSpec[] = [
@@ -159,9 +216,9 @@ export const SETTINGS: SettingSpec[] = [
     key: 'adminKey',
     flag: 'admin-key',
     env: 'THINGLOOP_ADMIN_KEY',
-    description: 'admin API key (otherwise generated on first start and printed once)',
+    description: `admin API key, at least ${MIN_ADMIN_KEY_LENGTH} characters (visible in ps; prefer THINGLOOP_ADMIN_KEY or --admin-key-file); otherwise generated on first start and printed once`,
     defaultValue: undefined,
-    parse: String,
+    parse: adminKey,
     secret: true,
   }),
   spec({
@@ -315,6 +372,74 @@ export const SETTINGS: SettingSpec[] = [
     secret: true,
   }),
   spec({
+    key: 'metricsToken',
+    flag: 'metrics-token',
+    env: 'THINGLOOP_METRICS_TOKEN',
+    description: 'bearer token a Prometheus scraper may read /metrics with (the admin key always may)',
+    defaultValue: undefined,
+    parse: String,
+    secret: true,
+  }),
+  spec({
+    key: 'publicMetrics',
+    flag: 'public-metrics',
+    env: 'THINGLOOP_PUBLIC_METRICS',
+    description: 'serve /metrics without a key (only where the HTTP listener is private)',
+    defaultValue: false,
+    parse: yesNo,
+  }),
+  spec({
+    key: 'publicApiDocs',
+    flag: 'public-api-docs',
+    env: 'THINGLOOP_PUBLIC_API_DOCS',
+    description: 'serve /api/v1/openapi.json without a key',
+    defaultValue: false,
+    parse: yesNo,
+  }),
+  spec({
+    key: 'httpRequestTimeoutMs',
+    flag: 'http-request-timeout',
+    env: 'THINGLOOP_HTTP_REQUEST_TIMEOUT',
+    description: 'deadline for receiving a whole HTTP request, headers and body (slow bodies are cut off with 408)',
+    display: '30s',
+    defaultValue: 30_000,
+    parse: duration,
+  }),
+  spec({
+    key: 'authFailureBurst',
+    flag: 'auth-failure-burst',
+    env: 'THINGLOOP_AUTH_FAILURE_BURST',
+    description: 'failed logins (HTTP and MQTT) one address may make before it is braked (429 / delayed refusal)',
+    defaultValue: 20,
+    parse: positiveInteger,
+  }),
+  spec({
+    key: 'authFailureRefillPerSecond',
+    flag: 'auth-failure-rate',
+    env: 'THINGLOOP_AUTH_FAILURE_RATE',
+    description: 'failed logins per second a braked address earns back',
+    defaultValue: 1,
+    parse: positiveInteger,
+  }),
+  spec({
+    key: 'adminKeyFile',
+    flag: 'admin-key-file',
+    env: 'THINGLOOP_ADMIN_KEY_FILE',
+    description: 'file holding the admin API key (kept out of ps and the environment)',
+    defaultValue: undefined,
+    parse: adminKeyFile,
+  }),
+  spec({
+    key: 'webhookAllow',
+    flag: 'webhook-allow',
+    env: 'THINGLOOP_WEBHOOK_ALLOW',
+    description:
+      'addresses or CIDR ranges alarm webhooks may reach although they are loopback, private, link-local or reserved, comma-separated (e.g. 10.20.0.0/16,fd00::/8); otherwise public addresses only',
+    defaultValue: [],
+    display: 'none',
+    parse: addressRanges,
+  }),
+  spec({
     key: 'mqttMaxUnauthenticated',
     flag: 'mqtt-max-pending-connects',
     env: 'THINGLOOP_MQTT_MAX_PENDING_CONNECTS',
@@ -402,7 +527,33 @@ export function resolveConfig(sources: ConfigSources): ResolvedConfig {
     }
     origins[setting.key] = origin;
   }
-  return { config: config as unknown as NodeConfig, origins };
+  const resolved = { config: config as unknown as NodeConfig, origins };
+  withAdminKeyFromFile(resolved);
+  return resolved;
+}
+
+const PRECEDENCE: Origin[] = ['default', 'config file', 'environment', 'flag'];
+
+/**
+ * An admin key file fills `adminKey`. When both are set the usual precedence decides; set by
+ * the same source, neither is obviously meant, so the node refuses to guess.
+ */
+function withAdminKeyFromFile({ config, origins }: ResolvedConfig): void {
+  if (config.adminKeyFile === undefined) return;
+  const byFile = PRECEDENCE.indexOf(origins.adminKeyFile);
+  const byKey = PRECEDENCE.indexOf(origins.adminKey);
+  if (byFile === byKey) {
+    throw new ConfigError(
+      `the admin key and the admin key file are both set (in the ${origins.adminKey}): keep one of ${howToSet('adminKey')} and ${howToSet('adminKeyFile')}`,
+    );
+  }
+  if (byFile < byKey) return;
+  try {
+    config.adminKey = readAdminKeyFile(config.adminKeyFile);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  origins.adminKey = origins.adminKeyFile;
 }
 
 /** How to change a setting, for error messages: "--mqtt-port or THINGLOOP_MQTT_PORT". */

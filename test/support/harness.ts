@@ -51,6 +51,8 @@ export function testConfig(overrides: Partial<NodeConfig> = {}): NodeConfig {
     mqttHost: '127.0.0.1',
     adminKey: ADMIN_KEY,
     logLevel: 'silent',
+    // Suites that try wrong keys on purpose would trip the guessing brake; its own tests lower this.
+    authFailureBurst: 1_000_000,
     ...overrides,
   };
 }

@@ -83,12 +83,23 @@ describe('ApiClient', () => {
     await expect(client.get('/api/v1/node')).rejects.toBe(abort);
   });
 
-  it('tolerates non-JSON error bodies and builds stream URLs with the key', async () => {
+  it('tolerates non-JSON error bodies', async () => {
     const client = new ApiClient('a b', undefined, async () => respond(502, '<html>bad gateway</html>'));
     await expect(client.get('/api/v1/node')).rejects.toMatchObject({ kind: 'internal', status: 502 });
-    expect(client.streamUrl('pump-0001', { protocol: 'https:', host: 'iot.example:8443' })).toBe(
-      'wss://iot.example:8443/api/v1/devices/pump-0001/stream?key=a%20b',
-    );
-    expect(client.streamUrl('p', { protocol: 'http:', host: 'localhost:8080' })).toMatch(/^ws:\/\/localhost:8080\//);
+  });
+
+  it('builds stream URLs with a single-use ticket bought with the key in a header, never with the key', async () => {
+    const calls: { url: string; init: RequestInit }[] = [];
+    const client = new ApiClient('a b', undefined, async (url, init) => {
+      calls.push({ url, init });
+      return respond(201, JSON.stringify({ ticket: 't/1', expiresAt: 1 }));
+    });
+    const url = await client.streamUrl('pump-0001', { protocol: 'https:', host: 'iot.example:8443' });
+    expect(url).toBe('wss://iot.example:8443/api/v1/devices/pump-0001/stream?ticket=t%2F1');
+    expect(url).not.toContain('a%20b');
+    expect(calls[0]?.url).toBe('/api/v1/stream-tickets');
+    expect(calls[0]?.init.method).toBe('POST');
+    expect(calls[0]?.init.headers).toMatchObject({ authorization: 'Bearer a b' });
+    expect(await client.streamUrl('p', { protocol: 'http:', host: 'localhost:8080' })).toMatch(/^ws:\/\/localhost:8080\//);
   });
 });

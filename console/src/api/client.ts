@@ -120,10 +120,14 @@ export class ApiClient {
     return response.text();
   }
 
-  /** ws(s):// URL of a device's live telemetry stream; browsers cannot set headers on WebSockets, so the key goes in ?key=. */
-  streamUrl(deviceId: string, location: { protocol: string; host: string } = window.location): string {
+  /**
+   * ws(s):// URL of a device's live telemetry stream. Browsers cannot set headers on WebSockets, and
+   * a key in a URL ends up in logs and histories: the key buys a single-use ticket (in a header) instead.
+   */
+  async streamUrl(deviceId: string, location: { protocol: string; host: string } = window.location): Promise<string> {
+    const { ticket } = await this.request<{ ticket: string }>('/api/v1/stream-tickets', { method: 'POST' });
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${scheme}//${location.host}/api/v1/devices/${encodeURIComponent(deviceId)}/stream?key=${encodeURIComponent(this.key)}`;
+    return `${scheme}//${location.host}/api/v1/devices/${encodeURIComponent(deviceId)}/stream?ticket=${encodeURIComponent(ticket)}`;
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -129,8 +129,32 @@ export interface OpenOptions {
   synchronous: 'normal' | 'full';
 }
 
+/** What the database holds (credential hashes, telemetry) is for this node's user only. */
+const PRIVATE_FILE = 0o600;
+const PRIVATE_DIRECTORY = 0o700;
+
+/**
+ * Creates the directory (0700) and the database file (0600) before SQLite opens it: SQLite
+ * creates its -wal and -shm files with the database file's mode, so they come out 0600 too.
+ * Files left by an earlier version with a wider mode are narrowed. A directory the user made is
+ * left as it is: its mode is their choice (the node warns about a readable one at start).
+ */
+function preparePrivateFiles(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIRECTORY });
+  closeSync(openSync(file, 'a', PRIVATE_FILE));
+  for (const path of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    let mode: number;
+    try {
+      mode = statSync(path).mode & 0o777;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o077) !== 0) chmodSync(path, mode & 0o700);
+  }
+}
+
 export function openDatabase(file: string, options: OpenOptions = { synchronous: 'normal' }): SqliteDatabase {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') preparePrivateFiles(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);

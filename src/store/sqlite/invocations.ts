@@ -1,4 +1,4 @@
-import type { Invocation, InvocationRepository, InvocationStatus } from '../../commands/index.js';
+import type { InsertOutcome, Invocation, InvocationRepository, InvocationStatus } from '../../commands/index.js';
 import type { SqliteDatabase } from './database.js';
 
 const parse = (row: { record: string }) => JSON.parse(row.record) as Invocation;
@@ -38,7 +38,9 @@ export class SqliteInvocations implements InvocationRepository {
     this.pendingOfDevice = db.prepare<[number], { pending: number }>(PENDING_INVOCATIONS_SQL);
     this.dueRows = db.prepare<[number, number], { record: string }>(DUE_INVOCATIONS_SQL);
     // Count and insert in one transaction: two requests racing for the last slot cannot both win.
-    this.insertWithin = db.transaction((deviceUid: number, invocation: Invocation, maxPending: number) => {
+    this.insertWithin = db.transaction((deviceUid: number, invocation: Invocation, maxPending: number): InsertOutcome => {
+      const holder = invocation.idempotencyKey === undefined ? undefined : this.byKey.get(deviceUid, invocation.idempotencyKey);
+      if (holder) return { stored: false, pending: 0, earlier: parse(holder) };
       const pending = this.pendingOfDevice.get(deviceUid)?.pending ?? 0;
       if (pending >= maxPending) return { stored: false, pending };
       this.insertRow.run(
@@ -54,7 +56,7 @@ export class SqliteInvocations implements InvocationRepository {
     });
   }
 
-  async insert(deviceUid: number, invocation: Invocation, maxPending: number): Promise<{ stored: boolean; pending: number }> {
+  async insert(deviceUid: number, invocation: Invocation, maxPending: number): Promise<InsertOutcome> {
     return this.insertWithin(deviceUid, invocation, maxPending);
   }
   async update(invocation: Invocation): Promise<void> {

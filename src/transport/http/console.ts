@@ -18,20 +18,19 @@ export const consoleRoutes: FastifyPluginAsync<{ root?: string }> = async (app, 
     app.log.warn({ root }, 'web console not built (run `npm run build:console`); serving the API only');
     return;
   }
-  await app.register(fastifyStatic, {
-    root,
-    wildcard: false,
-    index: false,
-    setHeaders: (reply, path) => {
-      reply.header('cache-control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
-    },
+  // serve: false: the plugin's own routes would declare no access; these two routes do.
+  await app.register(fastifyStatic, { root, serve: false });
+  const open = { access: 'public' } as const;
+  app.get('/assets/*', { config: open, schema: { hide: true } }, (request, reply) => {
+    const params = request.params as { '*': string };
+    return reply.header('cache-control', 'public, max-age=31536000, immutable').sendFile(`assets/${params['*']}`);
   });
   const isApi = (url: string) => url.startsWith('/api/') || url === '/api' || url === '/metrics' || url.startsWith('/metrics?');
-  app.get('/*', { config: { auth: 'public' }, schema: { hide: true } }, (request, reply) => {
+  app.get('/*', { config: open, schema: { hide: true } }, (request, reply) => {
     if (isApi(request.url)) return reply.callNotFound();
     return reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').sendFile('index.html');
   });
-  app.get('/', { config: { auth: 'public' }, schema: { hide: true } }, (_request, reply) =>
+  app.get('/', { config: open, schema: { hide: true } }, (_request, reply) =>
     reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8').sendFile('index.html'),
   );
 };

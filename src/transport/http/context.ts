@@ -1,14 +1,16 @@
 import type { Registry } from 'prom-client';
+import type { GuessingBrake } from '../../access/index.js';
 import type { AgentEngine, AlarmService } from '../../agents/index.js';
 import type { EventBus } from '../../bus/index.js';
 import type { CommandService } from '../../commands/index.js';
 import type { EdgeConfig, EdgeDirectory, EdgeHeartbeat, ReconcileResult } from '../../edge/index.js';
 import type { DeviceErrorReport, IngestEvents, IngestPipeline } from '../../ingest/index.js';
 import type { ModelCatalog } from '../../model/index.js';
-import type { Logger } from '../../observability/index.js';
+import type { Logger, RefusalMetrics } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry, Presence } from '../../registry/index.js';
 import type { DeviceEventStore, TelemetryStore } from '../../telemetry/index.js';
 import type { TwinService } from '../../twin/index.js';
+import type { StreamTickets } from './access.js';
 
 /** The cloud's edge hub as the link route drives it. */
 export interface EdgeLinkHandler {
@@ -45,6 +47,17 @@ export interface HttpApiContext {
   /** What a device sent that was refused, newest first (bounded, in memory). */
   recentErrors(deviceId: string): DeviceErrorReport[];
   isAdminKey(secret: string): boolean;
+  /** Who may reach what beyond route declarations: the guessing brake, stream tickets, public metrics/docs. */
+  access: {
+    brake: GuessingBrake;
+    tickets: StreamTickets;
+    isMetricsToken(secret: string): boolean;
+    publicMetrics: boolean;
+    publicDocs: boolean;
+  };
+  refusals: RefusalMetrics & { authFailed(protocol: 'http'): void };
+  /** Deadline for receiving a whole request (headers and body). */
+  requestTimeoutMs: number;
   metricsRegistry: Registry;
   /** Ready means every part has started and none is shutting down. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
@@ -53,5 +66,4 @@ export interface HttpApiContext {
   maxPayloadBytes: number;
   /** Node-level facts reported by /api/v1/node (role, version, ports). */
   nodeInfo(): Record<string, unknown>;
-  onAuthFailure(): void;
 }

@@ -1,7 +1,10 @@
 /**
  * HTTP transport: the REST API under /api/v1 (fastify, schema-first routes that also generate
  * the OpenAPI document), health and readiness, Prometheus metrics and live WebSocket streams.
+ * Every route declares who may call it (access.ts); the matched route decides, never the URL text.
  */
 
+export { type Principal, type RouteAccess, StreamTickets } from './access.js';
 export type { HttpApiContext } from './context.js';
+export { jsonBodyProblem, MAX_JSON_DEPTH } from './json-body.js';
 export { buildHttpApi } from './server.js';

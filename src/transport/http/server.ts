@@ -1,8 +1,13 @@
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { DomainError, type ErrorKind } from '../../errors/index.js';
+import { enforceRouteAccess } from './access.js';
 import type { HttpApiContext } from './context.js';
+import { jsonBodyProblem } from './json-body.js';
 import { actionRoutes } from './routes/actions.js';
 import { agentRoutes } from './routes/agents.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -27,16 +32,13 @@ const KIND_BY_STATUS: Record<number, ErrorKind> = Object.fromEntries(
   Object.entries(STATUS_BY_KIND).map(([kind, status]) => [status, kind as ErrorKind]),
 );
 
-/** The bearer secret of a request: `Authorization: Bearer …`, or `?key=` where headers cannot be set (browser WebSockets). */
-export function presentedSecret(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  const query = request.query as Record<string, unknown> | undefined;
-  return typeof query?.key === 'string' ? query.key : undefined;
-}
-
-export function sendUnauthorized(reply: FastifyReply, message: string): FastifyReply {
-  return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message });
+/** Type coercion is for query strings and path parameters, which arrive as text; bodies are JSON and validated as sent. */
+function validatorCompilers() {
+  const base = { allErrors: true, removeAdditional: false, useDefaults: true, allowUnionTypes: true, strict: false } as const;
+  const strictBodies = addFormats.default(new Ajv({ ...base, coerceTypes: false }));
+  const coercingText = addFormats.default(new Ajv({ ...base, coerceTypes: 'array' }));
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? strictBodies : coercingText).compile(schema);
 }
 
 export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInstance> {
@@ -45,7 +47,56 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
     // Per-request logs would drown the node's log at device rates; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4 * 1024 * 1024,
-    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array', allowUnionTypes: true } },
+    // A body trickled in slowly holds a socket and delays shutdown: the whole request has a deadline.
+    requestTimeout: context.requestTimeoutMs,
+    // The caller's address, for the guessing brake, is the socket's: X-Forwarded-For is not trusted by default.
+    trustProxy: false,
+  });
+  app.setValidatorCompiler(validatorCompilers());
+  enforceRouteAccess(app, {
+    isAdminKey: context.isAdminKey,
+    isDeviceToken: async (deviceId, secret) => (await context.registry.authenticate(deviceId, secret)) !== undefined,
+    isEdgeToken: async (edgeId, secret) => (await context.edges?.directory.authenticate(edgeId, secret)) !== undefined,
+    isMetricsToken: context.access.isMetricsToken,
+    publicMetrics: context.access.publicMetrics,
+    publicDocs: context.access.publicDocs,
+    brake: context.access.brake,
+    tickets: context.access.tickets,
+    metrics: context.refusals,
+  });
+
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    defaultJson(request, body.toString(), (error: Error | null, parsed?: unknown) => {
+      if (error) return done(error, undefined);
+      const problem = jsonBodyProblem(parsed);
+      if (problem) {
+        context.refusals.refused('http', 'invalid_request');
+        return done(new DomainError('invalid', `request body refused: ${problem}`), undefined);
+      }
+      done(null, parsed);
+    });
+  });
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        // React and uPlot set style attributes; no inline script is ever allowed.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    // The console is plain HTTP on trials: HSTS belongs to whoever terminates TLS.
+    strictTransportSecurity: false,
   });
 
   await app.register(swagger, {
@@ -79,17 +130,6 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
       .code(404)
       .send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}; see /api/v1/openapi.json` }),
   );
-
-  // Admin routes: everything under /api/v1 unless a route says `config: { auth: 'device-or-admin' | 'public' }`.
-  app.addHook('onRequest', async (request, reply) => {
-    const auth = (request.routeOptions.config as { auth?: string } | undefined)?.auth;
-    if (!request.url.startsWith('/api/v1/') || auth === 'public' || auth === 'device-or-admin') return;
-    const secret = presentedSecret(request);
-    if (!secret || !context.isAdminKey(secret)) {
-      context.onAuthFailure();
-      return sendUnauthorized(reply, 'this endpoint needs the admin key: send "Authorization: Bearer <admin key>"');
-    }
-  });
 
   await app.register(operationsRoutes, { context });
   await app.register(modelRoutes, { context, prefix: '/api/v1' });

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
+import { ApiError } from '../../api/client';
 import type { Device, Latest, StreamMessage, TelemetryAggregate, TelemetryRaw, ThingModelDocument } from '../../api/types';
 import { Chart } from '../../components/Chart';
 import { Empty, ErrorState, Loading } from '../../components/states';
@@ -67,9 +68,24 @@ export function Telemetry({ device, model }: { device: Device; model: ThingModel
     let retry: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
     let failures = 0;
-    const connect = () => {
+    const retryLater = () => {
+      failures++;
+      setStream('reconnecting');
+      retry = setTimeout(connect, Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)));
+    };
+    const connect = async () => {
       setStream(failures === 0 ? 'connecting' : 'reconnecting');
-      socket = new WebSocket(api.streamUrl(device.id));
+      let url: string;
+      try {
+        url = await api.streamUrl(device.id);
+      } catch (error) {
+        if (closed) return;
+        if (error instanceof ApiError && error.kind === 'unauthorized') setStream('refused');
+        else retryLater();
+        return;
+      }
+      if (closed) return;
+      socket = new WebSocket(url);
       socket.onmessage = (event) => {
         const message = JSON.parse(String(event.data)) as StreamMessage | { subscribed: string };
         if ('subscribed' in message) {
@@ -94,12 +110,10 @@ export function Telemetry({ device, model }: { device: Device; model: ThingModel
           setStream('refused');
           return;
         }
-        failures++;
-        setStream('reconnecting');
-        retry = setTimeout(connect, Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)));
+        retryLater();
       };
     };
-    connect();
+    void connect();
     return () => {
       closed = true;
       clearTimeout(retry);

@@ -42,6 +42,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.post(
     '/devices/:id/actions/:action',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Invoke a device action; ?wait=5s answers with the output when the device replies in time',
         description:
@@ -91,6 +92,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/invocations/:invocationId',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'One action invocation',
         tags,
@@ -104,6 +106,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices/:id/invocations',
     {
+      config: { access: 'admin' },
       schema: {
         summary: "A device's action history, newest first",
         tags,

@@ -45,6 +45,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/agents',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'List agents',
         tags,
@@ -60,6 +61,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.post(
     '/agents',
     {
+      config: { access: 'admin' },
       ...engineValidates,
       schema: { summary: 'Create an agent', tags, body: documented, response: { 201: AnyObject, ...errorResponses, 409: ErrorBody } },
     },
@@ -68,7 +70,10 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
 
   app.get(
     '/agents/kill-switch',
-    { schema: { summary: 'Whether the global kill switch is engaged', tags, response: { 200: Type.Object({ engaged: Type.Boolean() }) } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Whether the global kill switch is engaged', tags, response: { 200: Type.Object({ engaged: Type.Boolean() }) } },
+    },
     async () => ({
       engaged: agents.killSwitchEngaged,
     }),
@@ -77,6 +82,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/agents/kill-switch',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Engage or release the global kill switch: while engaged no agent sends anything (refusals are recorded)',
         tags,
@@ -92,13 +98,17 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
 
   app.get(
     '/agents/:id',
-    { schema: { summary: 'Read an agent definition', tags, params: IdParam, response: { 200: AnyObject, 404: ErrorBody } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Read an agent definition', tags, params: IdParam, response: { 200: AnyObject, 404: ErrorBody } },
+    },
     async (request) => agents.get((request.params as { id: string }).id),
   );
 
   app.put(
     '/agents/:id',
     {
+      config: { access: 'admin' },
       ...engineValidates,
       schema: {
         summary: 'Replace an agent definition',
@@ -120,7 +130,10 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
 
   app.delete(
     '/agents/:id',
-    { schema: { summary: 'Delete an agent and its state', tags, params: IdParam, response: { 204: Type.Null(), 404: ErrorBody } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Delete an agent and its state', tags, params: IdParam, response: { 204: Type.Null(), 404: ErrorBody } },
+    },
     async (request, reply) => {
       await agents.remove((request.params as { id: string }).id);
       return reply.code(204).send();
@@ -130,6 +143,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/agents/:id/mode',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Switch mode: auto (act), approve (queue for an operator), shadow (record only)',
         tags,
@@ -144,6 +158,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/agents/:id/enabled',
     {
+      config: { access: 'admin' },
       schema: {
         summary: "The agent's own kill switch: disabled agents still judge and record, but never act",
         tags,
@@ -166,6 +181,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/agents/:id/decisions',
     {
+      config: { access: 'admin' },
       schema: {
         summary: "An agent's decision records, newest first, filterable by device, outcome and time",
         tags,
@@ -198,13 +214,17 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
 
   app.get(
     '/decisions/:id',
-    { schema: { summary: 'One decision record in full', tags, params: IdParam, response: { 200: Decision, 404: ErrorBody } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'One decision record in full', tags, params: IdParam, response: { 200: Decision, 404: ErrorBody } },
+    },
     async (request) => agents.decision((request.params as { id: string }).id),
   );
 
   app.get(
     '/approvals',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Decisions waiting for an operator (agents in approve mode)',
         tags: ['approvals'],
@@ -217,6 +237,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.post(
     '/approvals/:id/approve',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Approve a pending decision: the safety envelope is checked again, then it is executed',
         tags: ['approvals'],
@@ -231,6 +252,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.post(
     '/approvals/:id/reject',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Reject a pending decision',
         tags: ['approvals'],
@@ -245,6 +267,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/alarms',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Alarms: open ones by default (state=active|acknowledged|cleared|open|all), newest first',
         tags: ['alarms'],
@@ -275,13 +298,17 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
 
   app.get(
     '/alarms/:id',
-    { schema: { summary: 'One alarm with its history', tags: ['alarms'], params: IdParam, response: { 200: AlarmBody, 404: ErrorBody } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'One alarm with its history', tags: ['alarms'], params: IdParam, response: { 200: AlarmBody, 404: ErrorBody } },
+    },
     async (request) => alarms.get((request.params as { id: string }).id),
   );
 
   app.post(
     '/alarms/:id/acknowledge',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Acknowledge an active alarm',
         tags: ['alarms'],
@@ -297,6 +324,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.post(
     '/alarms/:id/clear',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Clear an alarm',
         tags: ['alarms'],

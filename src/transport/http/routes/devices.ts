@@ -27,6 +27,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.post(
     '/devices',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Register a device; returns its token once',
         tags,
@@ -54,6 +55,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'List devices, ordered by id, paginated with `after`; filter by model, edge, network profile or presence status',
         tags,
@@ -110,6 +112,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices/:id/errors',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'What the device sent that was refused, newest first (the last 50, kept in memory since the node started)',
         tags,
@@ -132,6 +135,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices/summary',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Fleet summary: device count, devices per model and per presence status, and the presence split per edge',
         tags,
@@ -177,13 +181,17 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
 
   app.get(
     '/devices/:id',
-    { schema: { summary: 'Read a device', tags, params: IdParam, response: { 200: Device, 404: ErrorBody } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'Read a device', tags, params: IdParam, response: { 200: Device, 404: ErrorBody } },
+    },
     async (request) => context.registry.get((request.params as { id: string }).id),
   );
 
   app.patch(
     '/devices/:id',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Rename, change attributes (null removes one) or migrate to another model version',
         tags,
@@ -207,6 +215,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.delete(
     '/devices/:id',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Delete a device: revokes its credential and drops its live sessions',
         tags,
@@ -223,6 +232,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.post(
     '/devices/:id/token',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Issue a new device token; the old one stops working and live sessions are dropped',
         tags,
@@ -236,6 +246,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/resolve/*',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Resolve an identification code (e.g. 88.100.1/pump-0001) or an IPv6 address to its device',
         tags: ['identity'],

@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { OUTBOX_EPOCH_HEADER } from '../../../edge/index.js';
-import { DomainError } from '../../../errors/index.js';
 import type { HttpApiContext } from '../context.js';
 import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
 
@@ -53,6 +52,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.post(
     '/edges',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Register an edge node; returns its token once',
         tags,
@@ -66,6 +66,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.post(
     '/edges/:id/token',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Issue a new edge token (shown once)',
         tags,
@@ -79,6 +80,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/edges',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Edges with link state, backlog, drain rate, gaps and capacity',
         tags,
@@ -92,13 +94,17 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
 
   app.get(
     '/edges/:id',
-    { schema: { summary: 'One edge with its status', tags, params: IdParam, response: { 200: EdgeBody, 404: ErrorBody } } },
+    {
+      config: { access: 'admin' },
+      schema: { summary: 'One edge with its status', tags, params: IdParam, response: { 200: EdgeBody, 404: ErrorBody } },
+    },
     async (request) => withStatus((request.params as { id: string }).id),
   );
 
   app.delete(
     '/edges/:id',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Decommission an edge: its token stops working and its link closes; refused (409) while devices are attached to it',
         tags,
@@ -119,6 +125,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/edges/:id/config',
     {
+      config: { access: 'admin' },
       schema: {
         summary: "The edge's desired configuration (devices, models, agents, desired values) next to what it last applied",
         tags,
@@ -139,6 +146,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/edges/:id/gaps',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Gap reports of an edge, newest first: telemetry its full outbox dropped or thinned, per device with the time range',
         tags,
@@ -157,7 +165,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.route({
     method: 'GET',
     url: '/edges/:id/link',
-    config: { auth: 'public' },
+    config: { access: 'edge' },
     schema: {
       summary: 'WebSocket for the edge ↔ cloud link (the edge connects with Authorization: Bearer <edge token>)',
       description:
@@ -166,17 +174,8 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       params: IdParam,
       response: { 401: ErrorBody, 426: ErrorBody },
     },
-    handler: async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const header = request.headers.authorization;
-      const edge = header?.startsWith('Bearer ') ? await edges.directory.authenticate(id, header.slice(7).trim()) : undefined;
-      if (!edge) {
-        context.onAuthFailure();
-        return reply
-          .code(401)
-          .header('www-authenticate', 'Bearer')
-          .send({ error: 'unauthorized', message: 'send "Authorization: Bearer <edge token>"' });
-      }
+    // The access check has authenticated the edge named by :id before either handler runs.
+    handler: async (_request, reply) => {
       return reply
         .code(426)
         .header('upgrade', 'websocket')
@@ -184,8 +183,6 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
     },
     wsHandler: (socket, request) => {
       const { id } = request.params as { id: string };
-      const header = request.headers.authorization;
-      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
       const session = {
         send: (message: unknown) => {
           if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
@@ -195,19 +192,8 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       // Frames that arrive while the edge is being authenticated wait for it.
       const epochHeader = request.headers[OUTBOX_EPOCH_HEADER];
       const outboxEpoch = typeof epochHeader === 'string' && epochHeader.length > 0 ? epochHeader.slice(0, 100) : undefined;
-      const ready = edges.directory.authenticate(id, token).then((edge) => {
-        if (!edge) throw new DomainError('unauthorized', 'bad edge id or token');
-        return edges.hub.connected(id, session, outboxEpoch);
-      });
-      ready.catch((error: Error) => {
-        // Only a refused token counts as an authentication failure; shutdown or storage is 1011.
-        if (error instanceof DomainError && error.kind === 'unauthorized') {
-          context.onAuthFailure();
-          socket.close(4401, error.message.slice(0, 120));
-        } else {
-          socket.close(1011, error.message.slice(0, 120));
-        }
-      });
+      const ready = edges.hub.connected(id, session, outboxEpoch);
+      ready.catch((error: Error) => socket.close(1011, error.message.slice(0, 120)));
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         ready
           .then(async () => {

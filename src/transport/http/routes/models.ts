@@ -18,6 +18,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/models/:modelId',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Store a thing model (W3C WoT Thing Model JSON) as a new version',
         description:
@@ -37,6 +38,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/models',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'List thing models (latest version of each)',
         tags,
@@ -55,6 +57,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/models/:modelId',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Read a thing model (latest, or ?version=N)',
         tags,
@@ -73,6 +76,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/models/:modelId/versions',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Every version of a thing model, oldest first',
         tags,

@@ -4,7 +4,6 @@ import { DomainError } from '../../../errors/index.js';
 import { encodeCursor, parseTime, planTelemetryQuery, type TelemetryQueryParams } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
 import { ErrorBody, errorResponses, IdParam, Rejection } from '../schemas.js';
-import { presentedSecret } from '../server.js';
 
 const EventParams = Type.Object({ id: Type.String(), name: Type.String() });
 const StoredEvent = Type.Object({
@@ -41,25 +40,11 @@ const QueryResult = Type.Object({
   ),
 });
 
-/** A device may act for itself with its token; the admin key may act for any device. */
-async function callerMayActFor(context: HttpApiContext, request: FastifyRequest, deviceId: string): Promise<boolean> {
-  const secret = presentedSecret(request);
-  if (!secret) return false;
-  if (context.isAdminKey(secret)) return true;
-  return (await context.registry.authenticate(deviceId, secret)) !== undefined;
-}
-
 export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
   const tags = ['telemetry'];
-  const unauthorized = () => {
-    context.onAuthFailure();
-    return new DomainError('unauthorized', 'send "Authorization: Bearer <device token>" (or the admin key)');
-  };
-
-  /** The device a message is for, once the caller may act for it, and the raw body. */
+  /** The device a message is for (the access check has let the caller act for it) and the raw body. */
   const deviceMessage = async (request: FastifyRequest) => {
     const { id } = request.params as { id: string };
-    if (!(await callerMayActFor(context, request, id))) throw unauthorized();
     const device = await context.registry.get(id);
     return { device, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) };
   };
@@ -67,6 +52,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   // Telemetry bodies reach the ingest pipeline as bytes, so malformed JSON gets the same
   // reason code and counter as on MQTT instead of a generic parser error.
   await app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
     raw.addContentTypeParser(
       ['application/json', 'text/plain', 'application/octet-stream'],
       { parseAs: 'buffer' },
@@ -75,7 +61,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     raw.post(
       '/devices/:id/telemetry',
       {
-        config: { auth: 'device-or-admin' },
+        config: { access: 'device' },
         // Generous here: the pipeline enforces the configured limit and counts refusals.
         bodyLimit: context.maxPayloadBytes * 16,
         schema: {
@@ -100,7 +86,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     raw.post(
       '/devices/:id/events/:name',
       {
-        config: { auth: 'device-or-admin' },
+        config: { access: 'device' },
         bodyLimit: context.maxPayloadBytes * 16,
         schema: {
           summary: 'Report a device event named in its thing model: {"data": …, "ts": …} (both optional)',
@@ -132,6 +118,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.get(
     '/devices/:id/events',
     {
+      config: { access: 'admin' },
       schema: {
         summary: "A device's events, newest first (paginated with `cursor`)",
         tags,
@@ -192,6 +179,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.get(
     '/devices/:id/telemetry',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Query telemetry: raw values (paginated) or, with agg/bucket, bucketed aggregates',
         tags,
@@ -227,6 +215,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.get(
     '/devices/:id/latest',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'The last value of every property, with its time',
         tags,
@@ -249,16 +238,29 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     },
   );
 
+  app.post(
+    '/stream-tickets',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'A single-use ticket (30 s) for opening a WebSocket stream from a browser, which cannot send an Authorization header',
+        tags,
+        response: { 201: Type.Object({ ticket: Type.String(), expiresAt: Type.Integer() }), 401: ErrorBody },
+      },
+    },
+    async (request, reply) => reply.code(201).send(context.access.tickets.issue(request.principal)),
+  );
+
   // Declared as a plain route with a wsHandler so it appears in the OpenAPI document
   // (@fastify/websocket hides `websocket: true` routes); a GET without upgrade gets 426.
   app.route({
     method: 'GET',
     url: '/devices/:id/stream',
-    config: { auth: 'device-or-admin' },
+    config: { access: 'device', acceptsStreamTicket: true },
     schema: {
       summary: "WebSocket: live stream of the device's accepted telemetry, one JSON message per sample",
       description:
-        'Upgrade to WebSocket. Authenticate with the Authorization header or, from a browser, `?key=<admin key>`. Messages: `{"deviceId","ts","values"}`. Close codes: 4401 unauthorized, 4404 unknown device, 1013 consumer too slow.',
+        'Upgrade to WebSocket. Authenticate with the Authorization header or, from a browser, `?ticket=<stream ticket>` (POST /api/v1/stream-tickets; single use, 30 s). Messages: `{"deviceId","ts","values"}`. Close codes: 4401 unauthorized, 4404 unknown device, 1013 consumer too slow.',
       tags,
       params: IdParam,
       response: { 426: ErrorBody },
@@ -273,11 +275,6 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       let unsubscribe: (() => void) | undefined;
       socket.on('close', () => unsubscribe?.());
       const subscribe = async () => {
-        if (!(await callerMayActFor(context, request, id))) {
-          context.onAuthFailure();
-          socket.close(4401, 'unauthorized');
-          return;
-        }
         await context.registry.get(id);
         if (socket.readyState !== socket.OPEN) return;
         unsubscribe = context.bus.on('telemetry.accepted', (event) => {

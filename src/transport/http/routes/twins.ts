@@ -33,6 +33,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/devices/:id/twin',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'The device twin: reported, desired, delta, per-key metadata, version',
         tags,
@@ -50,6 +51,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.patch(
     '/devices/:id/twin',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Change desired state (null removes a key); needs the current version',
         description:
@@ -92,6 +94,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/devices/:id/twin/history',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'Every twin change, newest first: who changed what, old → new',
         description:
@@ -116,6 +119,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/devices/:id/presence',
     {
+      config: { access: 'admin' },
       schema: {
         summary: 'online / asleep / offline / unknown, from sessions, last uplink and the network profile',
         tags: ['devices'],
