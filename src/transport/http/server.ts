@@ -49,6 +49,11 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
     bodyLimit: 4 * 1024 * 1024,
     // A body trickled in slowly holds a socket and delays shutdown: the whole request has a deadline.
     requestTimeout: context.requestTimeoutMs,
+    // Node checks the deadline on a timer (30 s by default): check often enough that a short deadline holds.
+    http: {
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(context.requestTimeoutMs / 2))),
+      headersTimeout: Math.min(60_000, context.requestTimeoutMs),
+    },
     // The caller's address, for the guessing brake, is the socket's: X-Forwarded-For is not trusted by default.
     trustProxy: false,
   });
