@@ -313,6 +313,7 @@ describe('request deadlines', () => {
     );
     const text = await answer;
     assert.match(text, /^HTTP\/1\.1 408/);
+    assert.match((await t.api<string>('/metrics')).body, /thingloop_refusals_total\{listener="http",reason="request_timeout"\} 1/);
     await t.stop();
   });
 });

@@ -54,6 +54,26 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(context.requestTimeoutMs / 2))),
       headersTimeout: Math.min(60_000, context.requestTimeoutMs),
     },
+    // What Node refuses before fastify routes (a deadline passed, a malformed request line) is answered as
+    // fastify would, in the house's error shape, and counted like every other refusal.
+    clientErrorHandler: (error: Error & { code?: string }, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      context.refusals.refused('http', timedOut ? 'request_timeout' : tooLarge ? 'body_too_large' : 'invalid_request');
+      const [status, text, body] = timedOut
+        ? [408, 'Request Timeout', { error: 'invalid', message: 'the request did not arrive in time: send it whole' }]
+        : tooLarge
+          ? [431, 'Request Header Fields Too Large', { error: 'too_large', message: 'the request headers are too large' }]
+          : [400, 'Bad Request', { error: 'invalid', message: 'the request is not valid HTTP' }];
+      const json = JSON.stringify(body);
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${json}`,
+        );
+      }
+      socket.destroy(error);
+    },
     // The caller's address, for the guessing brake, is the socket's: X-Forwarded-For is not trusted by default.
     trustProxy: false,
   });
@@ -121,9 +141,13 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
       return reply.code(STATUS_BY_KIND[error.kind]).send({ error: error.kind, message: error.message, details: error.details });
     }
     if (error.validation) {
+      context.refusals.refused('http', 'invalid_request');
       return reply.code(400).send({ error: 'invalid', message: `request is invalid: ${error.message}`, details: error.validation });
     }
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    // Refused before a route could read the request: malformed or oversized bodies, bad content types.
+    if (status === 413) context.refusals.refused('http', 'body_too_large');
+    else if (status >= 400 && status < 500) context.refusals.refused('http', 'invalid_request');
     if (status === 500) request.log.error({ err: error }, 'request failed');
     return reply.code(status).send({
       error: KIND_BY_STATUS[status] ?? (status === 500 ? 'internal' : 'invalid'),
