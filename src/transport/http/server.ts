@@ -78,6 +78,9 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
     trustProxy: false,
   });
   app.setValidatorCompiler(validatorCompilers());
+  // Before the access check: @fastify/websocket's own onRequest hook must see an upgrade first, so
+  // that an upgrade the access check refuses has its socket closed after the 401.
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   enforceRouteAccess(app, {
     isAdminKey: context.isAdminKey,
     isDeviceToken: async (deviceId, secret) => (await context.registry.authenticate(deviceId, secret)) !== undefined,
@@ -134,7 +137,6 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
       security: [{ bearer: [] }],
     },
   });
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof DomainError) {
