@@ -302,9 +302,8 @@ async function openLink(t: TestNode, edgeId: string, token: string, epoch = 'epo
 const sequenced = (first: number, records: UplinkRecord[]): SequencedRecord[] => records.map((record, i) => ({ seq: first + i, record }));
 
 /**
- * A refused upgrade leaves its connection open in the node today (see the todo test), and a
- * node holding one never finishes stopping: these cases run against a real process that is
- * killed afterwards.
+ * Refused edge links, against a real process that is killed afterwards: a node that held a
+ * refused upgrade open (as it once did) would never finish stopping.
  */
 describe('edge link refusals (real process)', () => {
   const ADMIN = 'refusals-admin-key-0123456';
@@ -481,9 +480,7 @@ describe('edge link with a valid edge token', () => {
     assert.equal(events.body.items.filter((e) => e.ts === ts + 500).length, 1);
   });
 
-  test('an action result for a cloud invocation of a device the edge does not serve does not complete it', {
-    todo: 'EdgeHub.afterCommit (src/node/edge-sync.ts) completes any cloud invocation named by a "cloud:" idempotency key without checking that its device is served by this edge',
-  }, async () => {
+  test('an action result for a cloud invocation of a device the edge does not serve does not complete it', async () => {
     const invoked = await t.api<{ id: string; status: string }>('/api/v1/devices/pump-cloud/actions/reset', {
       method: 'POST',
       body: { input: {} },
@@ -504,9 +501,7 @@ describe('edge link with a valid edge token', () => {
     assert.equal((await t.api<{ status: string }>(`/api/v1/invocations/${invoked.body.id}`)).body.status, 'queued');
   });
 
-  test("an action result naming its own device cannot overwrite another device's invocation by id", {
-    todo: 'SqliteEdges.applyUplink (src/store/sqlite/edge.ts) upserts an uplinked invocation ON CONFLICT (id) without checking the stored row belongs to the same device',
-  }, async () => {
+  test("an action result naming its own device cannot overwrite another device's invocation by id", async () => {
     const invoked = await t.api<{ id: string; status: string }>('/api/v1/devices/pump-cloud/actions/reset', {
       method: 'POST',
       body: { input: {} },
@@ -527,9 +522,7 @@ describe('edge link with a valid edge token', () => {
     assert.deepEqual([stored.body.deviceId, stored.body.status], ['pump-cloud', 'queued']);
   });
 
-  test('alarms and decisions about a device the edge does not serve are not stored', {
-    todo: 'alarm and decision records are stored for any device: deviceIdOf (src/edge/records.ts) names no device for them, so EdgeHub.applyBatch never looks them up, and SqliteEdges.applyUplink upserts them unchecked',
-  }, async () => {
+  test('alarms and decisions about a device the edge does not serve are not stored', async () => {
     const alarmId = randomUUID();
     const decisionId = randomUUID();
     const link = await openLink(t, 'site-a', tokenA, 'epoch-alarms');

@@ -177,10 +177,12 @@ export class CommandService {
    */
   async completeRemotely(
     id: string,
+    device: DeviceRecord,
     outcome: { status: InvocationStatus; output?: JsonValue; error?: string; completedAt?: number },
   ): Promise<void> {
     const invocation = await this.deps.repository.get(id);
-    if (!invocation || isFinished(invocation.status) || !isFinished(outcome.status)) return;
+    // Only the edge serving the invocation's device may answer it.
+    if (!invocation || invocation.deviceId !== device.id || isFinished(invocation.status) || !isFinished(outcome.status)) return;
     invocation.status = outcome.status;
     invocation.completedAt = outcome.completedAt ?? this.deps.now();
     if (outcome.output !== undefined) invocation.output = outcome.output;

@@ -9,4 +9,13 @@
 export { EDGE_ID_PATTERN, EdgeDirectory, type EdgeRecord, type EdgeRepository, type UplinkApplied } from './directory.js';
 export type { Outbox } from './outbox.js';
 export * from './records.js';
-export { decodeBatch, encodeBatch, eventRecord, telemetryRecords, type UplinkChannel, type UplinkOptions, UplinkSender } from './uplink.js';
+export {
+  decodeBatch,
+  encodeBatch,
+  eventRecord,
+  MAX_BATCH_INFLATED_BYTES,
+  telemetryRecords,
+  type UplinkChannel,
+  type UplinkOptions,
+  UplinkSender,
+} from './uplink.js';

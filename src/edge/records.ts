@@ -16,11 +16,18 @@ export type UplinkRecord =
 /** Idempotency-key prefix an edge gives invocations forwarded by its cloud. */
 export const CLOUD_INVOCATION_PREFIX = 'cloud:';
 
-/** The device an uplink record is about, if any (decisions and alarms name one but are not keyed by it). */
+/** The device an uplink record is about, if any: the cloud applies it only when the edge serves that device. */
 export function deviceIdOf(record: UplinkRecord): string | undefined {
   if (record.kind === 'telemetry' || record.kind === 'twin' || record.kind === 'event') return record.deviceId;
-  if (record.kind === 'invocation' && typeof record.invocation.deviceId === 'string') return record.invocation.deviceId;
-  return undefined;
+  const named =
+    record.kind === 'invocation'
+      ? record.invocation
+      : record.kind === 'decision'
+        ? record.decision
+        : record.kind === 'alarm'
+          ? record.alarm
+          : undefined;
+  return typeof named?.deviceId === 'string' ? named.deviceId : undefined;
 }
 
 export interface SequencedRecord {

@@ -21,12 +21,32 @@ export function encodeBatch(records: SequencedRecord[]): Buffer {
   return Buffer.concat([Buffer.from(`${JSON.stringify({ type: 'batch', first, last })}\n`), body]);
 }
 
+/** The most a batch may inflate to: a 64 KiB frame of JSON records is a few MiB; more is a gzip bomb. */
+export const MAX_BATCH_INFLATED_BYTES = 32 * 1024 * 1024;
+
 export function decodeBatch(frame: Buffer): { first: number; last: number; records: SequencedRecord[] } {
   const newline = frame.indexOf(0x0a);
   if (newline < 0) throw new Error('a batch frame starts with a JSON header line');
-  const header = JSON.parse(frame.subarray(0, newline).toString('utf8')) as { first: number; last: number };
-  const records = JSON.parse(gunzipSync(frame.subarray(newline + 1)).toString('utf8')) as SequencedRecord[];
-  return { first: header.first, last: header.last, records };
+  const header = JSON.parse(frame.subarray(0, newline).toString('utf8')) as { first?: unknown; last?: unknown };
+  if (!Number.isSafeInteger(header.first) || !Number.isSafeInteger(header.last))
+    throw new Error('a batch header names its first and last sequence numbers');
+  let inflated: Buffer;
+  try {
+    inflated = gunzipSync(frame.subarray(newline + 1), { maxOutputLength: MAX_BATCH_INFLATED_BYTES });
+  } catch (error) {
+    throw new Error(`a batch body must be gzip of at most ${MAX_BATCH_INFLATED_BYTES} bytes: ${(error as Error).message}`);
+  }
+  const records: unknown = JSON.parse(inflated.toString('utf8'));
+  if (!Array.isArray(records) || !records.every(isSequencedRecord)) throw new Error('a batch body is an array of {seq, record}');
+  return { first: header.first as number, last: header.last as number, records };
+}
+
+function isSequencedRecord(value: unknown): value is SequencedRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const { seq, record } = value as { seq?: unknown; record?: unknown };
+  return (
+    Number.isSafeInteger(seq) && typeof record === 'object' && record !== null && typeof (record as { kind?: unknown }).kind === 'string'
+  );
 }
 
 /** The edge's side of the link as the sender sees it. */

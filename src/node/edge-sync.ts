@@ -234,14 +234,16 @@ export class EdgeHub {
         this.parts.bus.emit('event.accepted', { device, event: { ...event, deviceUid: device.uid }, source: 'edge' });
       } else if (record.kind === 'invocation') {
         const invocation = record.invocation as {
+          deviceId?: string;
           idempotencyKey?: string;
           status: InvocationStatus;
           output?: JsonValue;
           error?: string;
           completedAt?: number;
         };
-        if (invocation.idempotencyKey?.startsWith(CLOUD_INVOCATION_PREFIX)) {
-          await this.parts.commands.completeRemotely(invocation.idempotencyKey.slice(CLOUD_INVOCATION_PREFIX.length), invocation);
+        const device = invocation.deviceId === undefined ? undefined : served.get(invocation.deviceId);
+        if (device && invocation.idempotencyKey?.startsWith(CLOUD_INVOCATION_PREFIX)) {
+          await this.parts.commands.completeRemotely(invocation.idempotencyKey.slice(CLOUD_INVOCATION_PREFIX.length), device, invocation);
         }
       } else if (record.kind === 'twin') {
         const device = served.get(record.deviceId);

@@ -180,15 +180,18 @@ export class SqliteEdges implements EdgeRepository {
     this.insertEvent = db.prepare('INSERT INTO device_events (device_uid, name, ts, data) VALUES (?, ?, ?, ?)');
     this.upsertDecision = db.prepare(
       `INSERT INTO decisions (id, agent_id, device_id, ts, outcome, open, record) VALUES (?, ?, ?, ?, ?, 0, ?)
-       ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, record = excluded.record`,
+       ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, record = excluded.record
+       WHERE decisions.device_id = excluded.device_id AND decisions.agent_id = excluded.agent_id`,
     );
     this.upsertAlarm = db.prepare(
       `INSERT INTO alarms (id, agent_id, device_id, type, state, raised_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record`,
+       ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record
+       WHERE alarms.device_id = excluded.device_id AND alarms.agent_id = excluded.agent_id`,
     );
     this.upsertInvocation = db.prepare(
       `INSERT INTO invocations (id, device_uid, status, idempotency_key, created_at, record) VALUES (?, ?, ?, NULL, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record`,
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record
+       WHERE invocations.device_uid = excluded.device_uid`,
     );
     this.insertGap = db.prepare('INSERT INTO edge_gaps (edge_id, at, gap) VALUES (?, ?, ?)');
     this.readRecord = db.prepare<[string], { record: string }>('SELECT record FROM edges WHERE id = ?');
@@ -294,11 +297,20 @@ export class SqliteEdges implements EdgeRepository {
           }
           case 'decision': {
             const d = record.decision as { id: string; agentId: string; deviceId: string; ts: number; outcome: string };
+            // An edge speaks for its own devices only; an id that names another device's record changes nothing.
+            if (deviceUid(d.deviceId) === undefined) {
+              skippedUnknownDevice++;
+              continue;
+            }
             this.upsertDecision.run(d.id, d.agentId, d.deviceId, d.ts, d.outcome, JSON.stringify(record.decision));
             break;
           }
           case 'alarm': {
             const a = record.alarm as { id: string; agentId: string; deviceId: string; type: string; state: string; raisedAt: number };
+            if (deviceUid(a.deviceId) === undefined) {
+              skippedUnknownDevice++;
+              continue;
+            }
             this.upsertAlarm.run(a.id, a.agentId, a.deviceId, a.type, a.state, a.raisedAt, JSON.stringify(record.alarm));
             break;
           }
