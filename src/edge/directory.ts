@@ -43,6 +43,8 @@ export interface EdgeRepository {
 
 export interface UplinkApplied {
   appliedUpTo: number;
+  /** Records without the fields their kind needs (see malformedRecord): skipped, the mark moves past them. */
+  skippedMalformed: number;
   /** Records applied now (replays excluded), by kind. */
   applied: SequencedRecord[];
   skippedUnknownDevice: number;

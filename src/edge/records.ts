@@ -30,6 +30,40 @@ export function deviceIdOf(record: UplinkRecord): string | undefined {
   return typeof named?.deviceId === 'string' ? named.deviceId : undefined;
 }
 
+type Shape = Record<string, (value: unknown) => boolean>;
+const text = (value: unknown) => typeof value === 'string' && value.length > 0;
+const time = (value: unknown) => Number.isSafeInteger(value);
+const object = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value);
+const count = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** The fields each kind must carry for the cloud to store it and read it back. */
+const SHAPES: Record<UplinkRecord['kind'], { field?: string; shape: Shape }> = {
+  telemetry: { shape: { deviceId: text, ts: time, values: object } },
+  twin: { shape: { deviceId: text, ts: time, section: (v) => v === 'reported' || v === 'desired', values: object, actor: text } },
+  event: { shape: { deviceId: text, name: text, ts: time } },
+  decision: { field: 'decision', shape: { id: text, agentId: text, deviceId: text, ts: time, outcome: text } },
+  alarm: { field: 'alarm', shape: { id: text, agentId: text, deviceId: text, type: text, state: text, raisedAt: time } },
+  invocation: { field: 'invocation', shape: { id: text, deviceId: text, action: text, status: text, createdAt: time } },
+  gap: { field: 'gap', shape: { policy: (v) => v === 'drop-oldest' || v === 'downsample', at: time, devices: object, total: count } },
+};
+
+/**
+ * What is missing or wrong in an uplink record, or undefined when the cloud can keep it. An edge
+ * of another version, or a broken one, must not store what later reads cannot serve.
+ */
+export function malformedRecord(record: unknown): string | undefined {
+  if (!object(record)) return 'a record is an object';
+  const kind = (record as { kind?: unknown }).kind;
+  const spec = typeof kind === 'string' ? SHAPES[kind as UplinkRecord['kind']] : undefined;
+  if (!spec) return `unknown record kind ${JSON.stringify(kind)}`;
+  const body = spec.field === undefined ? record : (record as Record<string, unknown>)[spec.field];
+  if (!object(body)) return `a ${kind} record carries its ${spec.field} as an object`;
+  for (const [name, valid] of Object.entries(spec.shape)) {
+    if (!valid((body as Record<string, unknown>)[name])) return `a ${kind} record has no valid ${name}`;
+  }
+  return undefined;
+}
+
 export interface SequencedRecord {
   seq: number;
   record: UplinkRecord;

@@ -283,6 +283,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     edgeHub = edgeDirectory
       ? new EdgeHub({
           edges: edgeDirectory,
+          refusals: metrics,
           commands,
           registry,
           devices,

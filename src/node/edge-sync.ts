@@ -20,7 +20,7 @@ import {
 } from '../edge/index.js';
 import type { IngestEvents } from '../ingest/index.js';
 import { canonicalJson, type ModelCatalog, type ThingModelVersion } from '../model/index.js';
-import type { Logger } from '../observability/index.js';
+import type { Logger, RefusalMetrics } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
 import type { SqliteDevices, SqliteOutbox } from '../store/sqlite/index.js';
 import type { JsonValue, TelemetrySample } from '../telemetry/index.js';
@@ -46,6 +46,7 @@ export interface EdgeHubParts {
   twins: TwinService;
   commands: CommandService;
   bus: EventBus<IngestEvents>;
+  refusals: RefusalMetrics;
   logger: Logger;
   now(): number;
 }
@@ -194,6 +195,10 @@ export class EdgeHub {
         { edge: edgeId, records: result.skippedUnknownDevice },
         'uplink records for devices this edge does not serve were skipped',
       );
+    }
+    if (result.skippedMalformed > 0) {
+      this.parts.logger.warn({ edge: edgeId, records: result.skippedMalformed }, 'malformed uplink records were skipped');
+      for (let i = 0; i < result.skippedMalformed; i++) this.parts.refusals.refused('edge-link', 'invalid_request');
     }
     this.sessions.get(edgeId)?.send({ type: 'ack', upTo: result.appliedUpTo });
     const now = this.parts.now();

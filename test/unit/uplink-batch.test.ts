@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { decodeBatch, encodeBatch, MAX_BATCH_INFLATED_BYTES } from '../../src/edge/index.js';
+import { decodeBatch, encodeBatch, MAX_BATCH_INFLATED_BYTES, malformedRecord } from '../../src/edge/index.js';
 
 const header = (first: unknown, last: unknown) => Buffer.from(`${JSON.stringify({ type: 'batch', first, last })}\n`);
 
@@ -29,5 +29,29 @@ describe('uplink batch frames', () => {
       assert.throws(() => decodeBatch(Buffer.concat([header(1, 1), gzipSync(Buffer.from(text))])), /array of \{seq, record\}/, text);
     }
     assert.throws(() => decodeBatch(Buffer.concat([header(1, 1), Buffer.from('not gzip')])), /gzip/);
+  });
+
+  test('records missing what their kind needs are named, whole ones pass', () => {
+    const now = Date.now();
+    const whole = [
+      { kind: 'telemetry', deviceId: 'p', ts: now, values: { speed: 1 } },
+      { kind: 'twin', deviceId: 'p', ts: now, section: 'desired', values: { speed: null }, actor: 'api' },
+      { kind: 'event', deviceId: 'p', name: 'overheat', ts: now, data: null },
+      { kind: 'invocation', invocation: { id: 'i', deviceId: 'p', action: 'reset', status: 'succeeded', createdAt: now } },
+      { kind: 'alarm', alarm: { id: 'a', agentId: 'g', deviceId: 'p', type: 'hot', state: 'active', raisedAt: now } },
+      { kind: 'decision', decision: { id: 'd', agentId: 'g', deviceId: 'p', ts: now, outcome: 'executed' } },
+      { kind: 'gap', gap: { policy: 'drop-oldest', at: now, devices: {}, total: 0 } },
+    ];
+    for (const record of whole) assert.equal(malformedRecord(record), undefined, record.kind);
+    const broken: [unknown, RegExp][] = [
+      [{ kind: 'telemetry', deviceId: 'p', ts: now, values: null }, /values/],
+      [{ kind: 'gap', gap: { at: now, total: 1 } }, /policy/],
+      [{ kind: 'invocation', invocation: { id: 'i', deviceId: 'p', status: 'succeeded', createdAt: now } }, /action/],
+      [{ kind: 'alarm', alarm: 'x' }, /alarm as an object/],
+      [{ kind: 'telemetry', deviceId: 'p', ts: 1e300, values: {} }, /ts/],
+      [{ kind: 'teleport' }, /unknown record kind/],
+      [null, /object/],
+    ];
+    for (const [record, reason] of broken) assert.match(String(malformedRecord(record)), reason, JSON.stringify(record));
   });
 });

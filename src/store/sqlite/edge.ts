@@ -5,6 +5,7 @@ import {
   type EdgeRecord,
   type EdgeRepository,
   type GapReport,
+  malformedRecord,
   type Outbox,
   type OutboxStats,
   type SequencedRecord,
@@ -271,11 +272,17 @@ export class SqliteEdges implements EdgeRepository {
       const edge = JSON.parse(row.record) as EdgeRecord;
       const applied: SequencedRecord[] = [];
       let skippedUnknownDevice = 0;
+      let skippedMalformed = 0;
       let mark = edge.appliedSeq;
       for (const entry of records) {
         if (entry.seq <= mark) continue;
         mark = entry.seq;
         const { record } = entry;
+        // Skipped, not refused: a batch refused for one bad record would be re-sent forever.
+        if (malformedRecord(record) !== undefined) {
+          skippedMalformed++;
+          continue;
+        }
         switch (record.kind) {
           case 'telemetry': {
             const uid = deviceUid(record.deviceId);
@@ -338,7 +345,7 @@ export class SqliteEdges implements EdgeRepository {
       }
       edge.appliedSeq = mark;
       this.writeRecord.run(JSON.stringify(edge), edgeId);
-      return { appliedUpTo: mark, applied, skippedUnknownDevice };
+      return { appliedUpTo: mark, applied, skippedUnknownDevice, skippedMalformed };
     })();
   }
 }
