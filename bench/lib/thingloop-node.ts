@@ -113,7 +113,8 @@ export async function registerFleet(
 }
 
 export async function scrape(node: NodeProcess): Promise<string> {
-  const response = await fetch(`${node.httpUrl}/metrics`);
+  // /metrics needs a key since issue #17: the bench holds the admin key.
+  const response = await fetch(`${node.httpUrl}/metrics`, { headers: { authorization: `Bearer ${node.adminKey}` } });
   if (!response.ok) throw new Error(`/metrics: HTTP ${response.status}`);
   return response.text();
 }
