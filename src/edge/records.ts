@@ -35,6 +35,17 @@ const text = (value: unknown) => typeof value === 'string' && value.length > 0;
 const time = (value: unknown) => Number.isSafeInteger(value);
 const object = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const count = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+const present = (value: unknown) => value !== undefined;
+/** A gap's devices: per device id, what was dropped and the time range it covered. */
+const gapDevices = (value: unknown) =>
+  object(value) &&
+  Object.values(value as Record<string, unknown>).every(
+    (entry) =>
+      object(entry) &&
+      count((entry as { dropped?: unknown }).dropped) &&
+      time((entry as { from?: unknown }).from) &&
+      time((entry as { to?: unknown }).to),
+  );
 
 /** The fields each kind must carry for the cloud to store it and read it back. */
 const SHAPES: Record<UplinkRecord['kind'], { field?: string; shape: Shape }> = {
@@ -43,8 +54,21 @@ const SHAPES: Record<UplinkRecord['kind'], { field?: string; shape: Shape }> = {
   event: { shape: { deviceId: text, name: text, ts: time } },
   decision: { field: 'decision', shape: { id: text, agentId: text, deviceId: text, ts: time, outcome: text } },
   alarm: { field: 'alarm', shape: { id: text, agentId: text, deviceId: text, type: text, state: text, raisedAt: time } },
-  invocation: { field: 'invocation', shape: { id: text, deviceId: text, action: text, status: text, createdAt: time } },
-  gap: { field: 'gap', shape: { policy: (v) => v === 'drop-oldest' || v === 'downsample', at: time, devices: object, total: count } },
+  invocation: {
+    field: 'invocation',
+    shape: {
+      id: text,
+      deviceId: text,
+      action: text,
+      input: present,
+      status: text,
+      actor: text,
+      createdAt: time,
+      expiresAt: time,
+      timeoutMs: count,
+    },
+  },
+  gap: { field: 'gap', shape: { policy: (v) => v === 'drop-oldest' || v === 'downsample', at: time, devices: gapDevices, total: count } },
 };
 
 /**

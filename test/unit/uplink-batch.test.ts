@@ -37,10 +37,23 @@ describe('uplink batch frames', () => {
       { kind: 'telemetry', deviceId: 'p', ts: now, values: { speed: 1 } },
       { kind: 'twin', deviceId: 'p', ts: now, section: 'desired', values: { speed: null }, actor: 'api' },
       { kind: 'event', deviceId: 'p', name: 'overheat', ts: now, data: null },
-      { kind: 'invocation', invocation: { id: 'i', deviceId: 'p', action: 'reset', status: 'succeeded', createdAt: now } },
+      {
+        kind: 'invocation',
+        invocation: {
+          id: 'i',
+          deviceId: 'p',
+          action: 'reset',
+          input: null,
+          status: 'succeeded',
+          actor: 'api',
+          createdAt: now,
+          expiresAt: now,
+          timeoutMs: 0,
+        },
+      },
       { kind: 'alarm', alarm: { id: 'a', agentId: 'g', deviceId: 'p', type: 'hot', state: 'active', raisedAt: now } },
       { kind: 'decision', decision: { id: 'd', agentId: 'g', deviceId: 'p', ts: now, outcome: 'executed' } },
-      { kind: 'gap', gap: { policy: 'drop-oldest', at: now, devices: {}, total: 0 } },
+      { kind: 'gap', gap: { policy: 'drop-oldest', at: now, devices: { p: { dropped: 3, from: now - 10, to: now } }, total: 3 } },
     ];
     for (const record of whole) assert.equal(malformedRecord(record), undefined, record.kind);
     const broken: [unknown, RegExp][] = [
@@ -48,6 +61,11 @@ describe('uplink batch frames', () => {
       [{ kind: 'gap', gap: { at: now, total: 1 } }, /policy/],
       [{ kind: 'invocation', invocation: { id: 'i', deviceId: 'p', status: 'succeeded', createdAt: now } }, /action/],
       [{ kind: 'alarm', alarm: 'x' }, /alarm as an object/],
+      [{ kind: 'gap', gap: { policy: 'downsample', at: now, devices: { p: -5 }, total: 1 } }, /devices/],
+      [
+        { kind: 'invocation', invocation: { id: 'i', deviceId: 'p', action: 'reset', status: 'succeeded', createdAt: now } },
+        /input|actor|expiresAt/,
+      ],
       [{ kind: 'telemetry', deviceId: 'p', ts: 1e300, values: {} }, /ts/],
       [{ kind: 'teleport' }, /unknown record kind/],
       [null, /object/],

@@ -74,6 +74,15 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
       }
       socket.destroy(error);
     },
+    // A path the router cannot decode (/%zz) never reaches a route or its hooks: answer 400 here, and
+    // close an upgrade's socket ourselves, since no WebSocket hook will.
+    frameworkErrors: (error, request, reply) => {
+      context.refusals.refused('http', 'invalid_request');
+      const body = JSON.stringify({ error: 'invalid', message: `the request cannot be routed: ${error.message}` });
+      reply.hijack();
+      if (request.raw.headers.upgrade) reply.raw.once('finish', () => request.raw.socket.destroy());
+      reply.raw.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+    },
     // The caller's address, for the guessing brake, is the socket's: X-Forwarded-For is not trusted by default.
     trustProxy: false,
   });
