@@ -1,5 +1,19 @@
-import { type Static, Type } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import type { FastifyTypeProvider } from 'fastify';
 import { NETWORK_KINDS } from '../../registry/index.js';
+import type { JsonValue } from '../../telemetry/index.js';
+
+/**
+ * Types a route's params, querystring, body, headers and replies from its schemas: a route
+ * plugin calls `fastify.withTypeProvider<TypeBoxTypeProvider>()` and registers on what it returns.
+ * These schemas are @sinclair/typebox 0.34; @fastify/type-provider-typebox 6 infers from typebox 1.x
+ * and reads them only as plain JSON Schema (a Type.Unsafe becomes unknown, a union built with map
+ * becomes never), so the provider is its 0.34 form: the same two lines over 0.34's Static.
+ */
+export interface TypeBoxTypeProvider extends FastifyTypeProvider {
+  validator: this['schema'] extends TSchema ? Static<this['schema']> : unknown;
+  serializer: this['schema'] extends TSchema ? Static<this['schema']> : unknown;
+}
 
 /** The one error body every endpoint returns: a kind, a sentence, and details to act on. */
 export const ErrorBody = Type.Object({
@@ -9,6 +23,9 @@ export const ErrorBody = Type.Object({
 });
 
 export const AnyObject = Type.Object({}, { additionalProperties: true });
+
+/** Any JSON value in a body: the schema is `{}`, as Type.Unknown() writes it, and the value is typed as the JSON it is. */
+export const AnyJson = Type.Unsafe<JsonValue>({});
 
 export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'Platform device id' });
 

@@ -2,17 +2,18 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { type Invocation, isFinished } from '../../../commands/index.js';
 import { DomainError } from '../../../errors/index.js';
-import type { JsonValue } from '../../../telemetry/index.js';
 import { parseDuration } from '../../../time/index.js';
 import type { HttpApiContext } from '../context.js';
-import { ErrorBody, errorResponses, IdParam } from '../schemas.js';
+import { AnyJson, ErrorBody, errorResponses, IdParam, type TypeBoxTypeProvider } from '../schemas.js';
+
+const InvocationStatus = Type.Union((['queued', 'delivered', 'succeeded', 'failed', 'expired'] as const).map((s) => Type.Literal(s)));
 
 const InvocationBody = Type.Object({
   id: Type.String(),
   deviceId: Type.String(),
   action: Type.String(),
   input: Type.Unknown(),
-  status: Type.Union(['queued', 'delivered', 'succeeded', 'failed', 'expired'].map((s) => Type.Literal(s))),
+  status: InvocationStatus,
   output: Type.Optional(Type.Unknown()),
   error: Type.Optional(Type.String()),
   idempotencyKey: Type.Optional(Type.String()),
@@ -36,7 +37,8 @@ function durationParam(name: string, text: string | undefined, max?: number): nu
   return ms;
 }
 
-export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['actions'];
 
   app.post(
@@ -53,7 +55,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         body: Type.Optional(
           Type.Object(
             {
-              input: Type.Optional(Type.Unknown()),
+              input: Type.Optional(AnyJson),
               idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
               timeout: Type.Optional(Type.String({ description: 'How long the device has to answer once delivered (default 30s)' })),
               ttl: Type.Optional(Type.String({ description: 'How long it may wait for an unreachable device (default 1h, sleepy 24h)' })),
@@ -65,9 +67,9 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request, reply) => {
-      const { id, action } = request.params as { id: string; action: string };
-      const body = (request.body ?? {}) as { input?: JsonValue; idempotencyKey?: string; timeout?: string; ttl?: string };
-      const wait = durationParam('wait', (request.query as { wait?: string }).wait, MAX_WAIT_MS);
+      const { id, action } = request.params;
+      const body = request.body ?? {};
+      const wait = durationParam('wait', request.query.wait, MAX_WAIT_MS);
       const headerKey = request.headers['idempotency-key'];
       const device = await context.registry.get(id);
       const outcome = await context.commands.invoke(device, {
@@ -100,7 +102,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: InvocationBody, 404: ErrorBody },
       },
     },
-    async (request) => context.commands.get((request.params as { invocationId: string }).invocationId),
+    async (request) => context.commands.get(request.params.invocationId),
   );
 
   app.get(
@@ -114,14 +116,14 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         querystring: Type.Object({
           limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
           before: Type.Optional(Type.Integer({ description: 'createdAt of the last item of the previous page' })),
-          status: Type.Optional(Type.Union(['queued', 'delivered', 'succeeded', 'failed', 'expired'].map((s) => Type.Literal(s)))),
+          status: Type.Optional(InvocationStatus),
         }),
         response: { 200: Type.Object({ items: Type.Array(InvocationBody) }), 404: ErrorBody },
       },
     },
     async (request) => {
-      const device = await context.registry.get((request.params as { id: string }).id);
-      return { items: await context.commands.list(device, request.query as { limit: number }) };
+      const device = await context.registry.get(request.params.id);
+      return { items: await context.commands.list(device, request.query) };
     },
   );
 };

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses } from '../schemas.js';
+import { AnyObject, ErrorBody, errorResponses, type TypeBoxTypeProvider } from '../schemas.js';
 
 const ModelVersion = Type.Object({
   id: Type.String(),
@@ -12,7 +12,8 @@ const ModelVersion = Type.Object({
 
 const ModelId = Type.Object({ modelId: Type.String() });
 
-export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['models'];
 
   app.put(
@@ -30,7 +31,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request, reply) => {
-      const { model, created } = await context.models.put((request.params as { modelId: string }).modelId, request.body);
+      const { model, created } = await context.models.put(request.params.modelId, request.body);
       return reply.code(created ? 201 : 200).send(model);
     },
   );
@@ -66,11 +67,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: ModelVersion, 404: ErrorBody },
       },
     },
-    async (request) => {
-      const { modelId } = request.params as { modelId: string };
-      const { version } = request.query as { version?: number };
-      return context.models.get(modelId, version);
-    },
+    async (request) => context.models.get(request.params.modelId, request.query.version),
   );
 
   app.get(
@@ -85,7 +82,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request) => {
-      const { modelId } = request.params as { modelId: string };
+      const { modelId } = request.params;
       const items = await context.models.versions(modelId);
       if (items.length === 0) await context.models.get(modelId);
       return { items };

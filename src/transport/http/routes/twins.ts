@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
 import { parseDuration } from '../../../time/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
+import { AnyJson, AnyObject, ErrorBody, errorResponses, IdParam, type TypeBoxTypeProvider } from '../schemas.js';
 
 const Twin = Type.Object({
   deviceId: Type.String(),
@@ -27,7 +27,8 @@ function versionFromIfMatch(header: string | undefined): number | undefined {
   return Number(match[1]);
 }
 
-export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['twins'];
 
   app.get(
@@ -42,7 +43,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request, reply) => {
-      const device = await context.registry.get((request.params as { id: string }).id);
+      const device = await context.registry.get(request.params.id);
       const twin = await context.twins.get(device);
       return reply.header('etag', `"${twin.version}"`).send(twin);
     },
@@ -60,7 +61,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         params: IdParam,
         body: Type.Object(
           {
-            desired: Type.Record(Type.String(), Type.Unknown()),
+            desired: Type.Record(Type.String(), AnyJson),
             version: Type.Optional(Type.Integer({ minimum: 0 })),
             ttl: Type.Optional(Type.String({ description: 'Sleepy devices: how long the change may wait for a wake window (e.g. 6h)' })),
           },
@@ -70,9 +71,9 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request, reply) => {
-      const device = await context.registry.get((request.params as { id: string }).id);
-      const body = request.body as { desired: Record<string, never>; version?: number; ttl?: string };
-      const expectedVersion = versionFromIfMatch(request.headers['if-match'] as string | undefined) ?? body.version;
+      const device = await context.registry.get(request.params.id);
+      const { body } = request;
+      const expectedVersion = versionFromIfMatch(request.headers['if-match']) ?? body.version;
       if (expectedVersion === undefined) {
         const current = await context.twins.get(device);
         return reply.code(428).send({
@@ -110,9 +111,8 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
-      const device = await context.registry.get((request.params as { id: string }).id);
-      const query = request.query as { limit: number; before?: number; section?: 'desired' | 'reported' };
-      return { items: await context.twins.history(device, query) };
+      const device = await context.registry.get(request.params.id);
+      return { items: await context.twins.history(device, request.query) };
     },
   );
 
@@ -138,7 +138,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
-      const device = await context.registry.get((request.params as { id: string }).id);
+      const device = await context.registry.get(request.params.id);
       return { deviceId: device.id, ...(await context.presence(device)), network: device.network };
     },
   );
