@@ -88,6 +88,9 @@ export const Rejection = Type.Object({
 /** `:id` in a path: a device, edge, agent, alarm or approval id. */
 export const IdParam = Type.Object({ id: Type.String() });
 
+/** A 204: documented as `{"type":"null"}` as Type.Null() writes it, sent as no body at all (`reply.send()`). */
+export const NoContent = Type.Unsafe<undefined>({ type: 'null' });
+
 export const errorResponses = {
   400: ErrorBody,
   401: ErrorBody,

@@ -2,7 +2,18 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AttributeValue, Device, DeviceId, ErrorBody, errorResponses, IdParam, NetworkInput, Rejection } from '../schemas.js';
+import {
+  AttributeValue,
+  Device,
+  DeviceId,
+  ErrorBody,
+  errorResponses,
+  IdParam,
+  NetworkInput,
+  NoContent,
+  Rejection,
+  type TypeBoxTypeProvider,
+} from '../schemas.js';
 
 const WithToken = Type.Object({ device: Device, token: Type.String({ description: 'Device token: shown once, stored hashed' }) });
 const PresenceCounts = Type.Object(
@@ -21,7 +32,8 @@ const PresenceSplit = (description: string) =>
 type PresenceTally = Record<PresenceStatus, number> & { total: number };
 const noDevices = (): Record<PresenceStatus, number> => ({ online: 0, asleep: 0, offline: 0, unknown: 0 });
 
-export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['devices'];
 
   app.post(
@@ -47,7 +59,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request, reply) => {
-      const registered = await context.registry.register(request.body as Parameters<typeof context.registry.register>[0]);
+      const registered = await context.registry.register(request.body);
       return reply.code(201).header('location', `/api/v1/devices/${registered.device.id}`).send(registered);
     },
   );
@@ -65,7 +77,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
           network: Type.Optional(Type.String({ description: `Network profile: ${NETWORK_KINDS.join(', ')}` })),
           status: Type.Optional(
             Type.Union(
-              ['online', 'asleep', 'offline', 'unknown'].map((s) => Type.Literal(s)),
+              (['online', 'asleep', 'offline', 'unknown'] as const).map((s) => Type.Literal(s)),
               { description: 'Presence right now' },
             ),
           ),
@@ -78,14 +90,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request) => {
-      const { status, ...query } = request.query as {
-        model?: string;
-        edge?: string;
-        network?: string;
-        status?: string;
-        after?: string;
-        limit: number;
-      };
+      const { status, ...query } = request.query;
       if (!status) return context.registry.list(query);
       // Presence is computed, not stored: walk the (otherwise filtered) fleet in id order and keep
       // the devices in that state. Fine for tens of thousands of devices.
@@ -101,7 +106,8 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
           if (presences[index]?.status === status) matching.push(device);
         });
       }
-      const start = query.after ? matching.findIndex((device) => device.id > (query.after as string)) : 0;
+      const { after } = query;
+      const start = after ? matching.findIndex((device) => device.id > after) : 0;
       const items = start < 0 ? [] : matching.slice(start, start + query.limit);
       const last = items.at(-1);
       const more = start >= 0 && start + query.limit < matching.length;
@@ -126,7 +132,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request) => {
-      const device = await context.registry.get((request.params as { id: string }).id);
+      const device = await context.registry.get(request.params.id);
       return { items: context.recentErrors(device.id) };
     },
   );
@@ -185,7 +191,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       config: { access: 'admin' },
       schema: { summary: 'Read a device', tags, params: IdParam, response: { 200: Device, 404: ErrorBody } },
     },
-    async (request) => context.registry.get((request.params as { id: string }).id),
+    async (request) => context.registry.get(request.params.id),
   );
 
   app.patch(
@@ -209,7 +215,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: Device, ...errorResponses },
       },
     },
-    async (request) => context.registry.patch((request.params as { id: string }).id, request.body as object),
+    async (request) => context.registry.patch(request.params.id, request.body),
   );
 
   app.delete(
@@ -220,11 +226,11 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         summary: 'Delete a device: revokes its credential and drops its live sessions',
         tags,
         params: IdParam,
-        response: { 204: Type.Null(), 404: ErrorBody },
+        response: { 204: NoContent, 404: ErrorBody },
       },
     },
     async (request, reply) => {
-      await context.registry.remove((request.params as { id: string }).id);
+      await context.registry.remove(request.params.id);
       return reply.code(204).send();
     },
   );
@@ -240,7 +246,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: WithToken, 404: ErrorBody },
       },
     },
-    async (request) => context.registry.rotateToken((request.params as { id: string }).id),
+    async (request) => context.registry.rotateToken(request.params.id),
   );
 
   app.get(
@@ -250,9 +256,10 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       schema: {
         summary: 'Resolve an identification code (e.g. 88.100.1/pump-0001) or an IPv6 address to its device',
         tags: ['identity'],
+        params: Type.Object({ '*': Type.String() }),
         response: { 200: Device, 404: ErrorBody },
       },
     },
-    async (request) => context.registry.resolve(decodeURIComponent((request.params as { '*': string })['*'])),
+    async (request) => context.registry.resolve(decodeURIComponent(request.params['*'])),
   );
 };
