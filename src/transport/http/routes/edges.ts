@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { OUTBOX_EPOCH_HEADER } from '../../../edge/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
+import { AnyObject, ErrorBody, errorResponses, IdParam, NoContent, type TypeBoxTypeProvider } from '../schemas.js';
 
 const EdgeBody = Type.Object(
   {},
@@ -26,7 +26,8 @@ const GapReportBody = Type.Object({
   ),
 });
 
-export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['edges'];
   const edges = context.edges;
   if (!edges) return;
@@ -60,7 +61,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         response: { 201: Type.Object({ edge: EdgeBody, token: Type.String() }), ...errorResponses, 409: ErrorBody },
       },
     },
-    async (request, reply) => reply.code(201).send(await edges.directory.register(request.body as { id: string; name?: string })),
+    async (request, reply) => reply.code(201).send(await edges.directory.register(request.body)),
   );
 
   app.post(
@@ -74,7 +75,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         response: { 200: Type.Object({ edge: EdgeBody, token: Type.String() }), 404: ErrorBody },
       },
     },
-    async (request) => edges.directory.rotateToken((request.params as { id: string }).id),
+    async (request) => edges.directory.rotateToken(request.params.id),
   );
 
   app.get(
@@ -98,7 +99,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       config: { access: 'admin' },
       schema: { summary: 'One edge with its status', tags, params: IdParam, response: { 200: EdgeBody, 404: ErrorBody } },
     },
-    async (request) => withStatus((request.params as { id: string }).id),
+    async (request) => withStatus(request.params.id),
   );
 
   app.delete(
@@ -109,11 +110,11 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         summary: 'Decommission an edge: its token stops working and its link closes; refused (409) while devices are attached to it',
         tags,
         params: IdParam,
-        response: { 204: Type.Null(), 404: ErrorBody, 409: ErrorBody },
+        response: { 204: NoContent, 404: ErrorBody, 409: ErrorBody },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const served: string[] = [];
       for await (const page of context.registry.all({ edge: id })) served.push(...page.map((device) => device.id));
       await edges.directory.remove(id, served);
@@ -134,7 +135,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const config = await edges.hub.configFor(id);
       const edge = await edges.directory.get(id);
       // Credential hashes stay between the cloud and the edge.
@@ -156,9 +157,8 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
-      const { limit } = request.query as { limit: number };
-      return { items: await edges.directory.gaps(id, limit) };
+      const { id } = request.params;
+      return { items: await edges.directory.gaps(id, request.query.limit) };
     },
   );
 
@@ -182,7 +182,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         .send({ error: 'invalid', message: 'this endpoint is a WebSocket for edge nodes: connect with an Upgrade: websocket request' });
     },
     wsHandler: (socket, request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const session = {
         send: (message: unknown) => {
           if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
