@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { parse as parseYaml } from 'yaml';
-import { AgentDefinitionSchema, type AgentMode, type AlarmQuery, type DecisionOutcome } from '../../../agents/index.js';
+import { AgentDefinitionSchema, type AlarmQuery, type DecisionOutcome } from '../../../agents/index.js';
 import { DomainError, invalid } from '../../../errors/index.js';
 import { parseTime } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { AnyObject, ErrorBody, errorResponses, IdParam } from '../schemas.js';
+import { AnyObject, ErrorBody, errorResponses, IdParam, NoContent, type TypeBoxTypeProvider } from '../schemas.js';
 
 const Mode = Type.Union([Type.Literal('auto'), Type.Literal('approve'), Type.Literal('shadow')]);
 const Decision = Type.Object(
@@ -16,9 +16,11 @@ const AlarmBody = Type.Object(
   {},
   { additionalProperties: true, description: 'An alarm with its lifecycle history and notification outcomes' },
 );
+const ALARM_STATES = ['active', 'acknowledged', 'cleared', 'open', 'all'] as const;
 const Note = Type.Optional(Type.Object({ note: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false }));
 
-export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['agents'];
   const { agents, alarms } = context;
 
@@ -91,7 +93,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request) => {
-      await agents.setGlobalKill((request.body as { engaged: boolean }).engaged);
+      await agents.setGlobalKill(request.body.engaged);
       return { engaged: agents.killSwitchEngaged };
     },
   );
@@ -102,7 +104,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       config: { access: 'admin' },
       schema: { summary: 'Read an agent definition', tags, params: IdParam, response: { 200: AnyObject, 404: ErrorBody } },
     },
-    async (request) => agents.get((request.params as { id: string }).id),
+    async (request) => agents.get(request.params.id),
   );
 
   app.put(
@@ -119,9 +121,10 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
-      const body = request.body as Record<string, unknown> | null;
-      if (body && typeof body === 'object' && body.id !== undefined && body.id !== id)
+      const { id } = request.params;
+      // Not validated before the engine sees it: any JSON (or YAML) value.
+      const { body } = request;
+      if (body && typeof body === 'object' && 'id' in body && body.id !== undefined && body.id !== id)
         throw invalid(`the body's id "${String(body.id)}" differs from the URL's "${id}"`);
       agents.get(id);
       return agents.put({ ...(body ?? {}), id }, { create: false });
@@ -132,10 +135,10 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     '/agents/:id',
     {
       config: { access: 'admin' },
-      schema: { summary: 'Delete an agent and its state', tags, params: IdParam, response: { 204: Type.Null(), 404: ErrorBody } },
+      schema: { summary: 'Delete an agent and its state', tags, params: IdParam, response: { 204: NoContent, 404: ErrorBody } },
     },
     async (request, reply) => {
-      await agents.remove((request.params as { id: string }).id);
+      await agents.remove(request.params.id);
       return reply.code(204).send();
     },
   );
@@ -152,7 +155,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AnyObject, 404: ErrorBody },
       },
     },
-    async (request) => agents.setMode((request.params as { id: string }).id, (request.body as { mode: AgentMode }).mode),
+    async (request) => agents.setMode(request.params.id, request.body.mode),
   );
 
   app.put(
@@ -167,7 +170,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AnyObject, 404: ErrorBody },
       },
     },
-    async (request) => agents.setEnabled((request.params as { id: string }).id, (request.body as { enabled: boolean }).enabled),
+    async (request) => agents.setEnabled(request.params.id, request.body.enabled),
   );
 
   const decisionQuery = Type.Object({
@@ -191,9 +194,9 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       agents.get(id);
-      const q = request.query as { device?: string; outcome?: string; from?: string; to?: string; limit: number };
+      const q = request.query;
       const time = (name: string, text: string | undefined) => {
         if (text === undefined) return undefined;
         const value = parseTime(text, context.now());
@@ -218,7 +221,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       config: { access: 'admin' },
       schema: { summary: 'One decision record in full', tags, params: IdParam, response: { 200: Decision, 404: ErrorBody } },
     },
-    async (request) => agents.decision((request.params as { id: string }).id),
+    async (request) => agents.decision(request.params.id),
   );
 
   app.get(
@@ -246,7 +249,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: Decision, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => agents.approve((request.params as { id: string }).id, 'api'),
+    async (request) => agents.approve(request.params.id, 'api'),
   );
 
   app.post(
@@ -261,7 +264,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: Decision, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => agents.reject((request.params as { id: string }).id, 'api'),
+    async (request) => agents.reject(request.params.id, 'api'),
   );
 
   app.get(
@@ -282,12 +285,12 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request) => {
-      const q = request.query as { state: string; device?: string; agent?: string; limit: number; before?: number };
-      if (!['active', 'acknowledged', 'cleared', 'open', 'all'].includes(q.state))
-        throw invalid('state must be active, acknowledged, cleared, open or all');
+      const q = request.query;
+      const state = ALARM_STATES.find((known) => known === q.state);
+      if (state === undefined) throw invalid('state must be active, acknowledged, cleared, open or all');
       const query: AlarmQuery = {
         limit: q.limit,
-        ...(q.state !== 'all' ? { state: q.state as AlarmQuery['state'] } : {}),
+        ...(state !== 'all' ? { state } : {}),
         ...(q.device ? { deviceId: q.device } : {}),
         ...(q.agent ? { agentId: q.agent } : {}),
         ...(q.before !== undefined ? { before: q.before } : {}),
@@ -302,7 +305,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       config: { access: 'admin' },
       schema: { summary: 'One alarm with its history', tags: ['alarms'], params: IdParam, response: { 200: AlarmBody, 404: ErrorBody } },
     },
-    async (request) => alarms.get((request.params as { id: string }).id),
+    async (request) => alarms.get(request.params.id),
   );
 
   app.post(
@@ -317,8 +320,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AlarmBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) =>
-      alarms.acknowledge((request.params as { id: string }).id, 'api', (request.body as { note?: string } | undefined)?.note),
+    async (request) => alarms.acknowledge(request.params.id, 'api', request.body?.note),
   );
 
   app.post(
@@ -333,6 +335,6 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AlarmBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => alarms.clear((request.params as { id: string }).id, 'api', (request.body as { note?: string } | undefined)?.note),
+    async (request) => alarms.clear(request.params.id, 'api', request.body?.note),
   );
 };
