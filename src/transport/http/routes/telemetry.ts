@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
-import { encodeCursor, parseTime, planTelemetryQuery, type TelemetryQueryParams } from '../../../telemetry/index.js';
+import { encodeCursor, parseTime, planTelemetryQuery } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
-import { ErrorBody, errorResponses, IdParam, Rejection } from '../schemas.js';
+import { ErrorBody, errorResponses, IdParam, Rejection, type TypeBoxTypeProvider } from '../schemas.js';
 
 const EventParams = Type.Object({ id: Type.String(), name: Type.String() });
 const StoredEvent = Type.Object({
@@ -40,18 +40,19 @@ const QueryResult = Type.Object({
   ),
 });
 
-export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['telemetry'];
   /** The device a message is for (the access check has let the caller act for it) and the raw body. */
-  const deviceMessage = async (request: FastifyRequest) => {
-    const { id } = request.params as { id: string };
-    const device = await context.registry.get(id);
+  const deviceMessage = async (request: { params: { id: string }; body: unknown }) => {
+    const device = await context.registry.get(request.params.id);
     return { device, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) };
   };
 
   // Telemetry bodies reach the ingest pipeline as bytes, so malformed JSON gets the same
   // reason code and counter as on MQTT instead of a generic parser error.
-  await app.register(async (raw) => {
+  await app.register(async (bytes) => {
+    const raw = bytes.withTypeProvider<TypeBoxTypeProvider>();
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser(
       ['application/json', 'text/plain', 'application/octet-stream'],
@@ -104,8 +105,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       },
       async (request, reply) => {
         const { device, body } = await deviceMessage(request);
-        const { name } = request.params as { name: string };
-        const outcome = await context.ingest.acceptEvent(device, name, body, 'http');
+        const outcome = await context.ingest.acceptEvent(device, request.params.name, body, 'http');
         if ('rejection' in outcome) {
           return reply.code(400).send({ error: 'invalid', message: outcome.rejection.message, rejection: outcome.rejection });
         }
@@ -143,8 +143,8 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
-      const query = request.query as { name?: string | string[]; from?: string; to?: string; limit: number; cursor?: string };
+      const { id } = request.params;
+      const { query } = request;
       const device = await context.registry.get(id);
       const now = context.now();
       const time = (text: string | undefined, fallback: number, field: string) => {
@@ -199,10 +199,10 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const device = await context.registry.get(id);
       const model = await context.models.compiled(device.model, device.modelVersion);
-      const plan = planTelemetryQuery(request.query as TelemetryQueryParams, model, context.now());
+      const plan = planTelemetryQuery(request.query, model, context.now());
       if (plan.kind === 'aggregate') {
         const series = await context.telemetry.aggregate({ deviceUid: device.uid, ...plan });
         return { deviceId: id, from: plan.from, to: plan.to, agg: plan.fn, bucketMs: plan.bucketMs, series };
@@ -230,7 +230,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const device = await context.registry.get(id);
       const model = await context.models.compiled(device.model, device.modelVersion);
       const latest = await context.telemetry.latest(device.uid, [...model.properties.keys()]);
@@ -271,7 +271,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         .header('upgrade', 'websocket')
         .send({ error: 'invalid', message: 'this endpoint is a WebSocket: connect with an Upgrade: websocket request' }),
     wsHandler: (socket, request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       let unsubscribe: (() => void) | undefined;
       socket.on('close', () => unsubscribe?.());
       const subscribe = async () => {
