@@ -1,8 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HttpApiContext } from '../context.js';
+import type { TypeBoxTypeProvider } from '../schemas.js';
 
-export const operationsRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (app, { context }) => {
+export const operationsRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const open = { access: 'public' } as const;
   app.get('/healthz', { config: open, schema: { hide: true } }, async () => ({ status: 'ok' }));
 
