@@ -1,0 +1,128 @@
+import type { CompiledThingModel } from '../model/index.js';
+import type { DeviceRecord } from '../registry/index.js';
+import type { JsonValue } from '../telemetry/index.js';
+
+/**
+ * The device binding contract. Every protocol a device can speak (MQTT, HTTP, CoAP, Modbus TCP,
+ * OPC UA, Sparkplug B) is a binding: it turns its protocol into `DeviceMessage`s for the gateway
+ * (which hands them to ingest, the twin and commands) and takes the same `DownlinkRequest`s back.
+ * Modelled on node-wot's ProtocolClient/ProtocolServer and Home Assistant's integration contract:
+ * nothing above this line knows which protocol a device speaks.
+ */
+
+export const BINDING_PROTOCOLS = ['mqtt', 'http', 'coap', 'modbus-tcp', 'opcua', 'sparkplug-b'] as const;
+export type BindingProtocol = (typeof BINDING_PROTOCOLS)[number];
+
+export function isBindingProtocol(value: unknown): value is BindingProtocol {
+  return typeof value === 'string' && (BINDING_PROTOCOLS as readonly string[]).includes(value);
+}
+
+/** A binding parameter fills a `{{name}}` placeholder in the thing model's forms (host, port, unitId…). */
+export type BindingParameter = string | number | boolean;
+
+/**
+ * How a device is reached, stored with its registration: `{"protocol": "modbus-tcp", "host": "10.0.0.7",
+ * "port": 502, "unitId": 1}`. Devices registered without one speak `mqtt`.
+ */
+export interface DeviceBindingConfig {
+  protocol: BindingProtocol;
+  [parameter: string]: BindingParameter;
+}
+
+export const DEFAULT_BINDING: DeviceBindingConfig = { protocol: 'mqtt' };
+
+/**
+ * What a device sent. Bytes are decoded by the codec registered for their content type (JSON when
+ * none is given); a binding that reads structured values itself (a register map, an OPC UA
+ * variant, a Sparkplug metric) hands over the decoded body.
+ */
+export type DevicePayload = { bytes: Buffer; contentType?: string } | { body: unknown };
+
+/** Uplink: the same messages whatever the protocol. */
+export type DeviceMessage =
+  /** `{"ts"?, ...values}` or a batch of them, as on `things/{id}/telemetry`. */
+  | { kind: 'telemetry'; payload: DevicePayload }
+  | { kind: 'event'; name: string; payload: DevicePayload }
+  | { kind: 'twin-reported'; payload: DevicePayload }
+  /** The device asks for its desired state (answered with a `desired` downlink). */
+  | { kind: 'twin-get' }
+  /** `{"id", "output"}` or `{"id", "error"}`. */
+  | { kind: 'action-result'; action: string; payload: DevicePayload }
+  /**
+   * Session and reachability changes: `online`/`offline` for sessions and fieldbus peers,
+   * `uplink` for any traffic (a sleepy device's window opens), `listening` when the device can
+   * hear downlink again (queued desired changes and actions are delivered).
+   */
+  | { kind: 'presence'; state: 'online' | 'offline' | 'uplink' | 'listening' };
+
+/** Which listener or poller a message came through: a label on metrics and on ingest events. */
+export type MessageSource = BindingProtocol | 'edge';
+
+/** The desired state a device gets (retained on MQTT, observed on CoAP, written to a PLC). */
+export interface DesiredState {
+  version: number;
+  desired: Record<string, JsonValue>;
+  delta: Record<string, JsonValue>;
+  ts: number;
+}
+
+export interface DeviceErrorNotice {
+  ts: number;
+  source: 'telemetry' | 'event' | 'twin' | 'action' | 'binding';
+  rejections: { reason: string; message: string; property?: string }[];
+}
+
+/** Downlink: the same requests whatever the protocol. */
+export type DownlinkRequest =
+  | { kind: 'desired'; state: DesiredState }
+  | { kind: 'invoke'; id: string; action: string; input: JsonValue | undefined; timeoutMs: number }
+  | { kind: 'errors'; notice: DeviceErrorNotice };
+
+/** `GET /api/v1/devices/{id}/binding`. */
+export interface BindingHealth {
+  protocol: BindingProtocol;
+  /** connected: a live session or link; polling: the node reads it on a schedule; unreachable: reads or the session fail; idle: nothing heard yet. */
+  state: 'connected' | 'polling' | 'unreachable' | 'idle';
+  lastGoodReadTs: number | null;
+  /** Failed reads, writes and refused frames since the binding attached. */
+  errors: number;
+  /** Round trip of the last good read (fieldbus) or null where the device pushes. */
+  latencyMs: number | null;
+  lastError?: { ts: number; message: string };
+}
+
+/** What a binding hands uplink to: the gateway. */
+export interface DeviceUplink {
+  /** Resolves once the message is durable (telemetry stored, event stored, result recorded). */
+  receive(device: DeviceRecord, message: DeviceMessage, source: MessageSource): Promise<void>;
+  /** A binding-level problem (a PLC exception, a Bad status, an unknown alias) for the device's error list. */
+  reportError(device: DeviceRecord, message: string, reason?: string): void;
+  now(): number;
+}
+
+/** A device this node serves through a binding, with the compiled model its forms come from. */
+export interface AttachedDevice {
+  device: DeviceRecord;
+  model: CompiledThingModel;
+}
+
+/**
+ * One protocol. Servers (MQTT, HTTP, CoAP) are reached by devices; clients (Modbus, OPC UA) reach
+ * devices and are told which ones through attach/detach. A downlink request is only delivered to
+ * the binding of the device's protocol.
+ */
+export interface DeviceBinding {
+  readonly protocol: BindingProtocol;
+  start(uplink: DeviceUplink): Promise<void>;
+  /** Stops listening or polling; messages in flight finish first. */
+  stop(): Promise<void>;
+  /** The node serves this device now (registered, loaded at start, its model or binding changed). */
+  attach?(attached: AttachedDevice): Promise<void>;
+  /** The device was deleted or moved to another protocol or node. */
+  detach?(deviceId: string): Promise<void>;
+  /** Whether a downlink of this kind reaches the device now (an action is queued otherwise). */
+  reachable(device: DeviceRecord, request: DownlinkRequest): boolean;
+  /** Delivers a downlink; rejects when it could not (the gateway reports it). */
+  deliver(device: DeviceRecord, request: DownlinkRequest): Promise<void>;
+  health(device: DeviceRecord): BindingHealth | undefined;
+}
