@@ -97,6 +97,11 @@ export interface DeviceUplink {
   receive(device: DeviceRecord, message: DeviceMessage, source: MessageSource): Promise<void>;
   /** A binding-level problem (a PLC exception, a Bad status, an unknown alias) for the device's error list. */
   reportError(device: DeviceRecord, message: string, reason?: string): void;
+  /**
+   * Counts a refusal or fault that has no device to blame (a malformed frame, an unknown client, an
+   * unreachable peer): `thingloop_refusals_total{listener: protocol, reason}` in `/metrics`.
+   */
+  refused(protocol: BindingProtocol, reason: string): void;
   now(): number;
 }
 
