@@ -22,7 +22,8 @@ export const consoleRoutes: FastifyPluginAsync<{ root?: string }> = async (fasti
     return;
   }
   // serve: false: the plugin's own routes would declare no access; these two routes do.
-  await app.register(fastifyStatic, { root, serve: false });
+  // cacheControl: false: otherwise sendFile replaces the routes' cache-control with max-age=0.
+  await app.register(fastifyStatic, { root, serve: false, cacheControl: false });
   const open = { access: 'public' } as const;
   app.get('/assets/*', { config: open, schema: { hide: true, params: Type.Object({ '*': Type.String() }) } }, (request, reply) =>
     reply.header('cache-control', 'public, max-age=31536000, immutable').sendFile(`assets/${request.params['*']}`),
