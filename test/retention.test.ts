@@ -30,6 +30,7 @@ async function addDevice(devices: SqliteDevices, id: string, n: number): Promise
       ipv6: `fd00::${n.toString(16)}`,
       attributes: {},
       network: resolveNetworkProfile(),
+      binding: { protocol: 'mqtt' },
       createdAt: NOW,
       updatedAt: NOW,
     },

@@ -1,5 +1,5 @@
 import type { CompiledThingModel } from '../model/index.js';
-import type { DeviceRecord } from '../registry/index.js';
+import type { BindingProtocol, DeviceRecord } from '../registry/index.js';
 import type { JsonValue } from '../telemetry/index.js';
 
 /**
@@ -10,26 +10,16 @@ import type { JsonValue } from '../telemetry/index.js';
  * nothing above this line knows which protocol a device speaks.
  */
 
-export const BINDING_PROTOCOLS = ['mqtt', 'http', 'coap', 'modbus-tcp', 'opcua', 'sparkplug-b'] as const;
-export type BindingProtocol = (typeof BINDING_PROTOCOLS)[number];
-
-export function isBindingProtocol(value: unknown): value is BindingProtocol {
-  return typeof value === 'string' && (BINDING_PROTOCOLS as readonly string[]).includes(value);
-}
-
-/** A binding parameter fills a `{{name}}` placeholder in the thing model's forms (host, port, unitId…). */
-export type BindingParameter = string | number | boolean;
-
-/**
- * How a device is reached, stored with its registration: `{"protocol": "modbus-tcp", "host": "10.0.0.7",
- * "port": 502, "unitId": 1}`. Devices registered without one speak `mqtt`.
- */
-export interface DeviceBindingConfig {
-  protocol: BindingProtocol;
-  [parameter: string]: BindingParameter;
-}
-
-export const DEFAULT_BINDING: DeviceBindingConfig = { protocol: 'mqtt' };
+// Protocol-neutral binding types live with the device records that carry them (the registry);
+// re-exported here so the gateway's face keeps offering them.
+export {
+  BINDING_PROTOCOLS,
+  type BindingParameter,
+  type BindingProtocol,
+  DEFAULT_BINDING,
+  type DeviceBindingConfig,
+  isBindingProtocol,
+} from '../registry/index.js';
 
 /**
  * What a device sent. Bytes are decoded by the codec registered for their content type (JSON when

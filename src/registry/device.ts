@@ -1,3 +1,4 @@
+import type { BindingProtocol, DeviceBindingConfig } from './binding.js';
 import type { NetworkProfile } from './network.js';
 
 /** A device as the platform knows it: one object, one code, one number, one model. */
@@ -20,6 +21,8 @@ export interface DeviceRecord {
   attributes: Record<string, AttributeValue>;
   /** The bearer and its timing: reporting interval, keep-alive, sleepy or not. */
   network: NetworkProfile;
+  /** How the device is reached: its protocol and addressing (`{"protocol": "mqtt"}` unless registered otherwise). */
+  binding: DeviceBindingConfig;
   /** The edge node that serves this device, when it is not served by the cloud directly. */
   edge?: string;
   createdAt: number;
@@ -36,10 +39,15 @@ export interface DeviceQuery {
   edge?: string;
   /** Network profile name (ethernet, nbiot…). */
   network?: string;
+  /** Binding protocol (mqtt, modbus-tcp…). */
+  protocol?: BindingProtocol;
   /** Keyset pagination: ids strictly after this one. */
   after?: string;
   limit: number;
 }
+
+/** The filters listing and counting share. */
+export type DeviceFilter = Pick<DeviceQuery, 'model' | 'edge' | 'network' | 'protocol'>;
 
 /** Storage port for the registry. */
 export interface DeviceRepository {
@@ -49,7 +57,7 @@ export interface DeviceRepository {
   findByCode(code: string): Promise<DeviceRecord | undefined>;
   findByIpv6(ipv6: string): Promise<DeviceRecord | undefined>;
   list(query: DeviceQuery): Promise<DeviceRecord[]>;
-  count(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): Promise<number>;
+  count(query: DeviceFilter): Promise<number>;
   update(device: DeviceRecord): Promise<void>;
   delete(id: string): Promise<boolean>;
   tokenHash(id: string): Promise<string | undefined>;

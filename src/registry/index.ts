@@ -2,6 +2,7 @@
  * The device registry: who the devices are, which model each follows, their codes,
  * addresses and credentials. Edge nodes, groups and network profiles join it later.
  */
+export * from './binding.js';
 export * from './device.js';
 export * from './network.js';
 export * from './presence.js';

@@ -3,7 +3,15 @@ import { hashSecret, newSecret, secretMatches } from '../access/index.js';
 import { EventBus } from '../bus/index.js';
 import { conflict, invalid, notFound } from '../errors/index.js';
 import type { ModelCatalog } from '../model/index.js';
-import { type AttributeValue, DEVICE_ID_PATTERN, type DeviceRecord, type DeviceRepository, MAX_ATTRIBUTES } from './device.js';
+import { DEFAULT_BINDING, type DeviceBindingInput, resolveBinding } from './binding.js';
+import {
+  type AttributeValue,
+  DEVICE_ID_PATTERN,
+  type DeviceFilter,
+  type DeviceRecord,
+  type DeviceRepository,
+  MAX_ATTRIBUTES,
+} from './device.js';
 import { type NetworkProfileInput, resolveNetworkProfile } from './network.js';
 
 export interface DeviceRegistration {
@@ -15,6 +23,8 @@ export interface DeviceRegistration {
   network?: NetworkProfileInput;
   /** Serve the device from this edge node. */
   edge?: string;
+  /** How the device is reached; `{"protocol": "mqtt"}` when absent. Checked, every problem listed. */
+  binding?: DeviceBindingInput;
 }
 
 export interface DevicePatch {
@@ -25,6 +35,8 @@ export interface DevicePatch {
   model?: string;
   modelVersion?: number;
   network?: NetworkProfileInput;
+  /** Replaces the binding as a whole (protocol and parameters). */
+  binding?: DeviceBindingInput;
 }
 
 export interface RegisteredDevice {
@@ -42,6 +54,7 @@ export interface DevicePage {
 
 export type RegistryEvents = {
   registered: DeviceRecord;
+  /** Any change to a record, its model or binding included: the gateway re-attaches the device. */
   updated: DeviceRecord;
   /** The credential is gone: transports must drop the device's live sessions. */
   removed: DeviceRecord;
@@ -93,6 +106,7 @@ export class DeviceRegistry {
     }
     checkAttributes(registration.attributes);
     const network = resolveNetworkProfile(registration.network);
+    const binding = resolveBinding(registration.binding);
     if (registration.edge !== undefined && !(await this.edgeExists(registration.edge))) {
       throw invalid(`edge "${registration.edge}" is not registered: create it with POST /api/v1/edges first`);
     }
@@ -112,6 +126,7 @@ export class DeviceRegistry {
         ipv6,
         attributes,
         network,
+        binding,
         ...(registration.edge !== undefined ? { edge: registration.edge } : {}),
         createdAt: at,
         updatedAt: at,
@@ -146,10 +161,10 @@ export class DeviceRegistry {
     return device;
   }
 
-  async list(query: { model?: string; edge?: string; network?: string; after?: string; limit: number }): Promise<DevicePage> {
+  async list(query: DeviceFilter & { after?: string; limit: number }): Promise<DevicePage> {
     const [items, total] = await Promise.all([
       this.repository.list(query),
-      this.repository.count({ model: query.model, edge: query.edge, network: query.network }),
+      this.repository.count({ model: query.model, edge: query.edge, network: query.network, protocol: query.protocol }),
     ]);
     const last = items.at(-1);
     return { items, total, next: items.length === query.limit && last ? last.id : null };
@@ -159,7 +174,7 @@ export class DeviceRegistry {
    * Every device matching the filter, in id order, a page at a time (no total counted): for work
    * that must see the whole fleet or all of an edge's devices, never a truncated first page.
    */
-  async *all(filter: { model?: string; edge?: string; network?: string } = {}): AsyncGenerator<DeviceRecord[]> {
+  async *all(filter: DeviceFilter = {}): AsyncGenerator<DeviceRecord[]> {
     let after: string | undefined;
     for (;;) {
       const items = await this.repository.list({ ...filter, limit: DEVICE_PAGE, ...(after ? { after } : {}) });
@@ -175,6 +190,7 @@ export class DeviceRegistry {
     const next: DeviceRecord = { ...current, updatedAt: this.now() };
     if (patch.name !== undefined) next.name = patch.name;
     if (patch.network !== undefined) next.network = resolveNetworkProfile(patch.network);
+    if (patch.binding !== undefined) next.binding = resolveBinding(patch.binding);
     if (patch.attributes) {
       const merged = { ...current.attributes };
       for (const [key, value] of Object.entries(patch.attributes)) {
@@ -205,7 +221,9 @@ export class DeviceRegistry {
    * Takes over a device record and credential hash as another node (the cloud) defined them:
    * how an edge learns its devices. Returns whether anything changed.
    */
-  async adopt(record: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<'applied' | 'unchanged'> {
+  async adopt(offered: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<'applied' | 'unchanged'> {
+    // A record from a node that predates bindings has none: its devices speak MQTT.
+    const record = { ...offered, binding: offered.binding ?? { ...DEFAULT_BINDING } };
     const current = await this.find(record.id);
     const currentHash = current ? await this.repository.tokenHash(record.id) : undefined;
     const { uid: _uid, ...comparable } = current ?? ({ uid: 0 } as DeviceRecord);

@@ -122,6 +122,11 @@ const MIGRATIONS: string[] = [
    DROP INDEX invocations_open;
    CREATE INDEX invocations_due ON invocations (expires_at) WHERE status IN ('queued', 'delivered');
    CREATE INDEX invocations_open_by_device ON invocations (device_uid, created_at) WHERE status IN ('queued', 'delivered');`,
+  // Device bindings: the protocol is a column so `?protocol=` is an index range in id order (the
+  // parameters ride in the record). Devices registered before bindings existed speak MQTT.
+  `ALTER TABLE devices ADD COLUMN protocol TEXT NOT NULL DEFAULT 'mqtt';
+   UPDATE devices SET record = json_set(record, '$.binding', json('{"protocol":"mqtt"}')) WHERE json_extract(record, '$.binding') IS NULL;
+   CREATE INDEX devices_by_protocol ON devices (protocol, id);`,
 ];
 
 export interface OpenOptions {

@@ -1,6 +1,13 @@
 import type { SettingsRepository } from '../../access/index.js';
 import type { ModelRepository, ModelSummary, ThingModel, ThingModelVersion } from '../../model/index.js';
-import { type DeviceQuery, type DeviceRecord, type DeviceRepository, resolveNetworkProfile } from '../../registry/index.js';
+import {
+  DEFAULT_BINDING,
+  type DeviceFilter,
+  type DeviceQuery,
+  type DeviceRecord,
+  type DeviceRepository,
+  resolveNetworkProfile,
+} from '../../registry/index.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqliteSettings implements SettingsRepository {
@@ -86,7 +93,18 @@ function toDevice(row: DeviceRow): DeviceRecord {
   const rest = JSON.parse(row.record) as Omit<DeviceRecord, 'uid' | 'id' | 'model' | 'modelVersion' | 'code' | 'ipv6'>;
   // Devices stored before network profiles existed are wired (ethernet) devices.
   const network = rest.network ?? resolveNetworkProfile();
-  return { ...rest, network, id: row.id, uid: row.uid, model: row.model, modelVersion: row.model_version, code: row.code, ipv6: row.ipv6 };
+  const binding = rest.binding ?? { ...DEFAULT_BINDING };
+  return {
+    ...rest,
+    network,
+    binding,
+    id: row.id,
+    uid: row.uid,
+    model: row.model,
+    modelVersion: row.model_version,
+    code: row.code,
+    ipv6: row.ipv6,
+  };
 }
 
 function restOf(device: Omit<DeviceRecord, 'uid'>): string {
@@ -94,13 +112,14 @@ function restOf(device: Omit<DeviceRecord, 'uid'>): string {
 }
 
 /** The WHERE terms shared by listing and counting devices. */
-function deviceFilter(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): { where: string[]; params: (string | number)[] } {
+function deviceFilter(query: DeviceFilter): { where: string[]; params: (string | number)[] } {
   const where: string[] = [];
   const params: (string | number)[] = [];
   const terms: [string, string | undefined][] = [
     ['model = ?', query.model],
     ["json_extract(record, '$.edge') = ?", query.edge],
     ["json_extract(record, '$.network.profile') = ?", query.network],
+    ['protocol = ?', query.protocol],
   ];
   for (const [term, value] of terms) {
     if (value === undefined) continue;
@@ -127,8 +146,8 @@ export class SqliteDevices implements DeviceRepository {
 
   async insert(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord> {
     const result = this.db
-      .prepare('INSERT INTO devices (id, model, model_version, code, ipv6, token_hash, record) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(device.id, device.model, device.modelVersion, device.code, device.ipv6, tokenHash, restOf(device));
+      .prepare('INSERT INTO devices (id, model, model_version, code, ipv6, token_hash, protocol, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(device.id, device.model, device.modelVersion, device.code, device.ipv6, tokenHash, device.binding.protocol, restOf(device));
     return { ...device, uid: Number(result.lastInsertRowid) };
   }
   async get(id: string): Promise<DeviceRecord | undefined> {
@@ -155,7 +174,7 @@ export class SqliteDevices implements DeviceRepository {
       .all(...params, query.limit)
       .map(toDevice);
   }
-  async count(query: Pick<DeviceQuery, 'model' | 'edge' | 'network'>): Promise<number> {
+  async count(query: DeviceFilter): Promise<number> {
     const { where, params } = deviceFilter(query);
     const sql = `SELECT count(*) AS n FROM devices ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`;
     return this.db.prepare<(string | number)[], { n: number }>(sql).get(...params)?.n ?? 0;
@@ -165,14 +184,14 @@ export class SqliteDevices implements DeviceRepository {
     const existing = await this.get(device.id);
     if (!existing) return this.insert(device, tokenHash);
     this.db
-      .prepare('UPDATE devices SET model = ?, model_version = ?, code = ?, ipv6 = ?, token_hash = ?, record = ? WHERE id = ?')
-      .run(device.model, device.modelVersion, device.code, device.ipv6, tokenHash, restOf(device), device.id);
+      .prepare('UPDATE devices SET model = ?, model_version = ?, code = ?, ipv6 = ?, token_hash = ?, protocol = ?, record = ? WHERE id = ?')
+      .run(device.model, device.modelVersion, device.code, device.ipv6, tokenHash, device.binding.protocol, restOf(device), device.id);
     return { ...device, uid: existing.uid };
   }
   async update(device: DeviceRecord): Promise<void> {
     this.db
-      .prepare('UPDATE devices SET model = ?, model_version = ?, record = ? WHERE id = ?')
-      .run(device.model, device.modelVersion, restOf(device), device.id);
+      .prepare('UPDATE devices SET model = ?, model_version = ?, protocol = ?, record = ? WHERE id = ?')
+      .run(device.model, device.modelVersion, device.binding.protocol, restOf(device), device.id);
   }
   async delete(id: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes > 0;

@@ -1,6 +1,6 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import type { FastifyTypeProvider } from 'fastify';
-import { NETWORK_KINDS } from '../../registry/index.js';
+import { BINDING_PROTOCOLS, type BindingParameter, type BindingProtocol, NETWORK_KINDS } from '../../registry/index.js';
 import type { JsonValue } from '../../telemetry/index.js';
 
 /**
@@ -61,6 +61,30 @@ export const Network = Type.Object({
   edrxCycleMs: Type.Optional(Type.Integer()),
 });
 
+const BINDING_SHAPE =
+  'modbus-tcp: host, port (502), unitId (1); opcua: endpoint (opc.tcp://…); sparkplug-b: group, edgeNode; mqtt, http, coap: none. ' +
+  'Any other parameter (at most 32, names [A-Za-z_][A-Za-z0-9_]*, values a string of at most 256 characters, a finite number or a boolean) fills a {{placeholder}} in the thing model forms';
+
+/**
+ * `binding` in a registration or patch. Loose on purpose: the registry checks it and lists every
+ * problem at once, which a schema error (the first one only) would not.
+ */
+export const BindingInput = Type.Object(
+  { protocol: Type.String({ description: `One of ${BINDING_PROTOCOLS.join(', ')}` }) },
+  {
+    additionalProperties: Type.Unsafe<unknown>({ description: 'A binding parameter: string, finite number or boolean' }),
+    description: `How the device is reached: its protocol and addressing parameters. ${BINDING_SHAPE}`,
+  },
+);
+
+export const Binding = Type.Object(
+  { protocol: Type.Unsafe<BindingProtocol>({ type: 'string', enum: [...BINDING_PROTOCOLS] }) },
+  {
+    additionalProperties: Type.Unsafe<BindingParameter>({ type: ['string', 'number', 'boolean'] }),
+    description: 'How the device is reached: its protocol and addressing parameters (defaults filled in)',
+  },
+);
+
 export const Device = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -70,6 +94,7 @@ export const Device = Type.Object({
   ipv6: Type.String({ description: 'Stable IPv6 address in the site /64' }),
   attributes: Type.Record(Type.String(), AttributeValue),
   network: Network,
+  binding: Binding,
   edge: Type.Optional(Type.String({ description: 'The edge node serving this device' })),
   createdAt: Type.Integer(),
   updatedAt: Type.Integer(),

@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
+import { BINDING_PROTOCOLS, type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
 import type { HttpApiContext } from '../context.js';
 import {
   AttributeValue,
+  BindingInput,
   Device,
   DeviceId,
   ErrorBody,
@@ -52,6 +53,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
             attributes: Type.Optional(Type.Record(Type.String(), AttributeValue)),
             network: Type.Optional(NetworkInput),
             edge: Type.Optional(Type.String({ description: 'Serve the device from this edge node (POST /api/v1/edges first)' })),
+            binding: Type.Optional(BindingInput),
           },
           { additionalProperties: false },
         ),
@@ -69,12 +71,19 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
     {
       config: { access: 'admin' },
       schema: {
-        summary: 'List devices, ordered by id, paginated with `after`; filter by model, edge, network profile or presence status',
+        summary:
+          'List devices, ordered by id, paginated with `after`; filter by model, edge, network profile, binding protocol or presence status',
         tags,
         querystring: Type.Object({
           model: Type.Optional(Type.String()),
           edge: Type.Optional(Type.String({ description: 'Devices served by this edge' })),
           network: Type.Optional(Type.String({ description: `Network profile: ${NETWORK_KINDS.join(', ')}` })),
+          protocol: Type.Optional(
+            Type.Union(
+              BINDING_PROTOCOLS.map((protocol) => Type.Literal(protocol)),
+              { description: 'Devices reached by this binding protocol' },
+            ),
+          ),
           status: Type.Optional(
             Type.Union(
               (['online', 'asleep', 'offline', 'unknown'] as const).map((s) => Type.Literal(s)),
@@ -95,11 +104,12 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       // Presence is computed, not stored: walk the (otherwise filtered) fleet in id order and keep
       // the devices in that state. Fine for tens of thousands of devices.
       const matching: DeviceRecord[] = [];
-      const { model, edge, network } = query;
+      const { model, edge, network, protocol } = query;
       for await (const page of context.registry.all({
         ...(model ? { model } : {}),
         ...(edge ? { edge } : {}),
         ...(network ? { network } : {}),
+        ...(protocol ? { protocol } : {}),
       })) {
         const presences = await Promise.all(page.map((device) => context.presence(device)));
         page.forEach((device, index) => {
@@ -199,7 +209,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
     {
       config: { access: 'admin' },
       schema: {
-        summary: 'Rename, change attributes (null removes one) or migrate to another model version',
+        summary: 'Rename, change attributes (null removes one), migrate to another model version or change the binding',
         tags,
         params: IdParam,
         body: Type.Object(
@@ -209,6 +219,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
             model: Type.Optional(Type.String()),
             modelVersion: Type.Optional(Type.Integer({ minimum: 1 })),
             network: Type.Optional(NetworkInput),
+            binding: Type.Optional(BindingInput),
           },
           { additionalProperties: false },
         ),
