@@ -6,6 +6,7 @@ import type { Logger, TransportMetrics } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../../registry/index.js';
 import { ADMIN_OWNER, ClientIdBook, type ClientIdOwner, deviceOwner } from './client-ids.js';
 import { type FixedHeader, guardPacketSizes, type PacketSizeLimits } from './packet-guard.js';
+import { sparkplugForwardAllowed, sparkplugPublishAllowed, sparkplugSubscribeAllowed } from './sparkplug-acl.js';
 import { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, thingTopics, topicMatches } from './topics.js';
 
 /** The MQTT username that authenticates with the admin key (integrations, benchmarks). */
@@ -152,7 +153,9 @@ export class EmbeddedMqttBroker {
       authorizeForward: (client, packet) => {
         const principal = this.principals.get(client);
         if (principal?.kind === 'admin') return packet;
-        return principal && packet.topic.startsWith(thingTopics.prefix(principal.device.id)) ? packet : null;
+        if (!principal) return null;
+        const ownTopic = packet.topic.startsWith(thingTopics.prefix(principal.device.id));
+        return ownTopic || sparkplugForwardAllowed(principal.device, packet.topic) ? packet : null;
       },
     });
     this.broker.on('client', (client) => this.track(client, true));
@@ -288,6 +291,11 @@ export class EmbeddedMqttBroker {
       done(null);
       return;
     }
+    // A Sparkplug B edge node's own births, deaths and data: read by the host application, a subscriber.
+    if (sparkplugPublishAllowed(principal.device, packet.topic)) {
+      done(null);
+      return;
+    }
     const topic = devicePublishAllowed(principal.device.id, packet.topic);
     if (!topic) {
       this.options.metrics.aclDenied('publish');
@@ -321,6 +329,7 @@ export class EmbeddedMqttBroker {
     const principal = this.principals.get(client);
     if (principal?.kind === 'admin') return subscription;
     if (principal && deviceSubscribeAllowed(principal.device.id, subscription.topic)) return subscription;
+    if (principal && sparkplugSubscribeAllowed(principal.device, subscription.topic)) return subscription;
     this.options.metrics.aclDenied('subscribe');
     this.options.logger.warn({ client: client.id, filter: subscription.topic }, "mqtt subscription outside the device's topics refused");
     return null;
