@@ -90,7 +90,8 @@ export function boundForms(model: ThingModel, binding: DeviceBindingConfig): { f
   const problems: FormProblem[] = [];
   const baseMissing = new Set<string>();
   const base = typeof model.base === 'string' ? fillPlaceholders(model.base, parameters, baseMissing) : undefined;
-  if (baseMissing.size > 0) problems.push({ path: '/base', message: `no binding parameter for ${[...baseMissing].map((n) => `{{${n}}}`).join(', ')}` });
+  if (baseMissing.size > 0)
+    problems.push({ path: '/base', message: `no binding parameter for ${[...baseMissing].map((n) => `{{${n}}}`).join(', ')}` });
   const forms: BoundForm[] = [];
   const groups: [AffordanceKind, string, Record<string, unknown> | undefined][] = [
     ['property', 'properties', model.properties as Record<string, unknown> | undefined],
@@ -102,7 +103,8 @@ export function boundForms(model: ThingModel, binding: DeviceBindingConfig): { f
       const list = (affordance as { forms?: unknown }).forms;
       if (!Array.isArray(list)) continue;
       list.forEach((candidate, index) => {
-        if (!isForm(candidate) || !belongsTo(candidate, protocol, base)) return;
+        // `"href": "{{endpoint}}"` has its scheme only once filled (opc.tcp://… from the device).
+        if (!isForm(candidate) || !belongsTo({ ...candidate, href: fillPlaceholders(candidate.href, parameters) }, protocol, base)) return;
         const missing = new Set<string>();
         const filled = fillPlaceholders(candidate, parameters, missing);
         if (missing.size > 0) {
