@@ -11,6 +11,7 @@ import { addressDevice, canonicalIpv6, planIdentity } from '../src/identity/inde
 import { ModelCatalog } from '../src/model/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { type DeviceRecord, DeviceRegistry } from '../src/registry/index.js';
+import { SimulatedSparkplugEdgeNode } from '../src/sim/sparkplug-edge-node.js';
 import { openDatabase, SqliteDevices, SqliteModels } from '../src/store/sqlite/index.js';
 import { SparkplugHost } from '../src/transport/sparkplug/index.js';
 import { type Mosquitto, sparkplug, startMosquitto, TestEdgeNode } from './support/sparkplug.js';
@@ -37,8 +38,10 @@ class RecordingUplink implements DeviceUplink {
     assert.equal(protocol, 'sparkplug-b');
     this.refusals.push(reason);
   }
+  /** Moves this uplink's clock (the binding reads time only through it). */
+  offsetMs = 0;
   now(): number {
-    return Date.now();
+    return Date.now() + this.offsetMs;
   }
   count(reason: string): number {
     return this.refusals.filter((r) => r === reason).length;
@@ -251,6 +254,28 @@ describe('Sparkplug B host application (external broker: Mosquitto)', () => {
     assert.deepEqual(bodyOf(reported), { Setpoint: 55 });
   });
 
+  test('a write the device keeps reporting otherwise past the confirmation window is an error on the device', async () => {
+    const device = await registry.get('plant1:gw1:pump1');
+    await host.deliver(device, {
+      kind: 'desired',
+      state: { version: 3, desired: { Setpoint: 60 }, delta: { Setpoint: 60 }, ts: Date.now() },
+    });
+    await until('the DCMD', () => edge.commandsFor('spBv1.0/plant1/DCMD/gw1/pump1', 'Setpoint').find((m) => m.value === 60));
+    // Sent before the command arrived: not yet a failure.
+    await edge.publish('DDATA', [{ alias: 11, type: 'Int16', value: 55 } as never], 'pump1');
+    const telemetry = uplink.of('plant1:gw1:pump1', 'telemetry').length;
+    uplink.offsetMs = 60_000;
+    try {
+      await edge.publish('DDATA', [{ alias: 11, type: 'Int16', value: 55, timestamp: Date.now() } as never], 'pump1');
+      const error = await until('the unconfirmed write', () => uplink.errors.find((e) => e.reason === 'write_unconfirmed'));
+      assert.match(error.message, /Setpoint = 60 was not confirmed: the device still reports 55/);
+      assert.ok(uplink.of('plant1:gw1:pump1', 'telemetry').length > telemetry);
+      assert.equal(uplink.of('plant1:gw1:pump1', 'twin-reported').length, 1);
+    } finally {
+      uplink.offsetMs = 0;
+    }
+  });
+
   test('a desired value the metric cannot take is refused before anything is sent', async () => {
     const device = await registry.get('plant1:gw1:pump1');
     await assert.rejects(
@@ -335,6 +360,65 @@ describe('Sparkplug B host application (external broker: Mosquitto)', () => {
       assert.ok(state.timestamp >= T0);
     } finally {
       await observer.endAsync();
+    }
+  });
+});
+
+describe('the simulated Sparkplug B tank farm (thingloop sim) against the host application', () => {
+  test('its births register the tanks; a valve write is confirmed by its next DDATA, a flush empties the tank', async () => {
+    const broker = await startMosquitto();
+    const db = openDatabase(':memory:');
+    const models = new ModelCatalog(new SqliteModels(db), () => Date.now());
+    const identity = planIdentity('thingloop.test', 'fd00:1:2:3::/64');
+    const registry = new DeviceRegistry(
+      new SqliteDevices(db),
+      models,
+      { address: (id, attempt) => addressDevice(identity, id, attempt), canonicalIpv6 },
+      () => Date.now(),
+    );
+    const uplink = new RecordingUplink();
+    const host = new SparkplugHost({ hostId: 'demo', broker: () => ({ url: broker.url }), registry, models, logger });
+    const farm = new SimulatedSparkplugEdgeNode({
+      url: broker.url,
+      group: 'pump-station',
+      edgeNode: 'tank-farm',
+      tanks: 2,
+      intervalMs: 50,
+    });
+    try {
+      await host.start(uplink);
+      await farm.start();
+      assert.deepEqual(farm.deviceIds(), ['pump-station:tank-farm', 'pump-station:tank-farm:tank-1', 'pump-station:tank-farm:tank-2']);
+      const tank = await until('tank-1 born and listening', async () => {
+        const device = await registry.find('pump-station:tank-farm:tank-1');
+        return device && host.reachable(device, { kind: 'desired', state: { version: 0, desired: {}, delta: {}, ts: 0 } })
+          ? device
+          : undefined;
+      });
+      const properties = (await models.get(tank.model)).document.properties ?? {};
+      assert.equal(properties.Level?.unit, '%');
+      assert.equal(properties.Inlet_Valve?.maximum, 100);
+      await host.deliver(tank, {
+        kind: 'desired',
+        state: { version: 1, desired: { Inlet_Valve: 80 }, delta: { Inlet_Valve: 80 }, ts: Date.now() },
+      });
+      const confirmed = await until('the valve write confirmed', () => uplink.of(tank.id, 'twin-reported')[0]);
+      assert.deepEqual(bodyOf(confirmed), { Inlet_Valve: 80 });
+      await host.deliver(tank, { kind: 'invoke', id: 'flush-1', action: 'Device_Control_Flush', input: undefined, timeoutMs: 5_000 });
+      await until('the tank empty', () =>
+        uplink.of(tank.id, 'telemetry').some((m) => {
+          const body = bodyOf(m);
+          return (Array.isArray(body) ? body : [body]).some((s) => (s as Record<string, unknown>).Level === 0);
+        })
+          ? true
+          : undefined,
+      );
+      assert.equal(uplink.refusals.length, 0, `no refusals: ${uplink.refusals.join(', ')}`);
+    } finally {
+      await farm.stop();
+      await host.stop();
+      await broker.stop();
+      db.close();
     }
   });
 });

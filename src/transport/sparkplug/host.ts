@@ -48,6 +48,8 @@ export interface SparkplugHostOptions {
   reconnectPeriodMs?: number;
   /** Messages one edge node may have waiting; beyond them its messages are dropped and counted. */
   maxQueuedPerEdgeNode?: number;
+  /** How long a device has to report a written value before the write counts as not confirmed. */
+  confirmWithinMs?: number;
   /** How long a command publish may take. */
   publishTimeoutMs?: number;
 }
@@ -58,9 +60,24 @@ interface BornThing {
   certificate?: BirthCertificate;
   online: boolean;
   /** Written metrics (by property) waiting for a DATA message that carries them. */
-  pendingWrites: Map<string, JsonValue>;
+  pendingWrites: Map<string, PendingWrite>;
   /** A desired state that arrived while the thing was dead: written at its next birth. */
   waitingDesired?: DesiredState;
+}
+
+/** A metric write waiting for the device to report the written value. */
+interface PendingWrite {
+  value: string | number | boolean;
+  datatype: number;
+  since: number;
+}
+
+/** Whether a reported value is the written one (a Float travels as 32 bits). */
+export function confirms(write: Pick<PendingWrite, 'value' | 'datatype'>, reported: JsonValue): boolean {
+  if (write.datatype === SparkplugDataType.Float && typeof write.value === 'number' && typeof reported === 'number') {
+    return Math.fround(write.value) === Math.fround(reported);
+  }
+  return write.value === reported;
 }
 
 interface EdgeNodeSession {
@@ -142,11 +159,13 @@ export class SparkplugHost implements DeviceBinding {
   private readonly rebirthHoldMs: number;
   private readonly maxQueued: number;
   private readonly publishTimeoutMs: number;
+  private readonly confirmWithinMs: number;
 
   constructor(private readonly options: SparkplugHostOptions) {
     this.rebirthHoldMs = options.rebirthHoldMs ?? 5_000;
     this.maxQueued = options.maxQueuedPerEdgeNode ?? 1_000;
     this.publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
+    this.confirmWithinMs = options.confirmWithinMs ?? 30_000;
   }
 
   get hostId(): string {
@@ -456,14 +475,18 @@ export class SparkplugHost implements DeviceBinding {
       const { model } = await models.put(modelId, certificate.model);
       const existing = await registry.find(id);
       if (!existing) return (await registry.register({ id, model: modelId, modelVersion: model.version, binding })).device;
-      if (existing.binding.protocol !== PROTOCOL) {
+      const claimed = existing.binding;
+      // "a:b:c" is group a, node b, device c, or group "a:b" and node c: only the registered reading counts.
+      const same = claimed.protocol === PROTOCOL && claimed.group === scope.group && claimed.edgeNode === scope.edgeNode;
+      if (!same || (claimed.device !== undefined && claimed.device !== scope.device)) {
         uplink.refused(PROTOCOL, 'id_taken');
-        this.fault(existing, `a Sparkplug B birth claims this device id, which speaks ${existing.binding.protocol}: ignored`, 'id_taken');
+        const from = `${scope.group}/${scope.edgeNode}${scope.device !== undefined ? `/${scope.device}` : ''}`;
+        this.fault(existing, `a Sparkplug B birth from ${from} claims this device id, which is bound otherwise: ignored`, 'id_taken');
         return undefined;
       }
-      if (existing.model === modelId && existing.modelVersion === model.version && existing.binding.device === binding.device)
-        return existing;
-      return await registry.patch(id, { model: modelId, modelVersion: model.version, binding });
+      if (existing.model === modelId && existing.modelVersion === model.version && claimed.device === binding.device) return existing;
+      // Parameters an operator added to the binding are kept.
+      return await registry.patch(id, { model: modelId, modelVersion: model.version, binding: { ...claimed, ...binding } });
     } catch (error) {
       uplink.refused(PROTOCOL, 'registration_failed');
       logger.warn({ device: id, err: (error as Error).message }, 'sparkplug birth could not register its device');
@@ -495,10 +518,24 @@ export class SparkplugHost implements DeviceBinding {
     const device = await this.options.registry.find(thing.deviceId);
     if (!device) return;
     const values = await this.store(device, certificate, payload);
-    // No acknowledgement in Sparkplug: a written metric reported back confirms the write.
+    // No acknowledgement in Sparkplug: the written value reported back confirms the write. DATA
+    // sent before the command arrived still carries the old value, so only a late one is a failure.
     const confirmed: Record<string, JsonValue> = {};
+    const now = uplink.now();
     for (const [property, value] of values) {
-      if (thing.pendingWrites.delete(property)) confirmed[property] = value;
+      const pending = thing.pendingWrites.get(property);
+      if (!pending) continue;
+      if (confirms(pending, value)) {
+        thing.pendingWrites.delete(property);
+        confirmed[property] = value;
+      } else if (now - pending.since > this.confirmWithinMs) {
+        thing.pendingWrites.delete(property);
+        this.fault(
+          device,
+          `the write ${property} = ${JSON.stringify(pending.value)} was not confirmed: the device still reports ${JSON.stringify(value)}`,
+          'write_unconfirmed',
+        );
+      }
     }
     if (Object.keys(confirmed).length > 0) await uplink.receive(device, { kind: 'twin-reported', payload: { body: confirmed } }, PROTOCOL);
   }
@@ -633,7 +670,8 @@ export class SparkplugHost implements DeviceBinding {
     await this.command(found.session, found.device, writes, this.publishTimeoutMs);
     for (const write of writes) {
       const property = certificate.byName.get(write.name)?.affordance?.name;
-      if (property !== undefined) thing.pendingWrites.set(property, write.value);
+      if (property !== undefined)
+        thing.pendingWrites.set(property, { value: write.value, datatype: write.datatype, since: this.uplink?.now() ?? Date.now() });
     }
   }
 
