@@ -1,3 +1,4 @@
+import { type BindingHealth, isBindingProtocol } from '../gateway/index.js';
 import type { JsonValue } from '../telemetry/index.js';
 
 /**
@@ -132,6 +133,45 @@ export interface EdgeHeartbeat {
   outbox: OutboxStats;
   accelerators: string[];
   drainRatePerSecond: number;
+  /**
+   * Per device the edge serves, the health of the binding it runs for it (absent from older
+   * edges). The cloud answers `GET /api/v1/devices/{id}/binding` for edge-served devices from it.
+   */
+  bindings?: Record<string, BindingHealth>;
+}
+
+const BINDING_STATES: readonly BindingHealth['state'][] = ['connected', 'polling', 'unreachable', 'idle'];
+/** Longest error message kept from an edge's report: enough to read, not a place to store bulk. */
+const MAX_ERROR_MESSAGE = 500;
+
+/**
+ * A binding health entry an edge reported, checked field by field (an edge of another version,
+ * or a broken one, must not put what the API cannot serve into the cloud); undefined when it is
+ * not one. Copies only the known fields.
+ */
+export function bindingHealthOf(value: unknown): BindingHealth | undefined {
+  if (!object(value)) return undefined;
+  const entry = value as Record<string, unknown>;
+  const { protocol, state, lastGoodReadTs, errors, latencyMs, lastError } = entry;
+  if (!isBindingProtocol(protocol)) return undefined;
+  if (!BINDING_STATES.includes(state as BindingHealth['state'])) return undefined;
+  if (lastGoodReadTs !== null && !time(lastGoodReadTs)) return undefined;
+  if (!count(errors)) return undefined;
+  if (latencyMs !== null && !(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0)) return undefined;
+  const health: BindingHealth = {
+    protocol,
+    state: state as BindingHealth['state'],
+    lastGoodReadTs: lastGoodReadTs as number | null,
+    errors: errors as number,
+    latencyMs: latencyMs as number | null,
+  };
+  if (lastError !== undefined) {
+    if (!object(lastError)) return undefined;
+    const { ts, message } = lastError as Record<string, unknown>;
+    if (!time(ts) || typeof message !== 'string') return undefined;
+    health.lastError = { ts: ts as number, message: message.slice(0, MAX_ERROR_MESSAGE) };
+  }
+  return health;
 }
 
 export interface OutboxStats {

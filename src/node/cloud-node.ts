@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AdminAccess, type AdminKeySetup, GuessingBrake, hashSecret, secretMatches } from '../access/index.js';
-import type { AgentEngine, AlarmService } from '../agents/index.js';
+import { type AgentEngine, type AlarmService, loadAgentFiles, plantAccess } from '../agents/index.js';
 import { EventBus } from '../bus/index.js';
 import { CommandService } from '../commands/index.js';
-import { EdgeDirectory, eventRecord, telemetryRecords } from '../edge/index.js';
+import { EdgeDirectory, EdgeHub, type EdgeSync, eventRecord, startEdgeSync, telemetryRecords } from '../edge/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
 import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
 import { ModelCatalog } from '../model/index.js';
@@ -25,13 +25,13 @@ import {
 } from '../store/sqlite/index.js';
 import type { TelemetrySample } from '../telemetry/index.js';
 import { type Clock, systemClock } from '../time/index.js';
+import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import { buildHttpApi, StreamTickets } from '../transport/http/index.js';
 import { EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
 import { TwinService } from '../twin/index.js';
-import { alarmSinks, createAgents, loadAgentFiles, plantAccess } from './agents-wiring.js';
+import { alarmSinks, createAgents } from './agents-wiring.js';
 import { howToSet, type NodeConfig } from './config.js';
 import { createDeviceLinks } from './device-links.js';
-import { EdgeHub, type EdgeSync, startEdgeSync } from './edge-sync.js';
 import { VERSION } from './version.js';
 
 export interface NodeOptions {
@@ -286,7 +286,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           refusals: metrics,
           commands,
           registry,
-          devices,
+          credentials: devices,
           models,
           agents,
           twins,
@@ -310,13 +310,13 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         {
           cloudUrl,
           edgeId,
-          token: edgeToken,
           quotaBytes: config.outboxQuotaBytes,
           policy: config.outboxPolicy,
           drainRatePerSecond: config.drainRate,
         },
         {
           outbox,
+          link: (handlers, outboxEpoch) => new EdgeLinkClient({ cloudUrl, edgeId, token: edgeToken, outboxEpoch, ...handlers }),
           registry,
           models,
           agents,
