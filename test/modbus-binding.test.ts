@@ -73,7 +73,7 @@ function deviceOn(plc: { host: string; port: number }, unitId = 1, id = `plc-${+
     code: `test/${id}`,
     ipv6: '::1',
     attributes: {},
-    network: { profile: 'ethernet' } as DeviceRecord['network'],
+    network: { profile: 'ethernet', reportIntervalMs: 1_000, keepAliveMs: 60_000, sleepy: false },
     binding: { protocol: 'modbus-tcp', host: plc.host, port: plc.port, unitId },
     createdAt: 0,
     updatedAt: 0,
