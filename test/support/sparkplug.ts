@@ -54,7 +54,8 @@ export class TestEdgeNode {
       ...(this.options.password !== undefined ? { password: this.options.password } : {}),
     });
     this.client.on('message', (topic, payload) => {
-      this.commands.push({ topic, payload: sparkplug.decodePayload(payload) });
+      // STATE (JSON) arrives here too when a test subscribes to it.
+      if (topic.includes('/NCMD/') || topic.includes('/DCMD/')) this.commands.push({ topic, payload: sparkplug.decodePayload(payload) });
     });
     await this.client.subscribeAsync([this.topic('NCMD'), `spBv1.0/${this.options.group}/DCMD/${this.options.edgeNode}/+`], { qos: 0 });
   }

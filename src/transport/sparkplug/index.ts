@@ -15,6 +15,7 @@ export {
   schemaOf,
   writeOf,
 } from './births.js';
+export { HostCredential } from './credential.js';
 export { type SparkplugBrokerEndpoint, SparkplugHost, type SparkplugHostOptions, statePayload } from './host.js';
 export {
   decodeSparkplugPayload,
