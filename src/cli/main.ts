@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { MIN_ADMIN_KEY_LENGTH } from '../access/index.js';
 import { VERSION } from '../node/index.js';
 import { addDemoCommand } from './demo.js';
+import { addModelCommand } from './model.js';
 import { addNodeOptions, serve } from './serve.js';
 import { addSimCommand } from './sim.js';
 
@@ -39,6 +40,7 @@ addNodeOptions(
 
 addDemoCommand(program);
 addSimCommand(program);
+addModelCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`thingloop: ${(error as Error).message}\n`);

@@ -1,0 +1,87 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { MODEL_ID_PATTERN } from '../model/index.js';
+import { isNodeId, SECURITY_MODES, SECURITY_POLICIES, thingModelFromServer } from '../transport/opcua/index.js';
+
+interface FromOpcuaOptions {
+  node?: string;
+  id?: string;
+  securityMode: string;
+  securityPolicy?: string;
+  dataDir: string;
+  timeout: string;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  const found = allowed.find((name) => name.toLowerCase() === value.toLowerCase());
+  if (!found) throw new Error(`${flag} must be one of ${allowed.join(', ')}`);
+  return found;
+}
+
+/** `thingloop model …`: thing model tools. */
+export function addModelCommand(program: Command): void {
+  const model = program.command('model').description('thing model tools');
+  model
+    .command('from-opcua')
+    .description('browse an OPC UA server and print a draft WoT Thing Model (JSON) with a property for every readable variable')
+    .argument('<endpoint>', 'server endpoint, e.g. opc.tcp://10.0.0.7:4840/UA/Line2')
+    .option('--node <nodeId>', 'browse below this node instead of the Objects folder, e.g. ns=1;s=Line2')
+    .option('--id <modelId>', 'the model id it will be registered under (its title, and the PUT in the hint)')
+    .option('--security-mode <mode>', `message security: ${SECURITY_MODES.join(', ')}`, 'None')
+    .option('--security-policy <policy>', `security policy: ${SECURITY_POLICIES.join(', ')} (default Basic256Sha256 when signing)`)
+    .option(
+      '--data-dir <dir>',
+      'data directory whose opcua-pki folder holds the client certificate (the node uses the same)',
+      './.thingloop',
+    )
+    .option('--timeout <ms>', 'deadline of each request to the server', '10000')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Each property carries its form {"href": "{{endpoint}}", "opcua:nodeId": …}: register the model, then devices',
+        'with {"binding": {"protocol": "opcua", "endpoint": "opc.tcp://…"}}. Types come from the DataType, readOnly',
+        'from the AccessLevel, unit from EngineeringUnits and minimum/maximum from EURange where the server has them.',
+        'Progress goes to stderr, the model to stdout.',
+        '',
+        'Example:',
+        '  thingloop model from-opcua opc.tcp://localhost:4840/UA/Line2 --node "ns=1;s=Line2.Pump1" --id line2-pump > pump.json',
+        '  curl -X PUT -H "Authorization: Bearer $KEY" -H "content-type: application/json" \\',
+        '       --data @pump.json http://localhost:8080/api/v1/models/line2-pump',
+        '',
+      ].join('\n'),
+    )
+    .action(async (endpoint: string, options: FromOpcuaOptions) => {
+      if (!/^opc\.tcp:\/\/[^/\s]+/i.test(endpoint))
+        throw new Error(`"${endpoint}" is not an OPC UA endpoint: give opc.tcp://host:port/path`);
+      if (options.node !== undefined && !isNodeId(options.node))
+        throw new Error(`--node "${options.node}" is not a NodeId: use ns=1;s=Line2 or i=85`);
+      if (options.id !== undefined && !MODEL_ID_PATTERN.test(options.id))
+        throw new Error(`--id "${options.id}" must match ${MODEL_ID_PATTERN.source}`);
+      const timeoutMs = Number(options.timeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 100)
+        throw new Error('--timeout must be a whole number of milliseconds (at least 100)');
+      const securityMode = oneOf(options.securityMode, SECURITY_MODES, '--security-mode');
+      const securityPolicy =
+        options.securityPolicy === undefined ? undefined : oneOf(options.securityPolicy, SECURITY_POLICIES, '--security-policy');
+      // stdout is the model (piped to a file or curl): node-opcua's notices ("Creating default
+      // certificate…") are progress like ours and go to stderr.
+      console.log = console.error;
+      const document = await thingModelFromServer({
+        endpoint,
+        ...(options.node ? { node: options.node } : {}),
+        ...(options.id ? { title: options.id } : {}),
+        securityMode,
+        ...(securityPolicy ? { securityPolicy } : {}),
+        pkiDir: join(options.dataDir, 'opcua-pki'),
+        timeoutMs,
+        progress: (line) => process.stderr.write(`from-opcua: ${line}\n`),
+      });
+      process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+      const count = Object.keys(document.properties ?? {}).length;
+      const id = options.id ?? 'my-model';
+      process.stderr.write(`from-opcua: ${count} properties; register with PUT /api/v1/models/${id}\n`);
+      // node-opcua keeps timers alive after disconnect; the model is printed, so the command is done.
+      process.exit(0);
+    });
+}
