@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Fleet, HttpProvisioner, SCENARIOS } from '../sim/index.js';
+import { PLC_MODELS, type PlcStation, startPlcStation } from '../sim/modbus-station.js';
 
 interface SimOptions {
   scenario: string;
@@ -10,6 +11,8 @@ interface SimOptions {
   rate?: string;
   speedup: string;
   fault?: string[];
+  modbusPort?: string;
+  modbusHost: string;
 }
 
 /** `pump-0003:bearing-wear@30s` or `pump-0001:cavitation@60s+120s` (start, optional duration). */
@@ -36,6 +39,11 @@ export function addSimCommand(program: Command): void {
     .option('--rate <msgs-per-second>', 'fleet-wide telemetry rate (default: each device at its profile interval)')
     .option('--speedup <factor>', 'plant seconds per real second', '1')
     .option('--fault <spec...>', 'scheduled fault, e.g. pump-0001:bearing-wear@30s or pump-0002:cavitation@60s+120s')
+    .option(
+      '--modbus-port <port>',
+      'also run a Modbus TCP PLC with 2 pumps (plc-pump-01/02) and a valve (plc-valve-01) on this port (0: any free port)',
+    )
+    .option('--modbus-host <host>', 'address the PLC listens on and its devices are registered with', '127.0.0.1')
     .addHelpText(
       'after',
       '\nExample:\n  thingloop sim --scenario pump-station --devices 1000 --url mqtt://localhost:1883 --api http://localhost:8080 --admin-key $KEY\n',
@@ -58,10 +66,23 @@ export function addSimCommand(program: Command): void {
         progress: (line) => process.stderr.write(`sim: ${line}\n`),
       });
       await fleet.start();
+      let station: PlcStation | undefined;
+      if (options.modbusPort !== undefined) {
+        const port = Number(options.modbusPort);
+        if (!Number.isInteger(port) || port < 0 || port > 65_535)
+          throw new Error('--modbus-port must be a port number (0 for any free port)');
+        station = await startPlcStation({ port, host: options.modbusHost, speedup: Number(options.speedup) });
+        const provisioner = new HttpProvisioner(options.api, adminKey);
+        for (const [id, document] of Object.entries(PLC_MODELS)) await provisioner.ensureModel(id, document);
+        for (const device of station.devices) await provisioner.ensureDevice(device);
+        process.stderr.write(`sim: Modbus TCP PLC on ${station.host}:${station.port} (${station.devices.map((d) => d.id).join(', ')})\n`);
+      }
       for (const fault of faults) {
         setTimeout(() => {
           try {
-            fleet.plant.injectFault(fault.deviceId, fault.fault, fault.durationS);
+            if (station?.devices.some((device) => device.id === fault.deviceId))
+              station.injectFault(fault.deviceId, fault.fault, fault.durationS);
+            else fleet.plant.injectFault(fault.deviceId, fault.fault, fault.durationS);
             process.stderr.write(`sim: injected ${fault.fault} on ${fault.deviceId}\n`);
           } catch (error) {
             process.stderr.write(`sim: ${(error as Error).message}\n`);
@@ -73,6 +94,7 @@ export function addSimCommand(program: Command): void {
       const stop = async () => {
         clearInterval(status);
         await fleet.stop();
+        await station?.stop();
         process.exit(0);
       };
       process.once('SIGINT', stop);

@@ -6,6 +6,8 @@ export interface DeviceSpec {
   name: string;
   attributes: Record<string, string | number | boolean>;
   network: { profile: string; reportInterval?: string };
+  /** How the node reaches the device when it is not an SDK device on MQTT (a PLC's unit, an OPC UA server). */
+  binding?: Record<string, string | number | boolean>;
 }
 
 /** How a simulator gets its models registered and its devices' tokens. */
@@ -40,8 +42,8 @@ export class HttpProvisioner implements Provisioner {
   async ensureDevice(spec: DeviceSpec): Promise<string> {
     // Only the registration fields: callers pass richer objects (a simulated device carries its
     // behaviour), and the API refuses unknown fields.
-    const { id, model, name, attributes, network } = spec;
-    const created = await this.call('POST', '/devices', { id, model, name, attributes, network });
+    const { id, model, name, attributes, network, binding } = spec;
+    const created = await this.call('POST', '/devices', { id, model, name, attributes, network, ...(binding ? { binding } : {}) });
     if (created.status === 201) return created.body.token as string;
     if (created.status === 409) {
       const rotated = await this.call('POST', `/devices/${encodeURIComponent(spec.id)}/token`);
