@@ -159,7 +159,10 @@ export class ModbusBinding implements DeviceBinding {
       }
       entry.users.add(device.id);
     }
-    for (const problem of map.problems) this.deviceError(poller, `form:${problem}`, `binding form: ${problem}`, 'invalid_binding_form');
+    for (const problem of map.problems) {
+      this.uplink?.refused(PROTOCOL, 'invalid_binding_form');
+      this.deviceError(poller, `form:${problem}`, `binding form: ${problem}`, 'invalid_binding_form');
+    }
     if (this.running) this.schedule(poller);
   }
 
