@@ -290,9 +290,14 @@ export class EdgeHub {
 
   private async recordHeartbeat(edgeId: string, heartbeat: EdgeHeartbeat): Promise<void> {
     // Binding figures are kept in memory only: they are stale by the next heartbeat anyway, and a
-    // large site's list does not belong in the edge's stored record.
-    const { bindings, ...figures } = heartbeat;
-    if (bindings !== undefined) await this.recordBindings(edgeId, bindings);
+    // large site's list does not belong in the edge's stored record. What is no object (a broken
+    // edge's) is stored as it came, as before.
+    let figures = heartbeat;
+    if (typeof heartbeat === 'object' && heartbeat !== null && Object.hasOwn(heartbeat, 'bindings')) {
+      const { bindings, ...rest } = heartbeat;
+      figures = rest;
+      await this.recordBindings(edgeId, bindings);
+    }
     await this.parts.edges.update(edgeId, (edge) => {
       edge.heartbeat = figures;
       edge.lastContact = this.parts.now();
@@ -308,9 +313,10 @@ export class EdgeHub {
    * as refusals); a device it no longer mentions has no figures.
    */
   private async recordBindings(edgeId: string, reported: unknown): Promise<void> {
-    const entries = typeof reported === 'object' && reported !== null && !Array.isArray(reported) ? reported : {};
+    const isMap = typeof reported === 'object' && reported !== null && !Array.isArray(reported);
+    const entries = isMap ? reported : {};
     const fresh = new Map<string, BindingHealth>();
-    let malformed = typeof reported === 'object' && reported !== null && !Array.isArray(reported) ? 0 : 1;
+    let malformed = isMap ? 0 : 1;
     for await (const page of this.parts.registry.all({ edge: edgeId })) {
       for (const device of page) {
         if (!Object.hasOwn(entries, device.id)) continue;
