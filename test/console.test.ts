@@ -256,6 +256,26 @@ describe('web console in chromium', () => {
     await shot('07-device-actions');
   });
 
+  it('shows how the device is reached: its protocol and the binding health from the API', async () => {
+    await page.getByTestId('protocol').getByText('mqtt', { exact: true }).waitFor();
+    const card = page.getByTestId('device-binding');
+    await card.getByRole('heading', { name: 'Binding' }).waitFor();
+    const health = await t.api<{ protocol: string; state: string }>('/api/v1/devices/pump-0001/binding');
+    assert.equal(health.status, 200);
+    assert.equal(health.body.protocol, 'mqtt');
+    await card.getByTestId('binding-protocol').getByText('mqtt', { exact: true }).waitFor();
+    // The card polls: it shows the state the API reports (the pump's session stays as it is meanwhile).
+    await card
+      .getByTestId('binding-state')
+      .getByText(new RegExp(`^${health.body.state} \\(`))
+      .waitFor();
+    await card.getByTestId('binding-last-good-read').waitFor();
+    await card.getByTestId('binding-poll-latency').getByText('— (the device pushes)').waitFor();
+    await card.getByTestId('binding-errors').getByText(/^\d+$/).waitFor();
+    await card.scrollIntoViewIfNeeded();
+    await shot('31-device-binding');
+  });
+
   it('lists the events the pump reports as they arrive, filtered by name, and pages back with "Load older"', async () => {
     const panel = page.getByTestId('device-events');
     await panel.getByRole('heading', { name: 'Events' }).waitFor();

@@ -131,6 +131,38 @@ describe('device bindings in the registry', () => {
     assert.deepEqual(seen, ['coap']);
   });
 
+  test('GET /devices/{id}/binding reports the binding health in the documented shape', async () => {
+    const health = await t.api<JsonObject>('/api/v1/devices/bind-plc/binding');
+    assert.equal(health.status, 200);
+    assert.equal(health.body.protocol, 'modbus-tcp');
+    assert.ok(['connected', 'polling', 'unreachable', 'idle'].includes(String(health.body.state)), JSON.stringify(health.body));
+    assert.ok(health.body.lastGoodReadTs === null || Number.isInteger(health.body.lastGoodReadTs));
+    assert.ok(Number.isInteger(health.body.errors));
+    assert.ok(health.body.latencyMs === null || typeof health.body.latencyMs === 'number');
+    assert.deepEqual(
+      Object.keys(health.body)
+        .filter((key) => key !== 'lastError')
+        .sort(),
+      ['errors', 'lastGoodReadTs', 'latencyMs', 'protocol', 'state'],
+    );
+    // A device that never connected has heard nothing.
+    const quiet = await t.api<JsonObject>('/api/v1/devices/bind-plain/binding');
+    assert.deepEqual(quiet.body, { protocol: 'mqtt', state: 'idle', lastGoodReadTs: null, errors: 0, latencyMs: null });
+    assert.equal((await t.api('/api/v1/devices/no-such-device/binding')).status, 404);
+  });
+
+  test('binding health, the binding filter and the binding change need the admin key', async () => {
+    const { token } = await t.registerDevice('bind-guarded');
+    for (const auth of [null, 'wrong-key-0123456789', token]) {
+      const health = await t.api('/api/v1/devices/bind-guarded/binding', { auth });
+      assert.ok([401, 403].includes(health.status), `binding with ${auth === token ? 'the device token' : String(auth)}: ${health.status}`);
+      assert.ok([401, 403].includes((await t.api('/api/v1/devices?protocol=mqtt', { auth })).status));
+      const patch = await t.api('/api/v1/devices/bind-guarded', { method: 'PATCH', auth, body: { binding: { protocol: 'coap' } } });
+      assert.ok([401, 403].includes(patch.status));
+    }
+    assert.equal((await t.api<DeviceBody>('/api/v1/devices/bind-guarded')).body.binding.protocol, 'mqtt');
+  });
+
   test('?protocol= filters the list with a total; an unknown protocol is refused', async () => {
     const modbus = await t.api<{ items: DeviceBody[]; total: number }>('/api/v1/devices?protocol=modbus-tcp');
     assert.equal(modbus.status, 200);

@@ -348,6 +348,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       alarms,
       ...(edgeDirectory && edgeHub ? { edges: { directory: edgeDirectory, hub: edgeHub } } : {}),
       recentErrors: (deviceId) => links.recentErrors(deviceId),
+      // Every binding answers idle until the gateway reports binding health.
+      bindingHealth: (device) => ({ protocol: device.binding.protocol, state: 'idle', lastGoodReadTs: null, errors: 0, latencyMs: null }),
+      publicEndpoints: () => ({ ...(config.publicHost ? { host: config.publicHost } : {}), mqttPort: mqtt.port }),
       presence: async (device) => {
         const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
         return presence.of(device, now(), fallback);

@@ -11,6 +11,8 @@ export interface NodeConfig {
   httpPort: number;
   mqttHost: string;
   mqttPort: number;
+  /** The host name consumers and devices use to reach this node (Thing Description forms); else the host a request came to. */
+  publicHost: string | undefined;
   adminKey: string | undefined;
   /** Where the admin key was read from, when it came from a file (then it is also in `adminKey`). */
   adminKeyFile: string | undefined;
@@ -108,6 +110,15 @@ function oneOf<T extends string>(...allowed: T[]) {
 }
 
 const spec = <K extends keyof NodeConfig>(s: SettingSpec<K>): SettingSpec => s as unknown as SettingSpec;
+
+/** A DNS name or an IP address (IPv6 in brackets or bare), nothing a URL could be broken by. */
+function hostName(text: string): string {
+  const trimmed = text.trim();
+  const bare = trimmed.replace(/^\[(.*)\]$/, '$1');
+  if (/^[A-Za-z0-9.-]{1,253}$/.test(bare)) return bare;
+  if (bare.includes(':') && /^[0-9A-Fa-f:.]+$/.test(bare)) return `[${bare}]`;
+  throw new Error(`"${text}" is not a host name or IP address`);
+}
 
 function nonNegativeInteger(text: string): number {
   const value = wholeNumber(text);
@@ -211,6 +222,15 @@ export const SETTINGS: SettingSpec[] = [
     description: 'MQTT listen address',
     defaultValue: '0.0.0.0',
     parse: String,
+  }),
+  spec({
+    key: 'publicHost',
+    flag: 'public-host',
+    env: 'THINGLOOP_PUBLIC_HOST',
+    description:
+      'host name devices and WoT consumers reach this node by, used in Thing Descriptions (MQTT and CoAP forms); otherwise the host the request was sent to',
+    defaultValue: undefined,
+    parse: hostName,
   }),
   spec({
     key: 'adminKey',

@@ -3,7 +3,7 @@ import { hashSecret, newSecret, secretMatches } from '../access/index.js';
 import { EventBus } from '../bus/index.js';
 import { conflict, invalid, notFound } from '../errors/index.js';
 import type { ModelCatalog } from '../model/index.js';
-import { DEFAULT_BINDING, type DeviceBindingInput, resolveBinding } from './binding.js';
+import { type DeviceBindingInput, resolveBinding } from './binding.js';
 import {
   type AttributeValue,
   DEVICE_ID_PATTERN,
@@ -222,8 +222,9 @@ export class DeviceRegistry {
    * how an edge learns its devices. Returns whether anything changed.
    */
   async adopt(offered: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<'applied' | 'unchanged'> {
-    // A record from a node that predates bindings has none: its devices speak MQTT.
-    const record = { ...offered, binding: offered.binding ?? { ...DEFAULT_BINDING } };
+    // A record from a node that predates bindings has none: its devices speak MQTT. One that has
+    // one is checked as a registration is: an edge must not poll what its cloud would refuse.
+    const record = { ...offered, binding: resolveBinding(offered.binding) };
     const current = await this.find(record.id);
     const currentHash = current ? await this.repository.tokenHash(record.id) : undefined;
     const { uid: _uid, ...comparable } = current ?? ({ uid: 0 } as DeviceRecord);

@@ -35,6 +35,7 @@ export type {
   Verification,
 } from '../../../src/agents/index.js';
 export type { EdgeHeartbeat, GapReport, ReconcileResult } from '../../../src/edge/index.js';
+export type { BindingHealth } from '../../../src/gateway/index.js';
 export type { DeviceErrorReport, Rejection } from '../../../src/ingest/index.js';
 export type { DataSchema, ModelSummary } from '../../../src/model/index.js';
 export type { PresenceStatus } from '../../../src/registry/index.js';

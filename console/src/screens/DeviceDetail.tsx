@@ -4,6 +4,7 @@ import { href } from '../lib/router';
 import { useApi } from '../lib/session';
 import { useLoad } from '../lib/useApi';
 import { Actions } from './device/Actions';
+import { Binding } from './device/Binding';
 import { Errors } from './device/Errors';
 import { Events } from './device/Events';
 import { Identity } from './device/Identity';
@@ -48,7 +49,8 @@ export function DeviceDetail({ id }: { id: string }) {
           {presence.status}
         </span>
         <span className="muted">
-          {device.id} · <a href={href.model(device.model)}>{model.document.title ?? device.model}</a> v{device.modelVersion}
+          {device.id} · <a href={href.model(device.model)}>{model.document.title ?? device.model}</a> v{device.modelVersion} ·{' '}
+          <span data-testid="protocol">{device.binding.protocol}</span>
         </span>
       </header>
       <Telemetry device={device} model={model.document} />
@@ -57,6 +59,7 @@ export function DeviceDetail({ id }: { id: string }) {
         <Actions device={device} model={model.document} />
       </div>
       <Events device={device} model={model.document} />
+      <Binding device={device} />
       <Errors device={device} />
       <Identity device={device} presence={presence} />
     </section>

@@ -207,7 +207,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
                     described.length ? ` with ${joinWords(described.map((d) => d.text))}` : ''
                   }`}
             </p>
-            <Table className="devices" columns={['Id', 'Name', 'Model', 'Network', 'Presence', 'Last seen']}>
+            <Table className="devices" columns={['Id', 'Name', 'Model', 'Protocol', 'Network', 'Presence', 'Last seen']}>
               {data.items.map((device) => {
                 const p = presence[device.id];
                 return (
@@ -219,6 +219,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
                     <td>
                       {device.model} <span className="muted">v{device.modelVersion}</span>
                     </td>
+                    <td>{device.binding.protocol}</td>
                     <td>{p ? (p.network.profile ?? '—') : ''}</td>
                     <td>{p ? <span className={`badge ${p.status}`}>{p.status}</span> : <span className="muted">…</span>}</td>
                     <td>{p ? formatAgo(p.lastSeen) : ''}</td>

@@ -4,6 +4,7 @@ import type { AgentEngine, AlarmService } from '../../agents/index.js';
 import type { EventBus } from '../../bus/index.js';
 import type { CommandService } from '../../commands/index.js';
 import type { EdgeConfig, EdgeDirectory, EdgeHeartbeat, ReconcileResult } from '../../edge/index.js';
+import type { BindingHealth } from '../../gateway/index.js';
 import type { DeviceErrorReport, IngestEvents, IngestPipeline } from '../../ingest/index.js';
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger, RefusalMetrics } from '../../observability/index.js';
@@ -44,6 +45,10 @@ export interface HttpApiContext {
   /** Present on cloud nodes: the directory of edges and the hub their links connect to. */
   edges?: { directory: EdgeDirectory; hub: EdgeLinkHandler };
   presence(device: DeviceRecord): Promise<Presence>;
+  /** The health of the binding that reaches the device (`GET /devices/{id}/binding`). */
+  bindingHealth(device: DeviceRecord): BindingHealth;
+  /** Where consumers reach this node's other listeners (Thing Descriptions): the public host when set, and the bound ports. */
+  publicEndpoints(): { host?: string; mqttPort?: number; coapPort?: number };
   /** What a device sent that was refused, newest first (bounded, in memory). */
   recentErrors(deviceId: string): DeviceErrorReport[];
   isAdminKey(secret: string): boolean;

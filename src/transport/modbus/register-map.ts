@@ -393,7 +393,16 @@ export function decodeRegisters(point: RegisterPoint, bytes: Buffer): number {
     default:
       raw = ordered.readUInt16BE(0);
   }
-  return point.scale === 1 && point.offset === 0 ? raw : tidy(raw * point.scale + point.offset, 12);
+  if (point.scale === 1 && point.offset === 0) return raw;
+  const value = raw * point.scale + point.offset;
+  // An integer count scaled has no more decimals than the scale and offset: 234 × 0.1 is 23.4 exactly.
+  return point.type === 'float32' ? tidy(value, 7) : Number(value.toFixed(Math.max(decimalsOf(point.scale), decimalsOf(point.offset))));
+}
+
+function decimalsOf(value: number): number {
+  const [mantissa = '', exponent] = String(value).split('e');
+  const decimals = (mantissa.split('.')[1] ?? '').length - Number(exponent ?? 0);
+  return Math.min(15, Math.max(0, decimals));
 }
 
 const RANGES: Record<Exclude<RegisterType, 'bool' | 'float32'>, [number, number]> = {

@@ -1,8 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { BINDING_PROTOCOLS, type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
+import { deviceThingDescription } from '../../../wot/index.js';
 import type { HttpApiContext } from '../context.js';
 import {
+  AnyObject,
   AttributeValue,
   BindingInput,
   Device,
@@ -29,6 +31,37 @@ const PresenceCounts = Type.Object(
 
 const PresenceSplit = (description: string) =>
   Type.Composite([Type.Object({ total: Type.Integer({ description: 'Devices in this group' }) }), PresenceCounts], { description });
+
+const BindingHealthBody = Type.Object({
+  protocol: Type.Union(BINDING_PROTOCOLS.map((protocol) => Type.Literal(protocol))),
+  state: Type.Union((['connected', 'polling', 'unreachable', 'idle'] as const).map((state) => Type.Literal(state))),
+  lastGoodReadTs: Type.Union([Type.Integer(), Type.Null()], { description: 'Epoch ms of the last good read or message; null when none' }),
+  errors: Type.Integer({ description: 'Failed reads, writes and refused frames since the binding attached' }),
+  latencyMs: Type.Union([Type.Number(), Type.Null()], { description: 'Round trip of the last good read; null where the device pushes' }),
+  lastError: Type.Optional(Type.Object({ ts: Type.Integer(), message: Type.String() })),
+});
+
+// The TD is a document of its own standard (validated against the W3C schema in the tests): only its frame is declared here.
+const ThingDescriptionBody = Type.Object(
+  {
+    '@context': Type.Array(Type.Unknown()),
+    id: Type.String({ description: 'urn:thingloop:device:{identification code}' }),
+    title: Type.String(),
+    securityDefinitions: AnyObject,
+    security: Type.Array(Type.String()),
+    properties: AnyObject,
+    actions: AnyObject,
+    events: AnyObject,
+  },
+  { additionalProperties: true, description: 'A W3C WoT Thing Description 1.1 (application/td+json)' },
+);
+
+/** The host name of a Host header (`plant:8080`, `[fd00::1]:8080`), for the other listeners' URLs. */
+function hostOf(hostHeader: string): string {
+  const bracketed = /^\[[^\]]+\]/.exec(hostHeader);
+  if (bracketed) return bracketed[0];
+  return hostHeader.split(':')[0] || 'localhost';
+}
 
 type PresenceTally = Record<PresenceStatus, number> & { total: number };
 const noDevices = (): Record<PresenceStatus, number> => ({ online: 0, asleep: 0, offline: 0, unknown: 0 });
@@ -202,6 +235,49 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       schema: { summary: 'Read a device', tags, params: IdParam, response: { 200: Device, 404: ErrorBody } },
     },
     async (request) => context.registry.get(request.params.id),
+  );
+
+  app.get(
+    '/devices/:id/binding',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'The health of the binding that reaches the device: state, last good read, errors, poll latency',
+        description:
+          'connected: a live session or link; polling: the node reads the device on a schedule; unreachable: reads or the session fail; idle: nothing heard yet. `errors` counts failed reads, writes and refused frames since the binding attached; `latencyMs` is the round trip of the last good read (fieldbus) or null where the device pushes.',
+        tags,
+        params: IdParam,
+        response: { 200: BindingHealthBody, 404: ErrorBody },
+      },
+    },
+    async (request) => context.bindingHealth(await context.registry.get(request.params.id)),
+  );
+
+  app.get(
+    '/devices/:id/td',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'The W3C WoT Thing Description (1.1) of the device, with a form for every way it is reached',
+        description:
+          "Properties, actions and events of the device's thing model with their data schemas and units. Forms: the HTTP API (readproperty: the twin; writeproperty: PATCH of the desired state; invokeaction: the actions route; subscribeevent: the stored events), the WebSocket stream (observeproperty), the broker for MQTT devices (observeproperty, subscribeevent) and the model's fieldbus forms (Modbus TCP, OPC UA, Sparkplug B) with the device's binding parameters filled in. A CoAP device's own resources are links. Hosts: --public-host, else the host this request was sent to.",
+        tags,
+        params: IdParam,
+        response: { 200: ThingDescriptionBody, 404: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const device = await context.registry.get(request.params.id);
+      const model = await context.models.get(device.model, device.modelVersion);
+      const listeners = context.publicEndpoints();
+      const host = listeners.host ?? hostOf(request.host);
+      const td = deviceThingDescription(device, model, {
+        http: `${request.protocol}://${request.host}`,
+        ...(listeners.mqttPort !== undefined ? { mqtt: `mqtt://${host}:${listeners.mqttPort}` } : {}),
+        ...(listeners.coapPort !== undefined ? { coap: `coap://${host}:${listeners.coapPort}` } : {}),
+      });
+      return reply.type('application/td+json').send(td);
+    },
   );
 
   app.patch(
