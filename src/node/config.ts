@@ -44,6 +44,12 @@ export interface NodeConfig {
   authFailureRefillPerSecond: number;
   mqttMaxUnauthenticated: number;
   mqttConnectTimeoutMs: number;
+  /** Run the Sparkplug B host application. */
+  sparkplug: boolean;
+  /** Its Sparkplug Host Application id (`spBv1.0/STATE/{id}`). */
+  sparkplugHostId: string;
+  /** An external broker for it (mqtt://…); the embedded broker when unset. */
+  sparkplugBroker: string | undefined;
 }
 
 type Origin = 'default' | 'config file' | 'environment' | 'flag';
@@ -118,6 +124,26 @@ function hostName(text: string): string {
   if (/^[A-Za-z0-9.-]{1,253}$/.test(bare)) return bare;
   if (bare.includes(':') && /^[0-9A-Fa-f:.]+$/.test(bare)) return `[${bare}]`;
   throw new Error(`"${text}" is not a host name or IP address`);
+}
+
+/** A Sparkplug id is one MQTT topic level (spec 4.1.1). */
+function sparkplugHostId(text: string): string {
+  const trimmed = text.trim();
+  if (!/^[^/+#\s]{1,64}$/.test(trimmed))
+    throw new Error(`"${text}" is not a Sparkplug host id (1-64 characters, no "/", "+", "#" or spaces)`);
+  return trimmed;
+}
+
+function mqttUrl(text: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    throw new Error(`"${text}" is not an MQTT URL like mqtt://broker:1883`);
+  }
+  if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'].includes(parsed.protocol))
+    throw new Error(`"${text}" is not an MQTT URL (mqtt://, mqtts://, ws:// or wss://)`);
+  return text;
 }
 
 function nonNegativeInteger(text: string): number {
@@ -480,6 +506,32 @@ export const SETTINGS: SettingSpec[] = [
       if (ms < 1_000) throw new Error(`"${text}" is shorter than the 1s minimum`);
       return ms;
     },
+  }),
+  spec({
+    key: 'sparkplug',
+    flag: 'sparkplug',
+    env: 'THINGLOOP_SPARKPLUG',
+    description: 'run the Sparkplug B host application (births register devices, DATA is telemetry, writes go out as NCMD/DCMD)',
+    defaultValue: true,
+    parse: yesNo,
+  }),
+  spec({
+    key: 'sparkplugHostId',
+    flag: 'sparkplug-host-id',
+    env: 'THINGLOOP_SPARKPLUG_HOST_ID',
+    description: 'Sparkplug Host Application id: its STATE is spBv1.0/STATE/{id}',
+    defaultValue: 'thingloop',
+    parse: sparkplugHostId,
+  }),
+  spec({
+    key: 'sparkplugBroker',
+    flag: 'sparkplug-broker',
+    env: 'THINGLOOP_SPARKPLUG_BROKER',
+    description: 'external broker of the Sparkplug host application (mqtt://user:password@host:1883); the embedded broker when unset',
+    defaultValue: undefined,
+    parse: mqttUrl,
+    // The URL may carry the broker's user and password.
+    secret: true,
   }),
 ];
 
