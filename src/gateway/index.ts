@@ -6,5 +6,20 @@
  * (W3C WoT, placeholders filled from the device's binding parameters) map protocol items to
  * properties, actions and events.
  */
+
+export { type Codec, CodecRegistry, JSON_CONTENT_TYPE, jsonCodec, mediaType } from './codecs.js';
 export * from './contract.js';
 export { type AffordanceKind, type BoundForm, boundForms, type FormProblem, fillPlaceholders, type WotForm } from './forms.js';
+export {
+  type BindingRefusals,
+  BindingStartError,
+  bindingOf,
+  DeviceGateway,
+  type DeviceInbox,
+  desiredStateOf,
+  type EdgeRoute,
+  type ForwardedAction,
+  type GatewayDependencies,
+  type MessageOutcomes,
+  protocolOf,
+} from './gateway.js';

@@ -1,3 +1,4 @@
+import { jsonCodec } from '../gateway/index.js';
 import { type CompiledThingModel, isShallowValue, type ValueRejectionReason } from '../model/index.js';
 import { EPOCH_MS_LIMIT, isEpochMs, type JsonValue } from '../telemetry/index.js';
 
@@ -5,6 +6,8 @@ import { EPOCH_MS_LIMIT, isEpochMs, type JsonValue } from '../telemetry/index.js
 export type RejectionReason =
   | ValueRejectionReason
   | 'malformed_json'
+  | 'malformed_payload'
+  | 'unsupported_content_type'
   | 'payload_too_large'
   | 'not_an_object'
   | 'too_many_samples'
@@ -29,6 +32,20 @@ export interface DeviceErrorReport {
   ts: number;
   source: 'telemetry' | 'event' | 'twin' | 'action';
   rejections: Rejection[];
+}
+
+/**
+ * Bytes to a body by their content type (the gateway's codecs); JSON when none is named.
+ * Never throws: undecodable bytes are a rejection like any other.
+ */
+export type PayloadDecoder = (bytes: Buffer, contentType: string | undefined) => { body: unknown } | Rejection;
+
+const decodeJson: PayloadDecoder = (bytes) => jsonCodec.decode(bytes);
+
+/** A device payload: bytes (with the content type they were sent as) or an already decoded body. */
+export interface PayloadFormat {
+  contentType?: string;
+  decode?: PayloadDecoder;
 }
 
 export interface DecodeLimits {
@@ -148,27 +165,37 @@ function decodeSample(
   }
 }
 
-/** `emptyBody`: what an empty payload means, when it may be empty at all. */
-export function parseBody(payload: Buffer | unknown, limits: DecodeLimits, emptyBody?: unknown): { body: unknown } | Rejection {
+/**
+ * A payload's body: bytes are size-checked, then decoded by the codec for their content type.
+ * `emptyBody`: what an empty payload means, when it may be empty at all.
+ */
+export function parseBody(
+  payload: Buffer | unknown,
+  limits: DecodeLimits,
+  emptyBody?: unknown,
+  format: PayloadFormat = {},
+): { body: unknown } | Rejection {
   if (!Buffer.isBuffer(payload)) return { body: payload };
   if (payload.length > limits.maxPayloadBytes) {
     return { reason: 'payload_too_large', message: `payload is ${payload.length} bytes; the limit is ${limits.maxPayloadBytes}` };
   }
   if (payload.length === 0 && emptyBody !== undefined) return { body: emptyBody };
-  try {
-    return { body: JSON.parse(payload.toString('utf8')) };
-  } catch (error) {
-    return { reason: 'malformed_json', message: `payload is not JSON: ${(error as Error).message}` };
-  }
+  return (format.decode ?? decodeJson)(payload, format.contentType);
 }
 
 /**
  * Decodes a telemetry payload and validates every value against the device's model. Valid
  * values survive their invalid neighbours: one bad reading never costs the others.
  */
-export function decodeTelemetry(payload: Buffer | unknown, model: CompiledThingModel, now: number, limits: DecodeLimits): DecodeResult {
+export function decodeTelemetry(
+  payload: Buffer | unknown,
+  model: CompiledThingModel,
+  now: number,
+  limits: DecodeLimits,
+  format: PayloadFormat = {},
+): DecodeResult {
   const out: DecodeResult = { samples: [], rejections: [] };
-  const parsed = parseBody(payload, limits);
+  const parsed = parseBody(payload, limits, undefined, format);
   if (!('body' in parsed)) {
     out.rejections.push(parsed);
     return out;
@@ -207,6 +234,7 @@ export function decodeEvent(
   model: CompiledThingModel,
   now: number,
   limits: DecodeLimits,
+  format: PayloadFormat = {},
 ): { event: DecodedEvent } | { rejection: Rejection } {
   const check = model.events.get(name);
   if (!check) {
@@ -220,7 +248,7 @@ export function decodeEvent(
     };
   }
   // An event without data may come with an empty body.
-  const parsed = parseBody(payload, limits, {});
+  const parsed = parseBody(payload, limits, {}, format);
   if (!('body' in parsed)) return { rejection: { ...parsed, event: name } };
   const body = parsed.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -259,8 +287,9 @@ export function decodeTwinReport(
   payload: Buffer | unknown,
   model: CompiledThingModel,
   limits: DecodeLimits,
+  format: PayloadFormat = {},
 ): { values: Record<string, JsonValue>; rejections: Rejection[] } {
-  const parsed = parseBody(payload, limits);
+  const parsed = parseBody(payload, limits, undefined, format);
   if (!('body' in parsed)) return { values: {}, rejections: [parsed] };
   const { body } = parsed;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {

@@ -1,7 +1,8 @@
 /**
- * Ingest: the single pipeline that MQTT, HTTP and (later) CoAP and fieldbus adapters all
- * feed. It validates each value against the device's thing model, keeps the good values of a
- * partly bad message, stores durably and only then publishes to the bus.
+ * Ingest: the single pipeline every device binding feeds (through the gateway); bytes are
+ * decoded by the gateway's codecs, chosen by content type. It validates each value against the
+ * device's thing model, keeps the good values of a partly bad message, stores durably and only
+ * then publishes to the bus.
  */
 export {
   type DecodeLimits,
@@ -9,6 +10,8 @@ export {
   type DeviceErrorReport,
   decodeEvent,
   decodeTelemetry,
+  type PayloadDecoder,
+  type PayloadFormat,
   type Rejection,
   type RejectionReason,
 } from './decode.js';

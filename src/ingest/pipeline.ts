@@ -1,10 +1,21 @@
 import type { EventBus } from '../bus/index.js';
+import type { MessageSource } from '../gateway/index.js';
 import type { CompiledThingModel } from '../model/index.js';
 import type { DeviceRecord } from '../registry/index.js';
 import type { DeviceEvent, DeviceEventStore, JsonValue, TelemetrySample, TelemetryStore } from '../telemetry/index.js';
-import { type DecodeLimits, decodeEvent, decodeTelemetry, decodeTwinReport, parseBody, type Rejection } from './decode.js';
+import {
+  type DecodeLimits,
+  decodeEvent,
+  decodeTelemetry,
+  decodeTwinReport,
+  type PayloadDecoder,
+  type PayloadFormat,
+  parseBody,
+  type Rejection,
+} from './decode.js';
 
-export type IngestSource = 'mqtt' | 'http' | 'edge';
+/** Which listener or poller a message came through (a metric label): any binding's protocol, or an edge's uplink. */
+export type IngestSource = MessageSource;
 
 export type IngestEvents = {
   /** Samples that are durable in the store, in arrival order per device. */
@@ -36,6 +47,8 @@ export interface IngestDependencies {
   modelOf(device: DeviceRecord): Promise<CompiledThingModel>;
   now(): number;
   limits: DecodeLimits;
+  /** Bytes to a body by content type (the gateway's codecs); JSON alone when not given. */
+  decode?: PayloadDecoder;
 }
 
 /**
@@ -46,11 +59,21 @@ export interface IngestDependencies {
 export class IngestPipeline {
   constructor(private readonly deps: IngestDependencies) {}
 
-  async acceptTelemetry(device: DeviceRecord, payload: Buffer | unknown, source: IngestSource): Promise<IngestOutcome> {
+  private format(contentType: string | undefined): PayloadFormat {
+    return { ...(contentType !== undefined ? { contentType } : {}), ...(this.deps.decode ? { decode: this.deps.decode } : {}) };
+  }
+
+  /** `contentType`: how bytes are encoded (JSON when not given); a decoded body needs none. */
+  async acceptTelemetry(
+    device: DeviceRecord,
+    payload: Buffer | unknown,
+    source: IngestSource,
+    contentType?: string,
+  ): Promise<IngestOutcome> {
     const { deps } = this;
     deps.metrics.messageReceived(source);
     const model = await deps.modelOf(device);
-    const decoded = decodeTelemetry(payload, model, deps.now(), deps.limits);
+    const decoded = decodeTelemetry(payload, model, deps.now(), deps.limits, this.format(contentType));
     let acceptedValues = 0;
     const samples: TelemetrySample[] = decoded.samples.map((sample) => {
       for (const _ in sample.values) acceptedValues++;
@@ -75,10 +98,11 @@ export class IngestPipeline {
     name: string,
     payload: Buffer | unknown,
     source: IngestSource,
+    contentType?: string,
   ): Promise<{ event: DeviceEvent; id: number } | { rejection: Rejection }> {
     const { deps } = this;
     const model = await deps.modelOf(device);
-    const decoded = decodeEvent(name, payload, model, deps.now(), deps.limits);
+    const decoded = decodeEvent(name, payload, model, deps.now(), deps.limits, this.format(contentType));
     if ('rejection' in decoded) {
       deps.metrics.valueRejected(decoded.rejection.reason);
       deps.bus.emit('event.rejected', { device, rejection: decoded.rejection, source });
@@ -91,12 +115,16 @@ export class IngestPipeline {
   }
 
   /** A twin report's values checked against the device's model (stored by the twin, not here). */
-  async checkTwinReport(device: DeviceRecord, payload: Buffer): Promise<{ values: Record<string, JsonValue>; rejections: Rejection[] }> {
-    return decodeTwinReport(payload, await this.deps.modelOf(device), this.deps.limits);
+  async checkTwinReport(
+    device: DeviceRecord,
+    payload: Buffer | unknown,
+    contentType?: string,
+  ): Promise<{ values: Record<string, JsonValue>; rejections: Rejection[] }> {
+    return decodeTwinReport(payload, await this.deps.modelOf(device), this.deps.limits, this.format(contentType));
   }
 
-  /** Any other device message's JSON, with the same size limit and reasons as telemetry. */
-  readJson(payload: Buffer): { body: unknown } | Rejection {
-    return parseBody(payload, this.deps.limits);
+  /** Any other device message's body (an action result), with the same size limit, codecs and reasons as telemetry. */
+  readBody(payload: Buffer | unknown, contentType?: string): { body: unknown } | Rejection {
+    return parseBody(payload, this.deps.limits, undefined, this.format(contentType));
   }
 }

@@ -5,6 +5,7 @@ import { type AgentEngine, type AlarmService, loadAgentFiles, plantAccess } from
 import { EventBus } from '../bus/index.js';
 import { CommandService } from '../commands/index.js';
 import { EdgeDirectory, EdgeHub, type EdgeSync, eventRecord, startEdgeSync, telemetryRecords } from '../edge/index.js';
+import { BindingStartError, CodecRegistry, DeviceGateway } from '../gateway/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
 import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
 import { ModelCatalog } from '../model/index.js';
@@ -27,11 +28,10 @@ import type { TelemetrySample } from '../telemetry/index.js';
 import { type Clock, systemClock } from '../time/index.js';
 import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import { buildHttpApi, StreamTickets } from '../transport/http/index.js';
-import { EmbeddedMqttBroker, thingTopics } from '../transport/mqtt/index.js';
 import { TwinService } from '../twin/index.js';
 import { alarmSinks, createAgents } from './agents-wiring.js';
+import { createBindings } from './bindings.js';
 import { howToSet, type NodeConfig } from './config.js';
-import { createDeviceLinks } from './device-links.js';
 import { VERSION } from './version.js';
 
 export interface NodeOptions {
@@ -151,7 +151,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     const bus = new EventBus<IngestEvents>((error, event) => logger.error({ err: error, event }, 'bus listener failed'));
     const modelOf = (device: DeviceRecord) => models.compiled(device.model, device.modelVersion);
+    // Bindings may register their own codecs (Sparkplug protobuf…) while they are created.
+    const codecs = new CodecRegistry();
     const ingest = new IngestPipeline({
+      decode: (bytes, contentType) => codecs.decode(bytes, contentType),
       store,
       events: deviceEvents,
       bus,
@@ -167,13 +170,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     const presence = new PresenceBook();
     const twins = new TwinService({ repository: new SqliteTwins(db), modelOf, now, defaultDeliveryTtlMs: DEFAULT_SLEEPY_TTL_MS });
-    let broker: EmbeddedMqttBroker | undefined;
     let edgeHub: EdgeHub | undefined;
-    const liveBroker = () => {
-      if (!broker) throw new Error('the MQTT broker is not running');
-      return broker;
-    };
-    const commands = new CommandService({
+    const commands: CommandService = new CommandService({
       repository: new SqliteInvocations(db),
       modelOf,
       now,
@@ -188,25 +186,45 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           else if (actor === 'cloud') metrics.refused('edge-link', 'queue_full');
         },
       },
+      // The gateway routes actions: to the device's binding, or to the edge that serves it.
       channel: {
-        // Devices served by an edge are reached through its link; the others on this broker.
-        reachable: async (deviceId, action) => {
-          const device = await registry.find(deviceId);
-          if (device?.edge && edgeHub) return edgeHub.isConnected(device.edge);
-          return broker?.isListening(deviceId, thingTopics.action(deviceId, action)) ?? false;
-        },
-        send: async ({ id, deviceId, action, input, timeoutMs }) => {
-          const device = await registry.find(deviceId);
-          if (device?.edge && edgeHub) {
-            if (!edgeHub.forwardAction(device.edge, { type: 'invoke', id, deviceId, action, input, timeoutMs })) {
-              throw new Error(`edge ${device.edge} is not connected`);
-            }
-            return;
-          }
-          await liveBroker().publish(thingTopics.action(deviceId, action), { id, input });
-        },
+        reachable: (deviceId, action) => gateway.actionReachable(deviceId, action),
+        send: (invocation) => gateway.sendAction(invocation),
       },
     });
+    const gateway: DeviceGateway = new DeviceGateway({
+      role: isEdge ? 'edge' : 'cloud',
+      registry,
+      modelOf,
+      ingest,
+      bus,
+      twins,
+      commands,
+      presence,
+      refusals: metrics,
+      ...(edgeDirectory
+        ? {
+            edgeRoute: {
+              isConnected: (edgeId: string) => edgeHub?.isConnected(edgeId) ?? false,
+              forwardAction: (edgeId: string, frame) => edgeHub?.forwardAction(edgeId, frame) ?? false,
+            },
+          }
+        : {}),
+      logger: logger.child({ component: 'gateway' }),
+      now,
+    });
+    const bindings = createBindings(config, {
+      gateway,
+      codecs,
+      registry,
+      isAdminKey: (secret) => admin.isAdminKey(secret),
+      brake: guessingBrake,
+      metrics,
+      logger,
+      now,
+    });
+    const mqtt = bindings.mqtt;
+    const liveBroker = () => mqtt.broker;
     await twins.resumePending((deviceId) => registry.find(deviceId));
     const plant = plantAccess(registry, twins, commands);
     let edgeSync: EdgeSync | undefined;
@@ -225,37 +243,20 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       await agents.idle();
       await agents.flush();
     });
-    const links = createDeviceLinks({ broker: liveBroker, ingest, twins, commands, presence, models, logger, now });
 
-    broker = new EmbeddedMqttBroker({
-      port: config.mqttPort,
-      host: config.mqttHost,
-      registry,
-      handleDeviceMessage: links.handleDeviceMessage,
-      sessions: links.sessions,
-      isAdminKey: (secret) => admin.isAdminKey(secret),
-      brake: guessingBrake,
-      limits: {
-        maxPayloadBytes: config.maxPayloadBytes,
-        maxUnauthenticated: config.mqttMaxUnauthenticated,
-        connectTimeoutMs: config.mqttConnectTimeoutMs,
-      },
-      metrics,
-      logger: logger.child({ component: 'mqtt' }),
-    });
-    const mqtt = broker;
-    try {
-      await mqtt.start();
-    } catch (error) {
-      throw portError(error, 'MQTT', config.mqttPort, 'mqttPort');
-    }
-    // Cleanups run in reverse: the broker stops (and its messages in flight finish) before the
+    // Cleanups run in reverse: the bindings stop (and their messages in flight finish) before the
     // twins flush, so no report lands after the last flush.
     cleanups.push(() => twins.flush());
-    cleanups.push(() => mqtt.stop());
+    cleanups.push(() => gateway.stop());
+    try {
+      await gateway.start(bindings.all);
+    } catch (error) {
+      if (error instanceof BindingStartError && error.protocol === 'mqtt') {
+        throw portError(error.reason, 'MQTT', config.mqttPort, 'mqttPort');
+      }
+      throw error;
+    }
 
-    bus.on('telemetry.rejected', (event) => links.reportErrors(event.device.id, 'telemetry', event.rejections));
-    bus.on('event.rejected', (event) => links.reportErrors(event.device.id, 'event', [event.rejection]));
     bus.on('event.accepted', () => edgeSync?.appended());
     bus.on('telemetry.accepted', (event) => {
       edgeSync?.appended();
@@ -265,19 +266,6 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           .report(event.device, sample.values, sample.ts, 'telemetry')
           .catch((error: Error) => logger.error({ err: error.message }, 'twin update failed'));
       }
-    });
-    twins.events.on('desired.changed', (event) => {
-      links
-        .publishDesired(event.device, event.twin)
-        .catch((error: Error) => logger.error({ err: error.message }, 'desired publish failed'));
-    });
-    registry.events.on('removed', (device) => {
-      presence.forget(device.id);
-      links.forget(device.id);
-      // An empty retained payload clears the retained desired state of the deleted device.
-      Promise.all([twins.forget(device), mqtt.publish(thingTopics.twin(device.id, 'desired'), null, { retain: true })]).catch(
-        (error: Error) => logger.error({ err: error.message }, 'cleaning up a deleted device failed'),
-      );
     });
 
     edgeHub = edgeDirectory
@@ -338,7 +326,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const app = await buildHttpApi({
       models,
       registry,
-      ingest,
+      deviceMessages: bindings.http,
       telemetry: store,
       deviceEvents,
       bus,
@@ -347,9 +335,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       agents,
       alarms,
       ...(edgeDirectory && edgeHub ? { edges: { directory: edgeDirectory, hub: edgeHub } } : {}),
-      recentErrors: (deviceId) => links.recentErrors(deviceId),
-      // Every binding answers idle until the gateway reports binding health.
-      bindingHealth: (device) => ({ protocol: device.binding.protocol, state: 'idle', lastGoodReadTs: null, errors: 0, latencyMs: null }),
+      recentErrors: (deviceId) => gateway.recentErrors(deviceId),
+      bindingHealth: (device) => gateway.health(device),
       publicEndpoints: () => ({ ...(config.publicHost ? { host: config.publicHost } : {}), mqttPort: mqtt.port }),
       presence: async (device) => {
         const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
@@ -380,7 +367,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         startedAt,
         uptimeMs: now() - startedAt,
         mqttPort: mqtt.port,
-        connectedDevices: mqtt.connectedDevices(),
+        connectedDevices: mqtt.broker.connectedDevices(),
         ingestQueueDepth: store.pendingSamples(),
       }),
     });

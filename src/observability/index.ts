@@ -6,6 +6,7 @@
 
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BindingProtocol, BindingRefusals } from '../gateway/index.js';
 import type { IngestMetrics, IngestSource, RejectionReason } from '../ingest/index.js';
 import type { WriteMetrics } from '../store/sqlite/index.js';
 
@@ -16,8 +17,8 @@ export function createLogger(options: { level?: string; name?: string; destinati
   return options.destination ? pino(config, options.destination) : pino(config);
 }
 
-/** The listener a refusal happened on. */
-export type RefusalListener = 'http' | 'mqtt' | 'websocket' | 'edge-link' | 'webhook';
+/** The listener a refusal happened on: the node's own, or any device binding's protocol. */
+export type RefusalListener = BindingProtocol | 'websocket' | 'edge-link' | 'webhook';
 
 /**
  * Why a connection, request or packet was refused before reaching the domain. Ingest refusals
@@ -48,7 +49,7 @@ export interface TransportMetrics extends RefusalMetrics {
   aclDenied(action: 'publish' | 'subscribe'): void;
 }
 
-export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics {
+export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics, BindingRefusals {
   readonly registry = new Registry();
   private readonly received: Counter<'source'>;
   private readonly accepted: Counter<'source'>;
@@ -146,6 +147,10 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   }
   refused(listener: RefusalListener, reason: RefusalReason): void {
     this.refusals.inc({ listener, reason });
+  }
+  /** A binding's own refusal reasons (a malformed frame, an unknown alias, an unreachable peer) are its to name. */
+  bindingRefused(protocol: BindingProtocol, reason: string): void {
+    this.refusals.inc({ listener: protocol, reason });
   }
   aclDenied(action: 'publish' | 'subscribe'): void {
     this.aclDenials.inc({ action });

@@ -4,14 +4,15 @@ import type { AgentEngine, AlarmService } from '../../agents/index.js';
 import type { EventBus } from '../../bus/index.js';
 import type { CommandService } from '../../commands/index.js';
 import type { EdgeConfig, EdgeDirectory, EdgeHeartbeat, ReconcileResult } from '../../edge/index.js';
-import type { BindingHealth } from '../../gateway/index.js';
-import type { DeviceErrorReport, IngestEvents, IngestPipeline } from '../../ingest/index.js';
+import type { BindingHealth, DeviceErrorNotice } from '../../gateway/index.js';
+import type { IngestEvents } from '../../ingest/index.js';
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger, RefusalMetrics } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry, Presence } from '../../registry/index.js';
 import type { DeviceEventStore, TelemetryStore } from '../../telemetry/index.js';
 import type { TwinService } from '../../twin/index.js';
 import type { StreamTickets } from './access.js';
+import type { HttpBinding } from './binding.js';
 
 /** The cloud's edge hub as the link route drives it. */
 export interface EdgeLinkHandler {
@@ -34,7 +35,8 @@ export interface EdgeLinkHandler {
 export interface HttpApiContext {
   models: ModelCatalog;
   registry: DeviceRegistry;
-  ingest: IngestPipeline;
+  /** Where device requests (telemetry, events) go: the HTTP binding, which hands them to the gateway. */
+  deviceMessages: Pick<HttpBinding, 'accept'>;
   telemetry: TelemetryStore;
   deviceEvents: DeviceEventStore;
   bus: EventBus<IngestEvents>;
@@ -50,7 +52,7 @@ export interface HttpApiContext {
   /** Where consumers reach this node's other listeners (Thing Descriptions): the public host when set, and the bound ports. */
   publicEndpoints(): { host?: string; mqttPort?: number; coapPort?: number };
   /** What a device sent that was refused, newest first (bounded, in memory). */
-  recentErrors(deviceId: string): DeviceErrorReport[];
+  recentErrors(deviceId: string): DeviceErrorNotice[];
   isAdminKey(secret: string): boolean;
   /** Who may reach what beyond route declarations: the guessing brake, stream tickets, public metrics/docs. */
   access: {

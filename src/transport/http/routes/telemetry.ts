@@ -49,8 +49,8 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     return { device, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) };
   };
 
-  // Telemetry bodies reach the ingest pipeline as bytes, so malformed JSON gets the same
-  // reason code and counter as on MQTT instead of a generic parser error.
+  // Telemetry bodies reach the gateway (through the HTTP binding) as bytes, so malformed JSON
+  // gets the same reason code and counter as on MQTT instead of a generic parser error.
   await app.register(async (bytes) => {
     const raw = bytes.withTypeProvider<TypeBoxTypeProvider>();
     raw.removeAllContentTypeParsers();
@@ -76,7 +76,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       },
       async (request, reply) => {
         const { device, body } = await deviceMessage(request);
-        const outcome = await context.ingest.acceptTelemetry(device, body, 'http');
+        const outcome = await context.deviceMessages.accept(device, { kind: 'telemetry', payload: { bytes: body } });
         if (outcome.acceptedSamples === 0) {
           return reply.code(400).send({ ...outcome, error: 'invalid', message: 'no value was stored; see rejections' });
         }
@@ -105,7 +105,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       },
       async (request, reply) => {
         const { device, body } = await deviceMessage(request);
-        const outcome = await context.ingest.acceptEvent(device, request.params.name, body, 'http');
+        const outcome = await context.deviceMessages.accept(device, { kind: 'event', name: request.params.name, payload: { bytes: body } });
         if ('rejection' in outcome) {
           return reply.code(400).send({ error: 'invalid', message: outcome.rejection.message, rejection: outcome.rejection });
         }

@@ -1,0 +1,57 @@
+import type { GuessingBrake } from '../access/index.js';
+import type { CodecRegistry, DeviceBinding, DeviceInbox } from '../gateway/index.js';
+import type { Logger, TransportMetrics } from '../observability/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import { HttpBinding } from '../transport/http/index.js';
+import { MqttBinding } from '../transport/mqtt/index.js';
+import type { NodeConfig } from './config.js';
+
+/** What the bindings are built from: the node's parts they talk to. */
+export interface BindingParts {
+  gateway: DeviceInbox;
+  /** Where a binding with its own encoding registers its codec. */
+  codecs: CodecRegistry;
+  registry: DeviceRegistry;
+  isAdminKey(secret: string): boolean;
+  /** Shared by every listener that checks credentials: a guesser gains nothing by switching. */
+  brake: GuessingBrake;
+  metrics: TransportMetrics;
+  logger: Logger;
+  now(): number;
+}
+
+/** The bindings of a node: MQTT and HTTP by name (the node reads their ports and routes), and all of them for the gateway. */
+export interface NodeBindings {
+  mqtt: MqttBinding;
+  http: HttpBinding;
+  /** Started in this order by the gateway, stopped in reverse. */
+  all: DeviceBinding[];
+}
+
+/** The composition list of device bindings: one entry per protocol this node speaks. */
+export function createBindings(config: NodeConfig, parts: BindingParts): NodeBindings {
+  const mqtt = new MqttBinding({
+    port: config.mqttPort,
+    host: config.mqttHost,
+    registry: parts.registry,
+    isAdminKey: parts.isAdminKey,
+    brake: parts.brake,
+    limits: {
+      maxPayloadBytes: config.maxPayloadBytes,
+      maxUnauthenticated: config.mqttMaxUnauthenticated,
+      connectTimeoutMs: config.mqttConnectTimeoutMs,
+    },
+    metrics: parts.metrics,
+    logger: parts.logger.child({ component: 'mqtt' }),
+  });
+  const http = new HttpBinding(parts.gateway, parts.now);
+  return {
+    mqtt,
+    http,
+    all: [
+      mqtt,
+      http,
+      // One line per further protocol (Modbus TCP, OPC UA, CoAP, Sparkplug B).
+    ],
+  };
+}
