@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ADMIN_KEY, type JsonObject, PUMP_MODEL, startTestNode, type TestNode } from './support/harness.js';
@@ -249,9 +250,58 @@ describe('WoT Thing Description of a device', () => {
     );
   });
 
+  test('a Host header that is not a host name is refused with the reason, as is a request without one', async () => {
+    await t.registerDevice('td-host');
+    const ask = (hostLine: string) =>
+      new Promise<string>((resolve, reject) => {
+        const { port } = new URL(t.node.httpUrl);
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.end(`GET /api/v1/devices/td-host/td HTTP/1.0\r\n${hostLine}Authorization: Bearer ${ADMIN_KEY}\r\n\r\n`);
+        });
+        let text = '';
+        socket.on('data', (chunk) => {
+          text += chunk.toString();
+        });
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const refusals = async () => {
+      const metrics = (await t.api<string>('/metrics')).body;
+      return Number(/thingloop_refusals_total\{listener="http",reason="invalid_request"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    };
+    const before = await refusals();
+    const bad = await ask('Host: evil/path@x\r\n');
+    assert.match(bad, /^HTTP\/1\.[01] 400/);
+    assert.match(bad, /is not a host name with an optional port/);
+    const none = await ask('');
+    assert.match(none, /^HTTP\/1\.[01] 400/);
+    assert.match(none, /send a Host header/);
+    assert.equal(await refusals(), before + 2, 'both refusals are counted');
+    const good = await ask('Host: plant.example:8443\r\n');
+    assert.match(good, /^HTTP\/1\.[01] 200/);
+    assert.match(good, /"http:\/\/plant\.example:8443\/api\/v1\/devices\/td-host\/twin"/);
+    assert.match(good, /"mqtt:\/\/plant\.example:\d+\/things\/td-host\/telemetry"/);
+  });
+
   test('the TD is for admins only, and an unknown device is 404', async () => {
     await t.registerDevice('td-private');
     assert.equal((await t.api('/api/v1/devices/td-private/td', { auth: null })).status, 401);
     assert.equal((await t.api('/api/v1/devices/td-missing/td')).status, 404);
+  });
+});
+
+describe('Thing Description hosts', () => {
+  test('--public-host names the broker in MQTT forms; the HTTP forms keep the host the request came to', async () => {
+    const t = await startTestNode({ publicHost: 'plant.example' });
+    try {
+      await t.registerDevice('td-public');
+      const td = (await t.api<TdBody>('/api/v1/devices/td-public/td')).body;
+      const mqttPort = new URL(t.node.mqttUrl).port;
+      const forms = td.properties.speed?.forms ?? [];
+      assert.ok(forms.some((f) => f.href === `mqtt://plant.example:${mqttPort}/things/td-public/telemetry`));
+      assert.ok(forms.some((f) => f.href === `${t.node.httpUrl}/api/v1/devices/td-public/twin`));
+    } finally {
+      await t.stop();
+    }
   });
 });

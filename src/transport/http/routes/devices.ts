@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { DomainError } from '../../../errors/index.js';
 import { BINDING_PROTOCOLS, type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
 import { deviceThingDescription } from '../../../wot/index.js';
 import type { HttpApiContext } from '../context.js';
@@ -55,6 +56,9 @@ const ThingDescriptionBody = Type.Object(
   },
   { additionalProperties: true, description: 'A W3C WoT Thing Description 1.1 (application/td+json)' },
 );
+
+// A host name or address with an optional port: what the Host header must be before it is put in a URL.
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /** The host name of a Host header (`plant:8080`, `[fd00::1]:8080`), for the other listeners' URLs. */
 function hostOf(hostHeader: string): string {
@@ -263,16 +267,26 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
           "Properties, actions and events of the device's thing model with their data schemas and units. Forms: the HTTP API (readproperty: the twin; writeproperty: PATCH of the desired state; invokeaction: the actions route; subscribeevent: the stored events), the WebSocket stream (observeproperty), the broker for MQTT devices (observeproperty, subscribeevent) and the model's fieldbus forms (Modbus TCP, OPC UA, Sparkplug B) with the device's binding parameters filled in. A CoAP device's own resources are links. Hosts: --public-host, else the host this request was sent to.",
         tags,
         params: IdParam,
-        response: { 200: ThingDescriptionBody, 404: ErrorBody },
+        response: { 200: ThingDescriptionBody, 400: ErrorBody, 404: ErrorBody },
       },
     },
     async (request, reply) => {
       const device = await context.registry.get(request.params.id);
       const model = await context.models.get(device.model, device.modelVersion);
+      // The forms point where this request came to: the consumer has just shown it can reach that.
+      // An HTTP/1.0 request may come without a Host header, whatever fastify's type says.
+      const hostHeader: string | undefined = request.host;
+      if (!hostHeader || !HOST_HEADER.test(hostHeader)) {
+        const problem = hostHeader
+          ? `the Host header ${JSON.stringify(hostHeader.slice(0, 80))} is not a host name with an optional port`
+          : 'send a Host header';
+        context.refusals.refused('http', 'invalid_request');
+        throw new DomainError('invalid', `${problem}: the Thing Description's forms are built from it`);
+      }
       const listeners = context.publicEndpoints();
-      const host = listeners.host ?? hostOf(request.host);
+      const host = listeners.host ?? hostOf(hostHeader);
       const td = deviceThingDescription(device, model, {
-        http: `${request.protocol}://${request.host}`,
+        http: `${request.protocol}://${hostHeader}`,
         ...(listeners.mqttPort !== undefined ? { mqtt: `mqtt://${host}:${listeners.mqttPort}` } : {}),
         ...(listeners.coapPort !== undefined ? { coap: `coap://${host}:${listeners.coapPort}` } : {}),
       });
