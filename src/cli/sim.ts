@@ -1,5 +1,8 @@
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Fleet, HttpProvisioner, SCENARIOS } from '../sim/index.js';
+import { Fleet, HttpProvisioner, OPCUA_LINE_MODEL_ID, type OpcuaLine, opcuaPumpModel, SCENARIOS, startOpcuaLine } from '../sim/index.js';
 import { PLC_MODELS, type PlcStation, startPlcStation } from '../sim/modbus-station.js';
 
 interface SimOptions {
@@ -13,6 +16,8 @@ interface SimOptions {
   fault?: string[];
   modbusPort?: string;
   modbusHost: string;
+  opcuaPort?: string;
+  opcuaHost: string;
 }
 
 /** `pump-0003:bearing-wear@30s` or `pump-0001:cavitation@60s+120s` (start, optional duration). */
@@ -44,6 +49,11 @@ export function addSimCommand(program: Command): void {
       'also run a Modbus TCP PLC with 2 pumps (plc-pump-01/02) and a valve (plc-valve-01) on this port (0: any free port)',
     )
     .option('--modbus-host <host>', 'address the PLC listens on and its devices are registered with', '127.0.0.1')
+    .option(
+      '--opcua-port <port>',
+      'also run line 2 as an OPC UA server (3 pumps, line2-pump-01..03, model line2-pump) on this port (0: any free port)',
+    )
+    .option('--opcua-host <host>', 'host the line 2 devices are registered with in their opc.tcp:// endpoint', '127.0.0.1')
     .addHelpText(
       'after',
       '\nExample:\n  thingloop sim --scenario pump-station --devices 1000 --url mqtt://localhost:1883 --api http://localhost:8080 --admin-key $KEY\n',
@@ -77,10 +87,30 @@ export function addSimCommand(program: Command): void {
         for (const device of station.devices) await provisioner.ensureDevice(device);
         process.stderr.write(`sim: Modbus TCP PLC on ${station.host}:${station.port} (${station.devices.map((d) => d.id).join(', ')})\n`);
       }
+      let opcuaLine: OpcuaLine | undefined;
+      if (options.opcuaPort !== undefined) {
+        const port = Number(options.opcuaPort);
+        if (!Number.isInteger(port) || port < 0 || port > 65_535)
+          throw new Error('--opcua-port must be a port number (0 for any free port)');
+        opcuaLine = await startOpcuaLine({
+          port,
+          host: options.opcuaHost,
+          speedup: Number(options.speedup),
+          // A lab line: any client certificate is accepted (a plant's server would be told whom to trust).
+          pkiDir: join(tmpdir(), `thingloop-sim-opcua-${process.pid}`),
+          trustAllClients: true,
+        });
+        const provisioner = new HttpProvisioner(options.api, adminKey);
+        await provisioner.ensureModel(OPCUA_LINE_MODEL_ID, opcuaPumpModel);
+        for (const device of opcuaLine.devices) await provisioner.ensureDevice(device);
+        process.stderr.write(`sim: OPC UA line 2 on ${opcuaLine.endpointUrl} (${opcuaLine.devices.map((d) => d.id).join(', ')})\n`);
+      }
       for (const fault of faults) {
         setTimeout(() => {
           try {
-            if (station?.devices.some((device) => device.id === fault.deviceId))
+            const linePump = opcuaLine?.devices.find((device) => device.id === fault.deviceId)?.attributes.pump;
+            if (opcuaLine && typeof linePump === 'string') opcuaLine.injectFault(linePump, fault.fault, fault.durationS);
+            else if (station?.devices.some((device) => device.id === fault.deviceId))
               station.injectFault(fault.deviceId, fault.fault, fault.durationS);
             else fleet.plant.injectFault(fault.deviceId, fault.fault, fault.durationS);
             process.stderr.write(`sim: injected ${fault.fault} on ${fault.deviceId}\n`);
@@ -95,6 +125,8 @@ export function addSimCommand(program: Command): void {
         clearInterval(status);
         await fleet.stop();
         await station?.stop();
+        await opcuaLine?.stop();
+        if (opcuaLine) rmSync(join(tmpdir(), `thingloop-sim-opcua-${process.pid}`), { recursive: true, force: true });
         process.exit(0);
       };
       process.once('SIGINT', stop);

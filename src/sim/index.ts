@@ -4,6 +4,7 @@
  * and benchmarks.
  */
 export { Fleet, type FleetOptions, type FleetStats } from './fleet.js';
+export { OPCUA_LINE_MODEL_ID, type OpcuaLine, type OpcuaLineOptions, opcuaPumpModel, startOpcuaLine } from './opcua-line.js';
 export * from './physics.js';
 export { type DeviceSpec, HttpProvisioner, type Provisioner } from './provisioning.js';
 export {

@@ -3,7 +3,7 @@ import type { ISessionContext, OPCUAServer, Variant } from 'node-opcua';
 import {
   injectPumpFault,
   newPump,
-  type PumpFault,
+  PUMP_FAULTS,
   type PumpReading,
   type PumpState,
   type Random,
@@ -11,6 +11,7 @@ import {
   seededRandom,
   stepPump,
 } from './physics.js';
+import type { DeviceSpec } from './provisioning.js';
 import type { ThingModelDocument } from './scenarios.js';
 
 /**
@@ -34,14 +35,19 @@ export interface OpcuaLineOptions {
   /** Accept every client certificate (a lab line); off: clients must be trusted in `{pkiDir}/trusted`. */
   trustAllClients?: boolean;
   resourcePath?: string;
+  /** The host devices are registered with in their endpoint (the server listens on every interface). */
+  host?: string;
 }
 
 export interface OpcuaLine {
   endpointUrl: string;
   port: number;
   pumps: string[];
+  /** The line's pumps as devices of the `line2-pump` model with their `opcua` binding. */
+  devices: DeviceSpec[];
   pump(name: string): PumpState;
-  injectFault(pump: string, fault: PumpFault, durationS?: number): void;
+  /** A pump fault (bearing-wear, cavitation, stuck-sensor, dropout, drift) on a pump of the line. */
+  injectFault(pump: string, fault: string, durationS?: number): void;
   stop(): Promise<void>;
 }
 
@@ -58,6 +64,8 @@ const analog = (unit: string, minimum: number, maximum: number, variable: string
   readOnly: true,
   forms: forms(variable),
 });
+
+export const OPCUA_LINE_MODEL_ID = 'line2-pump';
 
 /** One model for every pump of the line: `{"protocol": "opcua", "endpoint": "opc.tcp://…", "pump": "Pump1"}`. */
 export const opcuaPumpModel: ThingModelDocument = {
@@ -220,13 +228,24 @@ export async function startOpcuaLine(options: OpcuaLineOptions): Promise<OpcuaLi
 
   await server.start();
   const port = server.endpoints[0]?.port ?? options.port;
+  const endpointUrl = `opc.tcp://${options.host ?? '127.0.0.1'}:${port}${options.resourcePath ?? `/UA/${LINE}`}`;
   return {
-    endpointUrl: `opc.tcp://127.0.0.1:${port}${options.resourcePath ?? `/UA/${LINE}`}`,
+    endpointUrl,
     port,
     pumps: names,
+    devices: names.map((name, index) => ({
+      id: `line2-pump-${String(index + 1).padStart(2, '0')}`,
+      model: OPCUA_LINE_MODEL_ID,
+      name: `Line 2 ${name}`,
+      attributes: { line: LINE, pump: name },
+      network: { profile: 'ethernet' },
+      binding: { protocol: 'opcua', endpoint: endpointUrl, pump: name },
+    })),
     pump: pumpState,
     injectFault: (pump, fault, durationS) => {
-      states.set(pump, injectPumpFault(pumpState(pump), fault, durationS));
+      const known = PUMP_FAULTS.find((name) => name === fault);
+      if (!known) throw new Error(`unknown fault ${fault}; one of ${PUMP_FAULTS.join(', ')}`);
+      states.set(pump, injectPumpFault(pumpState(pump), known, durationS));
     },
     async stop() {
       clearInterval(timer);

@@ -200,7 +200,8 @@ export class EndpointConnection {
         if (this.live === live) this.measure(live).catch((error: unknown) => lost(`the server did not answer a read: ${errorText(error)}`));
       }, this.options.probeIntervalMs);
       this.probe.unref();
-      for (const [deviceId, watcher] of this.watchers) await this.monitor(live, generation, deviceId, watcher);
+      // A snapshot: devices attached from now on are monitored by watch() itself, not twice.
+      for (const [deviceId, watcher] of [...this.watchers]) await this.monitor(live, generation, deviceId, watcher);
     } catch (error) {
       if (generation !== this.generation) return;
       if (!this.live || this.live.client !== client) {
