@@ -314,6 +314,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           logger: logger.child({ component: 'edge-sync' }),
           now,
           dataDir: config.dataDir,
+          bindingHealth: (device) => gateway.health(device),
         },
       );
       const sync = edgeSync;
