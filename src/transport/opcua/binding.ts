@@ -174,6 +174,7 @@ export class OpcuaBinding implements DeviceBinding {
         probeIntervalMs: this.options.probeIntervalMs ?? 10_000,
         now: () => uplink.now(),
         stateChanged: (state, message) => this.connectionChanged(key, state, message),
+        failed: (message) => this.attemptFailed(key, message),
       });
       shared = { connection, devices: new Set() };
       this.connections.set(key, shared);
@@ -219,9 +220,24 @@ export class OpcuaBinding implements DeviceBinding {
         // Desired values and actions that waited for the server go out now.
         this.send(served, { kind: 'presence', state: 'listening' });
       } else if (state === 'unreachable') {
-        this.fault(served, `OPC UA server ${served.mapping.endpoint.url} unreachable: ${message ?? 'no answer'}`, 'unreachable');
+        // Counted in the health by attemptFailed, which follows for this and every later attempt.
+        this.up.reportError(
+          served.device,
+          `OPC UA server ${served.mapping.endpoint.url} unreachable: ${message ?? 'no answer'}`,
+          'unreachable',
+        );
         this.send(served, { kind: 'presence', state: 'offline' });
       }
+    }
+  }
+
+  /** Each failed attempt counts in the devices' health; their error lists got the transition only. */
+  private attemptFailed(key: string, message: string): void {
+    for (const deviceId of this.connections.get(key)?.devices ?? []) {
+      const served = this.devices.get(deviceId);
+      if (!served) continue;
+      served.errors++;
+      served.lastError = { ts: this.up.now(), message: `OPC UA server ${served.mapping.endpoint.url} unreachable: ${message}` };
     }
   }
 

@@ -60,6 +60,8 @@ export interface ConnectionOptions {
   probeIntervalMs: number;
   now(): number;
   stateChanged(state: ConnectionState, message?: string): void;
+  /** Every failed connection attempt or lost session, also while already unreachable. */
+  failed(message: string): void;
 }
 
 export class RequestFailed extends Error {
@@ -222,6 +224,7 @@ export class EndpointConnection {
     if (live) void this.dispose(live);
     this.failures++;
     this.setState('unreachable', message);
+    this.options.failed(message);
     const { initialMs, maxMs } = this.options.backoff;
     const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this.failures - 1, 16));
     this.options.logger.warn({ endpoint: this.endpoint.url, err: message, retryInMs: delay }, 'OPC UA server unreachable');
