@@ -232,9 +232,12 @@ test('a database from before the deadline column gets it on open, filled from th
     const dir = tempDir();
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'old.db');
-    // The invocations table as schema 6 left it.
+    // The invocations table as schema 6 left it, and the devices table later migrations alter.
     const old = new Database(file);
-    old.exec(`CREATE TABLE invocations (
+    old.exec(`CREATE TABLE devices (
+       uid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, model TEXT NOT NULL, model_version INTEGER NOT NULL,
+       code TEXT NOT NULL UNIQUE, ipv6 TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL, record TEXT NOT NULL) STRICT;
+     CREATE TABLE invocations (
        id TEXT PRIMARY KEY, device_uid INTEGER NOT NULL, status TEXT NOT NULL, idempotency_key TEXT,
        created_at INTEGER NOT NULL, record TEXT NOT NULL) STRICT;
      CREATE UNIQUE INDEX invocations_by_key ON invocations (device_uid, idempotency_key) WHERE idempotency_key IS NOT NULL;
