@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import proto from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
+import { CodecRegistry } from '../src/gateway/index.js';
 import { findModelProblems } from '../src/model/index.js';
 import {
   decodeSparkplugPayload,
@@ -12,7 +13,9 @@ import {
   modelIdFor,
   readBirth,
   readMetrics,
+  SPARKPLUG_CONTENT_TYPE,
   SparkplugDataType,
+  sparkplugCodec,
   writeOf,
 } from '../src/transport/sparkplug/index.js';
 import { sparkplug } from './support/sparkplug.js';
@@ -130,5 +133,28 @@ describe('Sparkplug B payloads and births', () => {
 
   test('bytes that are not a Sparkplug payload throw (the host counts and drops them)', () => {
     assert.throws(() => decodeSparkplugPayload(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])));
+  });
+
+  test('the Sparkplug codec: a payload with named metrics is a telemetry body; other bytes are malformed_payload', () => {
+    const codecs = new CodecRegistry();
+    codecs.register(sparkplugCodec(() => 1_767_225_600_000));
+    const bytes = Buffer.from(
+      sparkplug.encodePayload({
+        timestamp: 1_767_225_601_000,
+        metrics: [
+          { name: 'Flow/PV', type: 'Double', value: 3.25 },
+          { name: 'Running', type: 'Boolean', value: true },
+          { name: 'Later', type: 'Int32', value: 7, timestamp: 1_767_225_602_000 } as never,
+        ],
+      }),
+    );
+    assert.deepEqual(codecs.decode(bytes, `${SPARKPLUG_CONTENT_TYPE}; charset=binary`), {
+      body: [
+        { ts: 1_767_225_601_000, Flow_PV: 3.25, Running: true },
+        { ts: 1_767_225_602_000, Later: 7 },
+      ],
+    });
+    const refused = codecs.decode(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]), SPARKPLUG_CONTENT_TYPE);
+    assert.ok('reason' in refused && refused.reason === 'malformed_payload');
   });
 });

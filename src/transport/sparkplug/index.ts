@@ -15,6 +15,7 @@ export {
   schemaOf,
   writeOf,
 } from './births.js';
+export { SPARKPLUG_CONTENT_TYPE, sparkplugCodec } from './codec.js';
 export { HostCredential } from './credential.js';
 export { type SparkplugBrokerEndpoint, SparkplugHost, type SparkplugHostOptions, statePayload } from './host.js';
 export {
