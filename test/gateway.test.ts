@@ -36,7 +36,7 @@ import {
 } from '../src/store/sqlite/index.js';
 import { ManualClock } from '../src/time/index.js';
 import { TwinService } from '../src/twin/index.js';
-import { PUMP_MODEL, tempDir } from './support/harness.js';
+import { PUMP_MODEL, startTestNode, tempDir } from './support/harness.js';
 import { until } from './support/wait.js';
 
 /** A client binding as fieldbus bindings are: told which devices to serve, polled for health. */
@@ -332,5 +332,50 @@ test("downlinks go to the device's binding: desired state, actions when reachabl
     assert.equal(modbus.stopped, true);
   } finally {
     await node.close();
+  }
+});
+
+test('on a node, MQTT and HTTP are bindings: their health, HTTP answers unchanged, HTTP actions stay queued', async () => {
+  const t = await startTestNode();
+  try {
+    const viaMqtt = await t.registerDevice('gw-mqtt');
+    const before = await t.api<BindingHealth>('/api/v1/devices/gw-mqtt/binding');
+    assert.deepEqual(before.body, { protocol: 'mqtt', state: 'idle', lastGoodReadTs: null, errors: 0, latencyMs: null });
+    const client = await t.connectDevice('gw-mqtt', viaMqtt.token);
+    await client.publishAsync('things/gw-mqtt/telemetry', JSON.stringify({ speed: 12 }), { qos: 1 });
+    const connected = await t.api<BindingHealth>('/api/v1/devices/gw-mqtt/binding');
+    assert.equal(connected.body.state, 'connected');
+    assert.equal(typeof connected.body.lastGoodReadTs, 'number');
+    await client.endAsync();
+    await until('session closed', async () => {
+      const health = await t.api<BindingHealth>('/api/v1/devices/gw-mqtt/binding');
+      return health.body.state === 'idle' ? true : undefined;
+    });
+
+    const viaHttp = await t.registerDevice('gw-http', 'pump', { binding: { protocol: 'http' } });
+    const auth = { auth: viaHttp.token };
+    const stored = await t.api('/api/v1/devices/gw-http/telemetry', { method: 'POST', body: { speed: 30 }, ...auth });
+    assert.equal(stored.status, 200);
+    assert.deepEqual(stored.body, { acceptedSamples: 1, acceptedValues: 1, rejections: [] });
+    const refused = await t.api<{ error: string; rejections: { reason: string }[] }>('/api/v1/devices/gw-http/telemetry', {
+      method: 'POST',
+      body: { speed: 500 },
+      ...auth,
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.rejections[0]?.reason, 'out_of_range');
+    const health = await t.api<BindingHealth>('/api/v1/devices/gw-http/binding');
+    assert.equal(health.body.protocol, 'http');
+    assert.equal(health.body.state, 'connected');
+    assert.equal(health.body.errors, 1);
+    const errors = await t.api<{ items: { source: string }[] }>('/api/v1/devices/gw-http/errors');
+    assert.equal(errors.body.items[0]?.source, 'telemetry');
+
+    // Nothing is pushed to an HTTP device: its action waits in the queue.
+    const invoked = await t.api<{ status: string }>('/api/v1/devices/gw-http/actions/reset', { method: 'POST', body: {} });
+    assert.equal(invoked.status, 202);
+    assert.equal(invoked.body.status, 'queued');
+  } finally {
+    await t.stop();
   }
 });
