@@ -3,6 +3,7 @@ import type { CodecRegistry, DeviceBinding, DeviceInbox } from '../gateway/index
 import type { Logger, TransportMetrics } from '../observability/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import { HttpBinding } from '../transport/http/index.js';
+import { ModbusBinding } from '../transport/modbus/index.js';
 import { MqttBinding } from '../transport/mqtt/index.js';
 import type { NodeConfig } from './config.js';
 
@@ -51,6 +52,11 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
     all: [
       mqtt,
       http,
+      new ModbusBinding({
+        defaultPollingMs: config.modbusPollMs,
+        requestTimeoutMs: config.modbusTimeoutMs,
+        logger: parts.logger.child({ component: 'modbus' }),
+      }),
       // One line per further protocol (Modbus TCP, OPC UA, CoAP, Sparkplug B).
     ],
   };

@@ -50,6 +50,10 @@ export interface NodeConfig {
   sparkplugHostId: string;
   /** An external broker for it (mqtt://…); the embedded broker when unset. */
   sparkplugBroker: string | undefined;
+  /** Modbus TCP: poll interval of a property whose form has no `modv:pollingTime`. */
+  modbusPollMs: number;
+  /** Modbus TCP: how long a PLC has to answer one request. */
+  modbusTimeoutMs: number;
 }
 
 type Origin = 'default' | 'config file' | 'environment' | 'flag';
@@ -532,6 +536,33 @@ export const SETTINGS: SettingSpec[] = [
     parse: mqttUrl,
     // The URL may carry the broker's user and password.
     secret: true,
+  }),
+  spec({
+    key: 'modbusPollMs',
+    flag: 'modbus-poll',
+    env: 'THINGLOOP_MODBUS_POLL',
+    description: 'Modbus TCP poll interval of properties whose form has no modv:pollingTime',
+    display: '1s',
+    defaultValue: 1_000,
+    parse: (text) => {
+      const ms = duration(text);
+      // Faster polling than this only loads the PLC; a form's own modv:pollingTime may still ask for it.
+      if (ms < 100) throw new Error(`"${text}" is shorter than the 100ms minimum`);
+      return ms;
+    },
+  }),
+  spec({
+    key: 'modbusTimeoutMs',
+    flag: 'modbus-timeout',
+    env: 'THINGLOOP_MODBUS_TIMEOUT',
+    description: 'how long a PLC has to answer one Modbus TCP request (then the read fails and the connection is renewed)',
+    display: '2s',
+    defaultValue: 2_000,
+    parse: (text) => {
+      const ms = duration(text);
+      if (ms < 50) throw new Error(`"${text}" is shorter than the 50ms minimum`);
+      return ms;
+    },
   }),
 ];
 
