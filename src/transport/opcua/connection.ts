@@ -89,6 +89,8 @@ interface Live {
   subscription: ClientSubscription;
 }
 
+const MONITOR_CONCURRENCY = 8;
+
 /** The node's own server status clock (i=2258): every server has it, reading it costs nothing. */
 const SERVER_CURRENT_TIME = 'ns=0;i=2258';
 
@@ -202,8 +204,13 @@ export class EndpointConnection {
         if (this.live === live) this.measure(live).catch((error: unknown) => lost(`the server did not answer a read: ${errorText(error)}`));
       }, this.options.probeIntervalMs);
       this.probe.unref();
-      // A snapshot: devices attached from now on are monitored by watch() itself, not twice.
-      for (const [deviceId, watcher] of [...this.watchers]) await this.monitor(live, generation, deviceId, watcher);
+      // A snapshot: devices attached from now on are monitored by watch() itself, not twice. A few
+      // requests in flight at once: after a restart a hundred devices resubscribe in a few round trips.
+      const waiting = [...this.watchers];
+      const worker = async () => {
+        for (let next = waiting.shift(); next; next = waiting.shift()) await this.monitor(live, generation, next[0], next[1]);
+      };
+      await Promise.all(Array.from({ length: MONITOR_CONCURRENCY }, worker));
     } catch (error) {
       if (generation !== this.generation) return;
       if (!this.live || this.live.client !== client) {
