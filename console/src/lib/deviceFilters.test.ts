@@ -15,7 +15,10 @@ import { href, parseRoute } from './router';
 
 describe('device list filters in the URL', () => {
   it('reads every filter and the cursor from the query', () => {
-    const route = parseRoute('/devices', '?q=pump&model=centrifugal-pump&edge=site-1&network=nbiot&status=asleep&after=pump-0050');
+    const route = parseRoute(
+      '/devices',
+      '?q=pump&model=centrifugal-pump&edge=site-1&network=nbiot&protocol=modbus-tcp&status=asleep&after=pump-0050',
+    );
     expect(route.name).toBe('devices');
     if (route.name !== 'devices') return;
     expect(filtersFromQuery(route.query)).toEqual({
@@ -23,13 +26,14 @@ describe('device list filters in the URL', () => {
       model: 'centrifugal-pump',
       edge: 'site-1',
       network: 'nbiot',
+      protocol: 'modbus-tcp',
       status: 'asleep',
       after: 'pump-0050',
     });
   });
 
   it('drops a network or status the API would refuse, and missing ones are empty', () => {
-    expect(filtersFromQuery(new URLSearchParams('network=5g&status=sleeping'))).toEqual({ ...NO_FILTERS, after: '' });
+    expect(filtersFromQuery(new URLSearchParams('network=5g&status=sleeping&protocol=zigbee'))).toEqual({ ...NO_FILTERS, after: '' });
     expect(filtersFromQuery(new URLSearchParams(''))).toEqual({ ...NO_FILTERS, after: '' });
   });
 
@@ -44,10 +48,10 @@ describe('device list filters in the URL', () => {
     expect(back.name === 'devices' && filtersFromQuery(back.query)).toEqual({ ...filters, q: 'tank', after: 'tank-0009' });
   });
 
-  it('asks the API to filter by model, edge, network and status, starting at the id prefix', () => {
-    const filters = { q: 'pump', model: 'centrifugal-pump', edge: 'site 1', network: 'ethernet', status: 'online' };
+  it('asks the API to filter by model, edge, network, protocol and status, starting at the id prefix', () => {
+    const filters = { q: 'pump', model: 'centrifugal-pump', edge: 'site 1', network: 'ethernet', protocol: 'opcua', status: 'online' };
     expect(devicesPath(filters, '', 50)).toBe(
-      '/api/v1/devices?limit=50&model=centrifugal-pump&edge=site+1&network=ethernet&status=online&after=pumo%7E',
+      '/api/v1/devices?limit=50&model=centrifugal-pump&edge=site+1&network=ethernet&protocol=opcua&status=online&after=pumo%7E',
     );
     // A cursor wins over the prefix start.
     expect(devicesPath(filters, 'pump-0050', 50)).toContain('after=pump-0050');
@@ -55,13 +59,13 @@ describe('device list filters in the URL', () => {
   });
 
   it('says which filters to loosen', () => {
-    const filters = { q: 'x', model: '', edge: 'site-1', network: 'nbiot', status: 'offline' };
+    const filters = { q: 'x', model: '', edge: 'site-1', network: 'nbiot', protocol: 'modbus-tcp', status: 'offline' };
     expect(isFiltered(filters)).toBe(true);
     expect(isFiltered(NO_FILTERS)).toBe(false);
     const described = describeFilters(filters, (id) => (id === 'site-1' ? 'North site' : undefined));
-    expect(described.map((d) => d.key)).toEqual(['q', 'edge', 'network', 'status']);
+    expect(described.map((d) => d.key)).toEqual(['q', 'edge', 'network', 'protocol', 'status']);
     expect(joinWords(described.map((d) => d.text))).toBe(
-      'ids starting with “x”, edge North site (site-1), network NB-IoT and status offline',
+      'ids starting with “x”, edge North site (site-1), network NB-IoT, protocol Modbus TCP and status offline',
     );
     expect(describeFilters({ ...NO_FILTERS, edge: 'gone' })[0]?.text).toBe('edge gone');
     expect(without(filters, 'network')).toEqual({ ...filters, network: '' });

@@ -1,6 +1,6 @@
 /**
- * The device list's filters as the URL holds them (`/devices?q=…&model=…&edge=…&network=…&status=…&after=…`)
- * and as the API takes them (`GET /api/v1/devices?model=…&edge=…&network=…&status=…&after=…&limit=…`).
+ * The device list's filters as the URL holds them (`/devices?q=…&model=…&edge=…&network=…&protocol=…&status=…&after=…`)
+ * and as the API takes them (`GET /api/v1/devices?model=…&edge=…&network=…&protocol=…&status=…&after=…&limit=…`).
  */
 import { afterForPrefix } from './search';
 
@@ -15,31 +15,45 @@ export const NETWORK_PROFILES = [
 
 export const PRESENCE_STATUSES = ['online', 'asleep', 'offline', 'unknown'] as const;
 
+/** How the node reaches a device (its binding protocol). */
+export const BINDING_PROTOCOLS = [
+  { value: 'mqtt', label: 'MQTT' },
+  { value: 'http', label: 'HTTP' },
+  { value: 'coap', label: 'CoAP' },
+  { value: 'modbus-tcp', label: 'Modbus TCP' },
+  { value: 'opcua', label: 'OPC UA' },
+  { value: 'sparkplug-b', label: 'Sparkplug B' },
+] as const;
+
 export interface DeviceFilters {
   /** Id prefix. */
   q: string;
   model: string;
   edge: string;
   network: string;
+  protocol: string;
   status: string;
 }
 
-export const NO_FILTERS: DeviceFilters = { q: '', model: '', edge: '', network: '', status: '' };
+export const NO_FILTERS: DeviceFilters = { q: '', model: '', edge: '', network: '', protocol: '', status: '' };
 
-const KEYS = ['q', 'model', 'edge', 'network', 'status'] as const;
+const KEYS = ['q', 'model', 'edge', 'network', 'protocol', 'status'] as const;
 const NETWORK_VALUES: readonly string[] = NETWORK_PROFILES.map((p) => p.value);
 const STATUS_VALUES: readonly string[] = PRESENCE_STATUSES;
+const PROTOCOL_VALUES: readonly string[] = BINDING_PROTOCOLS.map((p) => p.value);
 
-/** Reads the filters from the URL; a network or status the API would refuse is dropped. */
+/** Reads the filters from the URL; a network, protocol or status the API would refuse is dropped. */
 export function filtersFromQuery(query: URLSearchParams): DeviceFilters & { after: string } {
   const get = (key: string) => (query.get(key) ?? '').trim();
   const network = get('network');
   const status = get('status');
+  const protocol = get('protocol');
   return {
     q: get('q'),
     model: get('model'),
     edge: get('edge'),
     network: NETWORK_VALUES.includes(network) ? network : '',
+    protocol: PROTOCOL_VALUES.includes(protocol) ? protocol : '',
     status: STATUS_VALUES.includes(status) ? status : '',
     after: get('after'),
   };
@@ -56,10 +70,10 @@ export function filtersToQuery(filters: DeviceFilters, after?: string): Record<s
   return query;
 }
 
-/** `GET /api/v1/devices` for one page: the server filters by model, edge, network and status; the id prefix starts the page. */
+/** `GET /api/v1/devices` for one page: the server filters by model, edge, network, protocol and status; the id prefix starts the page. */
 export function devicesPath(filters: DeviceFilters, after: string, limit: number): string {
   const params = new URLSearchParams({ limit: String(limit) });
-  for (const key of ['model', 'edge', 'network', 'status'] as const) if (filters[key]) params.set(key, filters[key]);
+  for (const key of ['model', 'edge', 'network', 'protocol', 'status'] as const) if (filters[key]) params.set(key, filters[key]);
   const start = after || afterForPrefix(filters.q);
   if (start) params.set('after', start);
   return `/api/v1/devices?${params}`;
@@ -68,6 +82,8 @@ export function devicesPath(filters: DeviceFilters, after: string, limit: number
 export const isFiltered = (filters: DeviceFilters): boolean => KEYS.some((key) => filters[key] !== '');
 
 export const networkLabel = (value: string): string => NETWORK_PROFILES.find((p) => p.value === value)?.label ?? value;
+
+export const protocolLabel = (value: string): string => BINDING_PROTOCOLS.find((p) => p.value === value)?.label ?? value;
 
 export type FilterKey = (typeof KEYS)[number];
 
@@ -81,6 +97,7 @@ export function describeFilters(filters: DeviceFilters, edgeName?: (id: string) 
     parts.push({ key: 'edge', text: `edge ${name && name !== filters.edge ? `${name} (${filters.edge})` : filters.edge}` });
   }
   if (filters.network) parts.push({ key: 'network', text: `network ${networkLabel(filters.network)}` });
+  if (filters.protocol) parts.push({ key: 'protocol', text: `protocol ${protocolLabel(filters.protocol)}` });
   if (filters.status) parts.push({ key: 'status', text: `status ${filters.status}` });
   return parts;
 }

@@ -4,6 +4,7 @@ import { FilterSelect } from '../components/FilterSelect';
 import { Loaded } from '../components/states';
 import { Table } from '../components/Table';
 import {
+  BINDING_PROTOCOLS,
   type DeviceFilters,
   describeFilters,
   devicesPath,
@@ -14,6 +15,7 @@ import {
   NETWORK_PROFILES,
   NO_FILTERS,
   PRESENCE_STATUSES,
+  protocolLabel,
   without,
 } from '../lib/deviceFilters';
 import { formatAgo } from '../lib/format';
@@ -29,18 +31,19 @@ const LOOSEN: Record<string, string> = {
   model: 'any model',
   edge: 'any edge',
   network: 'any network',
+  protocol: 'any protocol',
   status: 'any status',
 };
 
 /**
  * The device list: one page at a time from the API (never the whole fleet), filtered by model, edge,
- * network profile and presence status (on the server) and by id prefix, paging forward with the
+ * network profile, binding protocol and presence status (on the server) and by id prefix, paging forward with the
  * API's `next` cursor. Filters and cursor live in the URL.
  */
 export function Devices({ query }: { query: URLSearchParams }) {
   const api = useApi();
   const { after, ...filters } = filtersFromQuery(query);
-  const { model, edge, network, status, q: prefix } = filters;
+  const { model, edge, network, protocol, status, q: prefix } = filters;
   const [search, setSearch] = useState(prefix);
   const history = useRef<string[]>([]);
 
@@ -55,7 +58,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
       const ended = items.length < result.items.length;
       return { items, next: ended ? null : result.next, total: result.total };
     },
-    [model, edge, network, status, prefix, after],
+    [model, edge, network, protocol, status, prefix, after],
   );
 
   /** Any change of filter starts again from the first page. */
@@ -152,6 +155,14 @@ export function Devices({ query }: { query: URLSearchParams }) {
           onChange={(value) => apply({ ...filters, network: value })}
         />
         <FilterSelect
+          id="protocol-filter"
+          label="Protocol"
+          all="Any protocol"
+          options={BINDING_PROTOCOLS}
+          value={protocol}
+          onChange={(value) => apply({ ...filters, protocol: value })}
+        />
+        <FilterSelect
           id="status-filter"
           label="Status"
           all="Any status"
@@ -219,7 +230,7 @@ export function Devices({ query }: { query: URLSearchParams }) {
                     <td>
                       {device.model} <span className="muted">v{device.modelVersion}</span>
                     </td>
-                    <td>{device.binding.protocol}</td>
+                    <td>{protocolLabel(device.binding.protocol)}</td>
                     <td>{p ? (p.network.profile ?? '—') : ''}</td>
                     <td>{p ? <span className={`badge ${p.status}`}>{p.status}</span> : <span className="muted">…</span>}</td>
                     <td>{p ? formatAgo(p.lastSeen) : ''}</td>
