@@ -308,24 +308,27 @@ export class EdgeHub {
   }
 
   /**
-   * Replaces what the edge said about its bindings: only for devices it serves (an edge's token
+   * Takes what the edge says about its bindings: only for devices it serves (an edge's token
    * speaks for its own devices only), and only entries of the right shape (the others are counted
-   * as refusals); a device it no longer mentions has no figures.
+   * as refusals, and the device has no figures until a good one comes). A heartbeat carries what
+   * changed and a share of the rest (see BindingHealthReport): devices it leaves out keep theirs.
    */
   private async recordBindings(edgeId: string, reported: unknown): Promise<void> {
     const isMap = typeof reported === 'object' && reported !== null && !Array.isArray(reported);
     const entries = isMap ? reported : {};
     const fresh = new Map<string, BindingHealth>();
+    const refused: string[] = [];
     let malformed = isMap ? 0 : 1;
-    for await (const page of this.parts.registry.all({ edge: edgeId })) {
-      for (const device of page) {
-        if (!Object.hasOwn(entries, device.id)) continue;
-        const health = bindingHealthOf((entries as Record<string, unknown>)[device.id]);
-        if (health) fresh.set(device.id, health);
-        else malformed++;
+    for (const [deviceId, entry] of Object.entries(entries)) {
+      if (!(await this.served(edgeId, deviceId))) continue;
+      const health = bindingHealthOf(entry);
+      if (health) fresh.set(deviceId, health);
+      else {
+        malformed++;
+        refused.push(deviceId);
       }
     }
-    for (const [deviceId, entry] of this.bindings) if (entry.edgeId === edgeId) this.bindings.delete(deviceId);
+    for (const deviceId of refused) this.bindings.delete(deviceId);
     for (const [deviceId, health] of fresh) this.bindings.set(deviceId, { edgeId, health });
     if (malformed > 0) {
       this.parts.logger.warn({ edge: edgeId, entries: malformed }, 'malformed binding health in a heartbeat was skipped');

@@ -8,6 +8,7 @@
  * device credentials) the node fills with its store and transports.
  */
 
+export { BindingHealthReport, MAX_BINDING_FIGURES_BYTES } from './binding-report.js';
 export { EDGE_ID_PATTERN, EdgeDirectory, type EdgeRecord, type EdgeRepository, type UplinkApplied } from './directory.js';
 export { type HostFigures, HostProbe } from './host.js';
 export { type DeviceCredentials, EdgeHub, type EdgeHubParts, type EdgeLinkSession } from './hub.js';

@@ -5,6 +5,7 @@ import { canonicalJson, type ModelCatalog } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/index.js';
 import type { TwinService } from '../twin/index.js';
+import { BindingHealthReport } from './binding-report.js';
 import { HostProbe } from './host.js';
 import { jsonRecord } from './json.js';
 import type { Outbox } from './outbox.js';
@@ -244,6 +245,22 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
     }
   };
 
+  const host = new HostProbe(parts.dataDir);
+  const { bindingHealth } = parts;
+  const bindingReport = new BindingHealthReport();
+  /** Per device this edge serves for the cloud, its binding's health (devices with none are left out). */
+  const bindingFigures = async (): Promise<Map<string, BindingHealth>> => {
+    const figures = new Map<string, BindingHealth>();
+    if (!bindingHealth) return figures;
+    for await (const page of parts.registry.all({ edge: options.edgeId })) {
+      for (const device of page) {
+        const health = bindingHealth(device);
+        if (health) figures.set(device.id, health);
+      }
+    }
+    return figures;
+  };
+
   const link = parts.link(
     {
       onOpen: () => {
@@ -251,6 +268,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
         linkWasUp = true;
         logger.info({ cloud: options.cloudUrl }, 'cloud link up');
         // The cloud learns the backlog (records, age) when the link returns, not up to 10 s later.
+        bindingReport.reset();
         sendHeartbeat();
       },
       onClose: (reason) => {
@@ -301,24 +319,11 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
   );
   link.start();
 
-  const host = new HostProbe(parts.dataDir);
-  const { bindingHealth } = parts;
-  /** Per device this edge serves for the cloud, its binding's health (devices with none are left out). */
-  const bindingFigures = async (): Promise<Record<string, BindingHealth>> => {
-    const figures: Record<string, BindingHealth> = {};
-    if (!bindingHealth) return figures;
-    for await (const page of parts.registry.all({ edge: options.edgeId })) {
-      for (const device of page) {
-        const health = bindingHealth(device);
-        if (health) figures[device.id] = health;
-      }
-    }
-    return figures;
-  };
   const sendHeartbeat = () => {
     Promise.all([outbox.stats(), bindingFigures()])
-      .then(([stats, bindings]) => {
+      .then(([stats, figures]) => {
         const { cpuPercent, memory, disk, accelerators } = host.sample();
+        const bindings = bindingReport.next(figures);
         const message: EdgeToCloud = {
           type: 'heartbeat',
           heartbeat: {
@@ -332,7 +337,7 @@ export function startEdgeSync(options: EdgeSyncOptions, parts: EdgeSyncParts): E
             ...(bindingHealth ? { bindings } : {}),
           },
         };
-        link.sendJson(message);
+        if (link.sendJson(message)) bindingReport.sentAt(bindings, parts.now());
       })
       .catch((error: Error) => logger.error({ err: error.message }, 'heartbeat failed'));
   };
