@@ -36,7 +36,7 @@ import {
 } from '../src/store/sqlite/index.js';
 import { ManualClock } from '../src/time/index.js';
 import { TwinService } from '../src/twin/index.js';
-import { PUMP_MODEL, startTestNode, tempDir } from './support/harness.js';
+import { nextMessage, PUMP_MODEL, startTestNode, tempDir } from './support/harness.js';
 import { until } from './support/wait.js';
 
 /** A client binding as fieldbus bindings are: told which devices to serve, polled for health. */
@@ -335,7 +335,7 @@ test("downlinks go to the device's binding: desired state, actions when reachabl
   }
 });
 
-test('on a node, MQTT and HTTP are bindings: their health, HTTP answers unchanged, HTTP actions stay queued', async () => {
+test('on a node, MQTT and HTTP are bindings: their health, HTTP answers unchanged, HTTP actions queued until the device listens on MQTT', async () => {
   const t = await startTestNode();
   try {
     const viaMqtt = await t.registerDevice('gw-mqtt');
@@ -372,9 +372,14 @@ test('on a node, MQTT and HTTP are bindings: their health, HTTP answers unchange
     assert.equal(errors.body.items[0]?.source, 'telemetry');
 
     // Nothing is pushed to an HTTP device: its action waits in the queue.
-    const invoked = await t.api<{ status: string }>('/api/v1/devices/gw-http/actions/reset', { method: 'POST', body: {} });
+    const invoked = await t.api<{ id: string; status: string }>('/api/v1/devices/gw-http/actions/reset', { method: 'POST', body: {} });
     assert.equal(invoked.status, 202);
     assert.equal(invoked.body.status, 'queued');
+    // Devices mix: once the HTTP device listens on MQTT, its queued action goes out there.
+    const session = await t.connectDevice('gw-http', viaHttp.token);
+    const heard = nextMessage<{ id: string }>(session, 'things/gw-http/actions/reset');
+    await session.subscribeAsync('things/gw-http/actions/+', { qos: 1 });
+    assert.equal((await heard).id, invoked.body.id);
   } finally {
     await t.stop();
   }

@@ -326,14 +326,24 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
     this.wake(device).catch((error: Error) => this.deps.logger.error({ device: device.id, err: error.message }, 'delivery on wake failed'));
   }
 
+  /**
+   * The binding an action goes out on now: the device's own when it reaches the device, else MQTT
+   * when the device listens there (devices mix: an HTTP device may also hold an MQTT session).
+   */
+  private actionBinding(device: DeviceRecord, request: DownlinkRequest): DeviceBinding | undefined {
+    const own = this.bindings.get(protocolOf(device));
+    if (own?.reachable(device, request)) return own;
+    const mqtt = this.bindings.get('mqtt');
+    return mqtt && mqtt !== own && mqtt.reachable(device, request) ? mqtt : undefined;
+  }
+
   /** Whether an action reaches the device now (otherwise it waits in the queue). */
   async actionReachable(deviceId: string, action: string): Promise<boolean> {
     const device = await this.deps.registry.find(deviceId);
     if (!device) return false;
     const { edgeRoute } = this.deps;
     if (device.edge && edgeRoute) return edgeRoute.isConnected(device.edge);
-    const binding = this.bindings.get(protocolOf(device));
-    return binding?.reachable(device, { kind: 'invoke', id: '', action, input: undefined, timeoutMs: 0 }) ?? false;
+    return this.actionBinding(device, { kind: 'invoke', id: '', action, input: undefined, timeoutMs: 0 }) !== undefined;
   }
 
   /** Sends an action to the device's binding, or to the edge that serves it; rejects when it cannot. */
@@ -348,10 +358,12 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
       }
       return;
     }
+    const request: DownlinkRequest = { kind: 'invoke', id, action, input, timeoutMs };
     const protocol = protocolOf(device);
-    const binding = this.bindings.get(protocol);
+    // Not reachable any more (a session closed in between): the own binding says why it cannot.
+    const binding = this.actionBinding(device, request) ?? this.bindings.get(protocol);
     if (!binding) throw new Error(`no ${protocol} binding runs on this node`);
-    await binding.deliver(device, { kind: 'invoke', id, action, input, timeoutMs });
+    await binding.deliver(device, request);
   }
 
   /** `GET /api/v1/devices/{id}/binding`: the binding's own report, or idle when it has none. */
