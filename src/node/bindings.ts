@@ -5,6 +5,7 @@ import type { DeviceRegistry } from '../registry/index.js';
 import { HttpBinding } from '../transport/http/index.js';
 import { ModbusBinding } from '../transport/modbus/index.js';
 import { MqttBinding } from '../transport/mqtt/index.js';
+import { OpcuaBinding } from '../transport/opcua/index.js';
 import type { NodeConfig } from './config.js';
 
 /** What the bindings are built from: the node's parts they talk to. */
@@ -56,6 +57,12 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
         defaultPollingMs: config.modbusPollMs,
         requestTimeoutMs: config.modbusTimeoutMs,
         logger: parts.logger.child({ component: 'modbus' }),
+      }),
+      new OpcuaBinding({
+        dataDir: config.dataDir,
+        requestTimeoutMs: config.opcuaTimeoutMs,
+        trustUnknownServers: config.opcuaTrustUnknownServers,
+        logger: parts.logger.child({ component: 'opcua' }),
       }),
       // One line per further protocol (Modbus TCP, OPC UA, CoAP, Sparkplug B).
     ],

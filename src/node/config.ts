@@ -54,6 +54,10 @@ export interface NodeConfig {
   modbusPollMs: number;
   /** Modbus TCP: how long a PLC has to answer one request. */
   modbusTimeoutMs: number;
+  /** OPC UA: how long a server has to answer one request (connecting: twice this). */
+  opcuaTimeoutMs: number;
+  /** OPC UA: trust a server certificate seen for the first time (and keep it in opcua-pki/trusted). */
+  opcuaTrustUnknownServers: boolean;
 }
 
 type Origin = 'default' | 'config file' | 'environment' | 'flag';
@@ -563,6 +567,28 @@ export const SETTINGS: SettingSpec[] = [
       if (ms < 50) throw new Error(`"${text}" is shorter than the 50ms minimum`);
       return ms;
     },
+  }),
+  spec({
+    key: 'opcuaTimeoutMs',
+    flag: 'opcua-timeout',
+    env: 'THINGLOOP_OPCUA_TIMEOUT',
+    description: 'how long an OPC UA server has to answer one request (reads, writes, calls; connecting gets twice this)',
+    display: '5s',
+    defaultValue: 5_000,
+    parse: (text) => {
+      const ms = duration(text);
+      if (ms < 100) throw new Error(`"${text}" is shorter than the 100ms minimum`);
+      return ms;
+    },
+  }),
+  spec({
+    key: 'opcuaTrustUnknownServers',
+    flag: 'opcua-trust-unknown-servers',
+    env: 'THINGLOOP_OPCUA_TRUST_UNKNOWN_SERVERS',
+    description:
+      'trust an OPC UA server certificate seen for the first time and remember it (off: copy server certificates to {data-dir}/opcua-pki/trusted/certs)',
+    defaultValue: true,
+    parse: yesNo,
   }),
 ];
 
