@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { ModbusPlc } from '../src/sim/modbus-plc.js';
 import { type PlcStation, startPlcStation } from '../src/sim/modbus-station.js';
 import { seededRandom } from '../src/sim/physics.js';
 import { startTestNode, type TestNode } from './support/harness.js';
@@ -132,6 +133,47 @@ describe('modbus-tcp devices on a node', () => {
     // The other devices behind the same PLC are not held up.
     const before = (await latest('plc-pump-01')).flow?.ts ?? 0;
     await until('fresh pump readings', async () => (((await latest('plc-pump-01')).flow?.ts ?? 0) > before ? true : undefined), 10_000);
+  });
+
+  test('a desired change made while the PLC is unreachable is written when it answers again', async () => {
+    // A port that was free a moment ago: the PLC is down when the device is registered.
+    const probe = await ModbusPlc.start();
+    const port = probe.port;
+    await probe.close();
+    const created = await t.api('/api/v1/devices', {
+      method: 'POST',
+      body: { id: 'plc-late', model: 'valve-plc', binding: { protocol: 'modbus-tcp', host: '127.0.0.1', port, unitId: 100 } },
+    });
+    assert.equal(created.status, 201);
+    await until('unreachable', async () => {
+      const { body } = await t.api<HealthBody>('/api/v1/devices/plc-late/binding');
+      return body.state === 'unreachable' ? true : undefined;
+    });
+    const twin = await t.api<TwinBody>('/api/v1/devices/plc-late/twin');
+    const patched = await t.api('/api/v1/devices/plc-late/twin', {
+      method: 'PATCH',
+      body: { desired: { position: 80 } },
+      headers: { 'if-match': `"${twin.body.version}"` },
+    });
+    assert.equal(patched.status, 200);
+    const late = await ModbusPlc.start({ port });
+    try {
+      late.unit(100).holdingRegisters.set(0, 500);
+      late.unit(100).inputRegisters.set(0, 500);
+      // The binding retries with backoff (1 s, 2 s, …): it finds the PLC and writes the waiting value.
+      await until('the waiting setpoint written', () => (late.unit(100).holdingRegisters.get(0) === 800 ? true : undefined), 15_000);
+      await until(
+        'confirmed in the twin',
+        async () => {
+          const { body } = await t.api<TwinBody>('/api/v1/devices/plc-late/twin');
+          return body.reported.position === 80 ? true : undefined;
+        },
+        10_000,
+      );
+    } finally {
+      assert.equal((await t.api('/api/v1/devices/plc-late', { method: 'DELETE' })).status, 204);
+      await late.close();
+    }
   });
 
   test('a deleted device is no longer polled', async () => {

@@ -426,6 +426,11 @@ export class ModbusBinding implements DeviceBinding {
     if (poller.online !== true) {
       poller.online = true;
       await this.uplink?.receive(poller.device, { kind: 'presence', state: 'online' }, PROTOCOL);
+      // The PLC hears writes again: queued actions go out now, and the desired state is asked for
+      // (as an MQTT device gets its retained desired state on connecting): what changed while the
+      // PLC was away, or before the node started, is written now.
+      await this.uplink?.receive(poller.device, { kind: 'presence', state: 'listening' }, PROTOCOL);
+      await this.uplink?.receive(poller.device, { kind: 'twin-get' }, PROTOCOL);
     }
   }
 
