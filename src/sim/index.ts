@@ -3,6 +3,7 @@
  * injection, run as real devices on the device SDK. Used by `thingloop sim`, the demo, tests
  * and benchmarks.
  */
+export { type DemoSite, type DemoSiteOptions, devicesByProtocol, type SiteDevice, startDemoSite } from './demo-site.js';
 export { Fleet, type FleetOptions, type FleetStats } from './fleet.js';
 export { OPCUA_LINE_MODEL_ID, type OpcuaLine, type OpcuaLineOptions, opcuaPumpModel, startOpcuaLine } from './opcua-line.js';
 export * from './physics.js';
