@@ -328,6 +328,7 @@ describe('OPC UA binding against a node-opcua server', () => {
     );
     assert.equal(error.reason, 'bad_status');
     assert.match(error.message, /pressure/);
+    assert.ok(uplink.refusals.includes('opcua:bad_status'));
     assert.ok((binding.health(pump)?.errors ?? 0) > errorsBefore);
     assert.ok(
       uplink
@@ -349,6 +350,7 @@ describe('OPC UA binding against a node-opcua server', () => {
     await until('presence offline', () => (uplink.presence(pump.id).includes('offline') ? true : undefined));
     await until('health unreachable', () => (binding.health(pump)?.state === 'unreachable' ? true : undefined));
     assert.ok(uplink.errors.some((e) => e.reason === 'unreachable'));
+    assert.ok(uplink.refusals.includes('opcua:unreachable'));
     assert.equal(binding.reachable(pump, { kind: 'invoke', id: 'x', action: 'stop', input: {}, timeoutMs: 1000 }), false);
     await assert.rejects(binding.deliver(pump, { kind: 'invoke', id: 'x', action: 'stop', input: {}, timeoutMs: 1000 }), /not connected/);
     const onlineBefore = uplink.presence(pump.id).filter((state) => state === 'online').length;

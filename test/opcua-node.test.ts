@@ -113,6 +113,8 @@ describe('OPC UA device through a node', () => {
     );
     const errors = await test.api<unknown[]>(`/api/v1/devices/${id}/errors`);
     assert.match(JSON.stringify(errors.body), /unreachable/);
+    const metrics = (await test.api<string>('/metrics')).body;
+    assert.match(metrics, /thingloop_refusals_total\{listener="opcua",reason="unreachable"\} [1-9]/);
     line = await startOpcuaLine({ port, pumps: 2, pkiDir: join(root, 'line-pki'), trustAllClients: true, tickMs: 200 });
     await until(
       'the binding connected again',

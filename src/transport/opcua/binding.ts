@@ -120,9 +120,11 @@ export class OpcuaBinding implements DeviceBinding {
     return this.uplink;
   }
 
+  /** On the device's errors, in its health, and in /metrics (thingloop_refusals_total{listener="opcua"}). */
   private fault(served: ServedDevice, message: string, reason: string): void {
     served.errors++;
     served.lastError = { ts: this.up.now(), message };
+    this.up.refused('opcua', reason);
     this.up.reportError(served.device, message, reason);
   }
 
@@ -233,6 +235,8 @@ export class OpcuaBinding implements DeviceBinding {
 
   /** Each failed attempt counts in the devices' health; their error lists got the transition only. */
   private attemptFailed(key: string, message: string): void {
+    // Once per attempt, not per device behind the server.
+    this.up.refused('opcua', 'unreachable');
     for (const deviceId of this.connections.get(key)?.devices ?? []) {
       const served = this.devices.get(deviceId);
       if (!served) continue;
