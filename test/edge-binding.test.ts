@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import mqtt from 'mqtt';
+import WebSocket from 'ws';
+import type { BindingHealth } from '../src/gateway/index.js';
 import { type RunningNode, startCloudNode } from '../src/node/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { ADMIN_KEY, PUMP_MODEL, startTestNode, type TestNode, tempDir, testConfig } from './support/harness.js';
@@ -17,6 +20,30 @@ import { until } from './support/wait.js';
 const EDGE_ID = 'site-fieldbus';
 /** Only turns a hang into a failure: the edge learns its devices on the cloud's next push. */
 const SYNC_LIMIT_MS = 20_000;
+/** Binding figures travel with the edge's heartbeat (every 10 s): a hang guard, not a timing. */
+const HEARTBEAT_LIMIT_MS = 30_000;
+
+/** A heartbeat as an edge sends it, with what it says about its bindings. */
+function heartbeat(bindings: unknown): string {
+  return JSON.stringify({
+    type: 'heartbeat',
+    heartbeat: {
+      at: Date.now(),
+      cpuPercent: 1,
+      memory: { usedBytes: 1, totalBytes: 2, rssBytes: 1 },
+      disk: { freeBytes: 1, totalBytes: 2 },
+      outbox: { records: 0, bytes: 0, oldestTs: null, lastSeq: 0, dropped: 0 },
+      accelerators: [],
+      drainRatePerSecond: 0,
+      bindings,
+    },
+  });
+}
+
+function refusals(metrics: string): number {
+  const match = /thingloop_refusals_total\{listener="edge-link",reason="invalid_request"\} (\d+)/.exec(metrics);
+  return match ? Number(match[1]) : 0;
+}
 
 describe('device bindings across the edge link', () => {
   let cloud: TestNode;
@@ -75,5 +102,91 @@ describe('device bindings across the edge link', () => {
       SYNC_LIMIT_MS,
     );
     assert.deepEqual(changed.binding, moved);
+  });
+
+  test("the edge's binding health reaches the cloud: GET /devices/{id}/binding on the cloud shows the edge's figures", async () => {
+    const { token } = await cloud.registerDevice('edge-mqtt-pump', 'pump', { edge: EDGE_ID });
+    await until('the device on the edge', async () => (await edge.registry.find('edge-mqtt-pump')) ?? undefined, SYNC_LIMIT_MS);
+    const before = await cloud.api<BindingHealth>('/api/v1/devices/edge-mqtt-pump/binding');
+    assert.equal(before.status, 200);
+    assert.notEqual(before.body.state, 'connected', 'nothing is connected yet');
+
+    // The device talks to the edge's broker only: "connected" on the cloud can only be the edge's word.
+    const device = await mqtt.connectAsync(edge.mqttUrl, {
+      username: 'edge-mqtt-pump',
+      password: token,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+    try {
+      await device.publishAsync('things/edge-mqtt-pump/telemetry', JSON.stringify({ speed: 42 }), { qos: 1 });
+      const seen = await until(
+        "the edge's figures in the cloud",
+        async () => {
+          const health = (await cloud.api<BindingHealth>('/api/v1/devices/edge-mqtt-pump/binding')).body;
+          return health.state === 'connected' && health.lastGoodReadTs !== null ? health : undefined;
+        },
+        HEARTBEAT_LIMIT_MS,
+        200,
+      );
+      assert.equal(seen.protocol, 'mqtt');
+      assert.equal(seen.errors, 0);
+    } finally {
+      await device.endAsync(true);
+    }
+  });
+});
+
+describe('binding health an edge reports, as the cloud checks it', () => {
+  let cloud: TestNode;
+  let link: WebSocket;
+
+  before(async () => {
+    cloud = await startTestNode();
+    const { token } = (await cloud.api<{ token: string }>('/api/v1/edges', { method: 'POST', body: { id: 'site-raw' } })).body;
+    await cloud.registerDevice('raw-plc', 'pump', { edge: 'site-raw', binding: { protocol: 'modbus-tcp', host: '10.0.0.9' } });
+    await cloud.registerDevice('raw-direct', 'pump');
+    link = new WebSocket(`${cloud.node.httpUrl.replace('http', 'ws')}/api/v1/edges/site-raw/link`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    // The first frame is the cloud's ack: the link is up and the edge authenticated.
+    await new Promise<void>((resolve, reject) => {
+      link.once('message', () => resolve());
+      link.once('error', reject);
+    });
+  });
+  after(async () => {
+    link?.close();
+    await cloud?.stop();
+  });
+
+  const health = async (id: string) => (await cloud.api<BindingHealth>(`/api/v1/devices/${id}/binding`)).body;
+  const refused = async () => refusals((await cloud.api<string>('/metrics')).body);
+
+  test("figures for the edge's own devices are shown; for other devices they are ignored; malformed ones are counted", async () => {
+    const directBefore = await health('raw-direct');
+    const reported: BindingHealth = {
+      protocol: 'modbus-tcp',
+      state: 'unreachable',
+      lastGoodReadTs: 1_700_000_000_000,
+      errors: 17,
+      latencyMs: null,
+      lastError: { ts: 1_700_000_100_000, message: 'connect ECONNREFUSED 10.0.0.9:502' },
+    };
+    link.send(heartbeat({ 'raw-plc': reported, 'raw-direct': { ...reported, errors: 99 }, ghost: reported }));
+    const shown = await until('the figures in the cloud', async () => {
+      const current = await health('raw-plc');
+      return current.errors === 17 ? current : undefined;
+    });
+    assert.deepEqual(shown, reported);
+    assert.deepEqual(await health('raw-direct'), directBefore, "a device the edge does not serve keeps the cloud's own figures");
+
+    const counted = await refused();
+    link.send(heartbeat({ 'raw-plc': { protocol: 'carrier-pigeon', state: 'flying', errors: -1 } }));
+    await until('the malformed entry counted', async () => ((await refused()) > counted ? true : undefined));
+    const afterwards = await health('raw-plc');
+    assert.equal(afterwards.protocol, 'modbus-tcp');
+    assert.equal(afterwards.state, 'idle', 'a device the edge no longer reports has no figures from it');
+    assert.equal(afterwards.errors, 0);
   });
 });

@@ -49,6 +49,8 @@ export interface EdgeRoute {
   isConnected(edgeId: string): boolean;
   /** False when the link is down. */
   forwardAction(edgeId: string, frame: ForwardedAction): boolean;
+  /** The health of the binding the serving edge runs for the device, as the edge last reported it. */
+  bindingHealth?(deviceId: string): BindingHealth | undefined;
 }
 
 /** Counts refusals without a device to blame, by protocol (`thingloop_refusals_total`). */
@@ -369,7 +371,11 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
   /** `GET /api/v1/devices/{id}/binding`: the binding's own report, or idle when it has none. */
   health(device: DeviceRecord): BindingHealth {
     const protocol = protocolOf(device);
-    return this.bindings.get(protocol)?.health(device) ?? { protocol, state: 'idle', lastGoodReadTs: null, errors: 0, latencyMs: null };
+    const idle: BindingHealth = { protocol, state: 'idle', lastGoodReadTs: null, errors: 0, latencyMs: null };
+    // A device an edge serves is reached by that edge's binding, not by this node's.
+    const { edgeRoute } = this.deps;
+    if (device.edge && edgeRoute) return edgeRoute.bindingHealth?.(device.id) ?? idle;
+    return this.bindings.get(protocol)?.health(device) ?? idle;
   }
 
   // --- which devices the client bindings serve ---------------------------------------------------

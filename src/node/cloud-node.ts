@@ -207,6 +207,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
             edgeRoute: {
               isConnected: (edgeId: string) => edgeHub?.isConnected(edgeId) ?? false,
               forwardAction: (edgeId: string, frame) => edgeHub?.forwardAction(edgeId, frame) ?? false,
+              bindingHealth: (deviceId: string) => edgeHub?.edgeBindingHealth(deviceId),
             },
           }
         : {}),
