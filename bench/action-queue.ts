@@ -43,7 +43,18 @@ async function main(): Promise<void> {
   const dataDir = join(tmpdir(), `thingloop-bench-queue-${process.pid}`);
   const { config } = resolveConfig({ env: {} });
   const node = await startCloudNode(
-    { ...config, dataDir, httpPort: 0, httpHost: '127.0.0.1', mqttPort: 0, mqttHost: '127.0.0.1', adminKey: ADMIN_KEY, logLevel: 'silent' },
+    {
+      ...config,
+      dataDir,
+      httpPort: 0,
+      httpHost: '127.0.0.1',
+      mqttPort: 0,
+      mqttHost: '127.0.0.1',
+      coapPort: 0,
+      coapHost: '127.0.0.1',
+      adminKey: ADMIN_KEY,
+      logLevel: 'silent',
+    },
     { logger: createLogger({ level: 'silent' }) },
   );
   try {

@@ -61,7 +61,20 @@ interface Node {
 
 /** `thingloop serve …` on loopback, port 0; resolves with its HTTP URL once it logged that it started. */
 function serve(dataDir: string, extra: string[]): Promise<Node> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir, '--http-port', '0', '--mqtt-port', '0'];
+  const args = [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--http-port',
+    '0',
+    '--mqtt-port',
+    '0',
+    '--coap-port',
+    '0',
+  ];
   args.push('--http-host', '127.0.0.1', '--mqtt-host', '127.0.0.1', ...extra);
   const child = spawn(process.execPath, args, {
     cwd: REPO,

@@ -50,6 +50,7 @@ export async function startNode(options: StartOptions = {}): Promise<NodeProcess
   const profile = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
   const args = [...profile, '--import', 'tsx', 'src/cli/main.ts', 'serve'];
   args.push('--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--http-host', '127.0.0.1', '--mqtt-host', '127.0.0.1');
+  args.push('--coap-port', '0', '--coap-host', '127.0.0.1');
   args.push('--data-dir', dataDir, '--log-level', 'warn');
   const child = track(
     spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, THINGLOOP_ADMIN_KEY: adminKey }, stdio: ['ignore', 'pipe', 'pipe'] }),

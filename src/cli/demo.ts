@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +71,8 @@ async function startDemoEdge(cloud: RunningNode, config: NodeConfig, nodeOptions
       dataDir: join(config.dataDir, `edge-${DEMO_EDGE}`),
       httpPort: 0,
       mqttPort: 0,
+      // The cloud holds the CoAP port: the demo's CoAP devices talk to the cloud.
+      coapPort: 0,
       agentsDir: undefined,
     },
     nodeOptions,
@@ -105,6 +108,7 @@ export function onThisMachine(config: NodeConfig, origins: Record<keyof NodeConf
     ...config,
     httpHost: origins.httpHost === 'default' ? DEMO_HOST : config.httpHost,
     mqttHost: origins.mqttHost === 'default' ? DEMO_HOST : config.mqttHost,
+    coapHost: origins.coapHost === 'default' ? DEMO_HOST : config.coapHost,
   };
 }
 
@@ -121,7 +125,22 @@ async function withFreeDefaults(config: NodeConfig, origins: Record<keyof NodeCo
       next[key] = 0;
     }
   }
+  if (config.coap && origins.coapPort === 'default' && !(await udpPortIsFree(config.coapPort, config.coapHost))) {
+    notes.push(`default CoAP port ${config.coapPort} is taken, so a free port is used instead`);
+    next.coapPort = 0;
+  }
   return next;
+}
+
+function udpPortIsFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createSocket('udp4');
+    probe.once('error', () => {
+      probe.close();
+      resolve(false);
+    });
+    probe.bind(port, host, () => probe.close(() => resolve(true)));
+  });
 }
 
 export interface DemoOptions {

@@ -2,6 +2,7 @@ import type { GuessingBrake } from '../access/index.js';
 import type { CodecRegistry, DeviceBinding, DeviceInbox } from '../gateway/index.js';
 import type { Logger, TransportMetrics } from '../observability/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
+import { CoapBinding } from '../transport/coap/index.js';
 import { HttpBinding } from '../transport/http/index.js';
 import { ModbusBinding } from '../transport/modbus/index.js';
 import { MqttBinding } from '../transport/mqtt/index.js';
@@ -26,6 +27,8 @@ export interface BindingParts {
 export interface NodeBindings {
   mqtt: MqttBinding;
   http: HttpBinding;
+  /** The CoAP listener (the node reports its port), unless CoAP is off. */
+  coap: CoapBinding | undefined;
   /** Started in this order by the gateway, stopped in reverse. */
   all: DeviceBinding[];
 }
@@ -47,12 +50,24 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
     logger: parts.logger.child({ component: 'mqtt' }),
   });
   const http = new HttpBinding(parts.gateway, parts.now);
+  const coap = config.coap
+    ? new CoapBinding({
+        port: config.coapPort,
+        host: config.coapHost,
+        registry: parts.registry,
+        brake: parts.brake,
+        limits: { maxPayloadBytes: config.maxPayloadBytes },
+        logger: parts.logger.child({ component: 'coap' }),
+      })
+    : undefined;
   return {
     mqtt,
     http,
+    coap,
     all: [
       mqtt,
       http,
+      ...(coap ? [coap] : []),
       new ModbusBinding({
         defaultPollingMs: config.modbusPollMs,
         requestTimeoutMs: config.modbusTimeoutMs,

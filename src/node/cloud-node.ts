@@ -42,6 +42,8 @@ export interface NodeOptions {
 export interface RunningNode {
   httpPort: number;
   mqttPort: number;
+  /** The CoAP listener's UDP port; undefined when CoAP is off. */
+  coapPort: number | undefined;
   httpUrl: string;
   mqttUrl: string;
   adminKey: AdminKeySetup;
@@ -255,6 +257,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       if (error instanceof BindingStartError && error.protocol === 'mqtt') {
         throw portError(error.reason, 'MQTT', config.mqttPort, 'mqttPort');
       }
+      if (error instanceof BindingStartError && error.protocol === 'coap') {
+        throw portError(error.reason, 'CoAP', config.coapPort, 'coapPort');
+      }
       throw error;
     }
 
@@ -339,7 +344,11 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       ...(edgeDirectory && edgeHub ? { edges: { directory: edgeDirectory, hub: edgeHub } } : {}),
       recentErrors: (deviceId) => gateway.recentErrors(deviceId),
       bindingHealth: (device) => gateway.health(device),
-      publicEndpoints: () => ({ ...(config.publicHost ? { host: config.publicHost } : {}), mqttPort: mqtt.port }),
+      publicEndpoints: () => ({
+        ...(config.publicHost ? { host: config.publicHost } : {}),
+        mqttPort: mqtt.port,
+        ...(bindings.coap ? { coapPort: bindings.coap.port } : {}),
+      }),
       presence: async (device) => {
         const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
         return presence.of(device, now(), fallback);
@@ -369,6 +378,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         startedAt,
         uptimeMs: now() - startedAt,
         mqttPort: mqtt.port,
+        ...(bindings.coap ? { coapPort: bindings.coap.port } : {}),
         connectedDevices: mqtt.broker.connectedDevices(),
         ingestQueueDepth: store.pendingSamples(),
       }),
@@ -429,6 +439,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     return {
       httpPort,
       mqttPort: mqtt.port,
+      coapPort: bindings.coap?.port,
       httpUrl: `http://${hostFor(config.httpHost)}:${httpPort}`,
       mqttUrl: `mqtt://${hostFor(config.mqttHost)}:${mqtt.port}`,
       adminKey,

@@ -11,6 +11,10 @@ export interface NodeConfig {
   httpPort: number;
   mqttHost: string;
   mqttPort: number;
+  /** Serve CoAP devices (UDP). */
+  coap: boolean;
+  coapHost: string;
+  coapPort: number;
   /** The host name consumers and devices use to reach this node (Thing Description forms); else the host a request came to. */
   publicHost: string | undefined;
   adminKey: string | undefined;
@@ -254,6 +258,30 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'mqtt-host',
     env: 'THINGLOOP_MQTT_HOST',
     description: 'MQTT listen address',
+    defaultValue: '0.0.0.0',
+    parse: String,
+  }),
+  spec({
+    key: 'coap',
+    flag: 'coap',
+    env: 'THINGLOOP_COAP',
+    description: 'serve CoAP devices (RFC 7252 over UDP, no DTLS): things/{id}/telemetry, events, twin and actions; off: no UDP listener',
+    defaultValue: true,
+    parse: yesNo,
+  }),
+  spec({
+    key: 'coapPort',
+    flag: 'coap-port',
+    env: 'THINGLOOP_COAP_PORT',
+    description: 'CoAP listen port (UDP)',
+    defaultValue: 5683,
+    parse: port,
+  }),
+  spec({
+    key: 'coapHost',
+    flag: 'coap-host',
+    env: 'THINGLOOP_COAP_HOST',
+    description: 'CoAP listen address',
     defaultValue: '0.0.0.0',
     parse: String,
   }),

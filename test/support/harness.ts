@@ -49,6 +49,8 @@ export function testConfig(overrides: Partial<NodeConfig> = {}): NodeConfig {
     httpHost: '127.0.0.1',
     mqttPort: 0,
     mqttHost: '127.0.0.1',
+    coapPort: 0,
+    coapHost: '127.0.0.1',
     adminKey: ADMIN_KEY,
     logLevel: 'silent',
     // Suites that try wrong keys on purpose would trip the guessing brake; its own tests lower this.

@@ -188,6 +188,11 @@ export async function startProcessNode(options: NodeSpawnOptions): Promise<Proce
       '127.0.0.1',
       '--mqtt-host',
       '127.0.0.1',
+      // CoAP's default port would be shared by every node a test starts.
+      '--coap-port',
+      '0',
+      '--coap-host',
+      '127.0.0.1',
       ...(options.extraArgs ?? []),
     ],
     env,
