@@ -1,5 +1,6 @@
 import type { GuessingBrake } from '../access/index.js';
 import type { CodecRegistry, DeviceBinding, DeviceInbox } from '../gateway/index.js';
+import type { ModelCatalog } from '../model/index.js';
 import type { Logger, TransportMetrics } from '../observability/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import { CoapBinding } from '../transport/coap/index.js';
@@ -7,6 +8,7 @@ import { HttpBinding } from '../transport/http/index.js';
 import { ModbusBinding } from '../transport/modbus/index.js';
 import { MqttBinding } from '../transport/mqtt/index.js';
 import { OpcuaBinding } from '../transport/opcua/index.js';
+import { HostCredential, SparkplugHost, sparkplugCodec } from '../transport/sparkplug/index.js';
 import type { NodeConfig } from './config.js';
 
 /** What the bindings are built from: the node's parts they talk to. */
@@ -15,6 +17,8 @@ export interface BindingParts {
   /** Where a binding with its own encoding registers its codec. */
   codecs: CodecRegistry;
   registry: DeviceRegistry;
+  /** Bindings that learn devices from the field (Sparkplug births) register their models. */
+  models: ModelCatalog;
   isAdminKey(secret: string): boolean;
   /** Shared by every listener that checks credentials: a guesser gains nothing by switching. */
   brake: GuessingBrake;
@@ -35,11 +39,13 @@ export interface NodeBindings {
 
 /** The composition list of device bindings: one entry per protocol this node speaks. */
 export function createBindings(config: NodeConfig, parts: BindingParts): NodeBindings {
+  // The Sparkplug host application logs in on the embedded broker with an in-memory secret.
+  const sparkplugLogin = new HostCredential();
   const mqtt = new MqttBinding({
     port: config.mqttPort,
     host: config.mqttHost,
     registry: parts.registry,
-    isAdminKey: parts.isAdminKey,
+    isAdminKey: (secret) => parts.isAdminKey(secret) || sparkplugLogin.matches(secret),
     brake: parts.brake,
     limits: {
       maxPayloadBytes: config.maxPayloadBytes,
@@ -50,6 +56,16 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
     logger: parts.logger.child({ component: 'mqtt' }),
   });
   const http = new HttpBinding(parts.gateway, parts.now);
+  parts.codecs.register(sparkplugCodec(parts.now));
+  const sparkplug = config.sparkplug
+    ? new SparkplugHost({
+        hostId: config.sparkplugHostId,
+        broker: () => (config.sparkplugBroker ? { url: config.sparkplugBroker } : sparkplugLogin.endpoint(config.mqttHost, mqtt.port)),
+        registry: parts.registry,
+        models: parts.models,
+        logger: parts.logger.child({ component: 'sparkplug' }),
+      })
+    : undefined;
   const coap = config.coap
     ? new CoapBinding({
         port: config.coapPort,
@@ -79,6 +95,7 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
         trustUnknownServers: config.opcuaTrustUnknownServers,
         logger: parts.logger.child({ component: 'opcua' }),
       }),
+      ...(sparkplug ? [sparkplug] : []),
       // One line per further protocol (Modbus TCP, OPC UA, CoAP, Sparkplug B).
     ],
   };

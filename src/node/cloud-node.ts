@@ -220,6 +220,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       gateway,
       codecs,
       registry,
+      models,
       isAdminKey: (secret) => admin.isAdminKey(secret),
       brake: guessingBrake,
       metrics,
