@@ -31,6 +31,8 @@ export interface ListenerLimits {
   piggybackReplyMs: number;
 }
 
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 interface Upload {
   bytes: number;
   touched: number;
@@ -78,6 +80,12 @@ export class CoapListener extends Server {
         resolve();
       });
     });
+    try {
+      // Bursts from many devices at once (or a flood) must not overflow the default buffer.
+      socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+    } catch {
+      // Capped by the system (net.core.rmem_max): the default stays.
+    }
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
       this.listen(socket, (error) => (error ? reject(error) : resolve()));
