@@ -76,6 +76,7 @@ describe('demo: heterogeneous devices in one loop', () => {
       mqtt: ['light-0001', 'pump-0001', 'pump-0002', 'valve-0001'],
       'modbus-tcp': ['plc-pump-01', 'plc-pump-02', 'plc-valve-01'],
       opcua: ['line2-pump-01', 'line2-pump-02', 'line2-pump-03'],
+      coap: ['coap-tank-01'],
     };
     for (const [protocol, ids] of Object.entries(expected)) {
       const { status, body } = await t.api<DeviceList>(`/api/v1/devices?protocol=${protocol}`);
@@ -89,24 +90,35 @@ describe('demo: heterogeneous devices in one loop', () => {
     const listed = new Map(demo.site.devices().map((device) => [device.id, device.protocol]));
     for (const [protocol, ids] of Object.entries(expected)) for (const id of ids) assert.equal(listed.get(id), protocol, id);
 
-    for (const id of ['pump-0001', 'light-0001', 'plc-pump-01', 'plc-valve-01', 'line2-pump-01']) {
+    for (const id of ['pump-0001', 'light-0001', 'plc-pump-01', 'plc-valve-01', 'line2-pump-01', 'coap-tank-01']) {
       await until(`telemetry of ${id} in the cloud`, async () => ((await latestTs(id)) > 0 ? true : undefined), LIMIT_MS, 250);
     }
     for (const key of ['speed', 'flow', 'bearingTemperature', 'vibration']) {
       assert.equal(typeof (await reported('plc-pump-01', key)), 'number', `plc-pump-01 ${key}`);
       assert.equal(typeof (await reported('line2-pump-01', key)), 'number', `line2-pump-01 ${key}`);
     }
+    for (const key of ['level', 'battery']) assert.equal(typeof (await reported('coap-tank-01', key)), 'number', `coap-tank-01 ${key}`);
+    assert.ok((demo.site.coapTank?.stats.acknowledged ?? 0) > 0, 'the edge answered the sleepy sensor 2.04');
 
     const summary = demoSummary(t.node, demo, t.config, [], 30_000).join('\n');
-    for (const text of ['modbus-tcp', 'opcua', 'plc-pump-01', 'line2-pump-01', '/devices?protocol=modbus-tcp', '/binding', '/td'])
+    for (const text of [
+      'modbus-tcp',
+      'opcua',
+      'coap-tank-01',
+      'plc-pump-01',
+      'line2-pump-01',
+      '/devices?protocol=modbus-tcp',
+      '/binding',
+      '/td',
+    ])
       assert.ok(summary.includes(text), `the summary names ${text}`);
   });
 
-  test("a PLC pump's binding is polling on the edge, with a last good read", async () => {
+  test("the cloud shows a PLC pump's binding polling, with the last good read the edge reported", async () => {
     const health = await until(
-      'the edge polling the PLC pump',
+      'the edge reporting the PLC pump polled',
       async () => {
-        const { body } = await callApi<HealthBody>(demo.edge.httpUrl, `/api/v1/devices/${PLC_PUMP}/binding`, {}, ADMIN_KEY);
+        const { body } = await t.api<HealthBody>(`/api/v1/devices/${PLC_PUMP}/binding`);
         return body.state === 'polling' && typeof body.lastGoodReadTs === 'number' ? body : undefined;
       },
       LIMIT_MS,
@@ -114,6 +126,9 @@ describe('demo: heterogeneous devices in one loop', () => {
     );
     assert.equal(health.protocol, 'modbus-tcp');
     assert.ok((health.lastGoodReadTs ?? 0) > 0);
+    // The edge, which polls the PLC, says the same on its own API.
+    const { body: onEdge } = await callApi<HealthBody>(demo.edge.httpUrl, `/api/v1/devices/${PLC_PUMP}/binding`, {}, ADMIN_KEY);
+    assert.equal(onEdge.state, 'polling');
   });
 
   test('a worn bearing behind the PLC: the agent writes the PLC, polling reads the effect back, the decision is verified', async () => {

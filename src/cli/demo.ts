@@ -71,7 +71,7 @@ async function startDemoEdge(cloud: RunningNode, config: NodeConfig, nodeOptions
       dataDir: join(config.dataDir, `edge-${DEMO_EDGE}`),
       httpPort: 0,
       mqttPort: 0,
-      // The cloud holds the CoAP port: the demo's CoAP devices talk to the cloud.
+      // The cloud keeps the CoAP port the user asked for; the edge's listener (the tank sensor's) takes a free one.
       coapPort: 0,
       agentsDir: undefined,
     },
@@ -91,6 +91,9 @@ async function edgeKnows(edge: RunningNode, ids: string[], ms = 15_000): Promise
 }
 /** The example agents shipped with the package (examples/agents), used unless --agents-dir says otherwise. */
 const EXAMPLE_AGENTS = fileURLToPath(new URL('../../examples/agents', import.meta.url));
+
+/** A wildcard listen address is reached on loopback from this machine. */
+const hostOf = (listen: string) => (listen === '0.0.0.0' || listen === '::' ? DEMO_HOST : listen);
 
 function portIsFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -188,6 +191,7 @@ export async function startDemo(cloud: RunningNode, config: NodeConfig, options:
       host: DEMO_HOST,
       // Kept with the node's data so a restarted demo's server keeps the certificate its edge met.
       opcuaPkiDir: join(config.dataDir, 'sim', 'opcua-pki'),
+      ...(edge.coapPort !== undefined ? { edgeCoap: { host: hostOf(config.coapHost), port: edge.coapPort } } : {}),
       edgeKnows: (ids) => edgeKnows(edge, ids),
     });
   } catch (error) {
@@ -208,8 +212,9 @@ export async function startDemo(cloud: RunningNode, config: NodeConfig, options:
     site,
     async stop() {
       clearTimeout(fault);
-      await site.stop();
+      // The edge first: its bindings hang up on the PLC and the OPC UA server instead of seeing them vanish.
       await edge.stop();
+      await site.stop();
     },
   };
 }
@@ -235,6 +240,11 @@ export function demoSummary(cloud: RunningNode, demo: RunningDemo, config: NodeC
     `  MQTT      ${cloud.mqttUrl}   (cloud broker: street lights)`,
     `  Edge      ${DEMO_EDGE}: API ${demo.edge.httpUrl}/api/v1, MQTT ${demo.edge.mqttUrl} (pump station; its agents run here)`,
     `  PLC       Modbus TCP ${plc.host}:${plc.port}, unit ids ${plc.devices.map((d) => `${d.binding.unitId} ${d.id}`).join(', ')} (polled by edge ${DEMO_EDGE})`,
+    ...(demo.edge.coapPort === undefined
+      ? []
+      : [
+          `  CoAP      coap://${hostOf(config.coapHost)}:${demo.edge.coapPort}/things/{id}/… on edge ${DEMO_EDGE} (the sleepy NB-IoT tank sensor reports there)${cloud.coapPort === undefined ? '' : `; the cloud's: coap://${hostOf(config.coapHost)}:${cloud.coapPort}`}`,
+        ]),
     '  OPC UA    line 2 is starting (a first start makes its server certificate); a line below says when its pumps join',
     `  Agents    ${cloud.agents
       .list()
@@ -265,7 +275,7 @@ export function addDemoCommand(program: Command): void {
     program
       .command('demo')
       .description(
-        'run a cloud node, its edge site-1 and a simulated site of heterogeneous devices in one process (SDK pumps on MQTT, a Modbus TCP PLC, an OPC UA line, street lights): what `npm start` runs; it listens on 127.0.0.1 unless --http-host/--mqtt-host say otherwise',
+        'run a cloud node, its edge site-1 and a simulated site of heterogeneous devices in one process (SDK pumps on MQTT, a Modbus TCP PLC, an OPC UA line, an NB-IoT tank sensor on CoAP, street lights): what `npm start` runs; it listens on 127.0.0.1 unless --http-host/--mqtt-host say otherwise',
       )
       .option('--devices <n>', 'SDK pump-station devices to simulate (the PLC and the OPC UA line come in addition)', '8')
       .option('--lights <n>', 'street lights to simulate', '4')

@@ -1,3 +1,4 @@
+import { SimulatedCoapTank } from './coap-tank.js';
 import { Fleet } from './fleet.js';
 import { PLC_MODELS, type PlcStation, startPlcStation } from './modbus-station.js';
 import { OPCUA_LINE_MODEL_ID, type OpcuaLine, opcuaPumpModel, startOpcuaLine } from './opcua-line.js';
@@ -38,6 +39,8 @@ export interface DemoSiteOptions {
   host: string;
   /** The OPC UA server's certificate and trust lists. */
   opcuaPkiDir: string;
+  /** The edge's CoAP listener, when it runs one: an NB-IoT tank sensor reports to it. */
+  edgeCoap?: { host: string; port: number };
   /** Resolves once the edge knows these devices (it learns them from its cloud). */
   edgeKnows(ids: string[]): Promise<boolean>;
   /** SDK devices report at this fleet-wide rate (default: each at its profile's interval). */
@@ -49,6 +52,8 @@ export interface DemoSite {
   pumps: Fleet;
   lights: Fleet;
   plc: PlcStation;
+  /** The NB-IoT tank sensor on CoAP, when the edge listens for CoAP. */
+  coapTank: SimulatedCoapTank | undefined;
   /**
    * Line 2 once its OPC UA server runs and its devices are registered. It starts in the background:
    * a first start makes the server's certificate, which takes a while on a slow machine.
@@ -71,6 +76,36 @@ export function devicesByProtocol(devices: readonly SiteDevice[]): Map<string, S
 /** Stops what has started, in reverse: a part that fails to start must not leave the others holding ports. */
 async function stopAll(parts: { stop(): Promise<void> }[]): Promise<void> {
   for (const part of [...parts].reverse()) await part.stop().catch(() => undefined);
+}
+
+/** The station's NB-IoT tank sensor on CoAP; it reports the storage tank's level and battery. */
+const COAP_TANK = {
+  id: 'coap-tank-01',
+  model: 'storage-tank',
+  name: 'Clear-water tank (NB-IoT, CoAP)',
+  attributes: { station: 'station-0001', site: 'north-works', kind: 'tank' },
+  network: { profile: 'nbiot', reportInterval: '30s' },
+  binding: { protocol: 'coap' },
+};
+/** Real time between the tank's wake-ups: often enough to watch, as a demo should be. */
+const COAP_TANK_WAKE_MS = 10_000;
+
+async function startCoapTank(options: DemoSiteOptions, listener: { host: string; port: number }): Promise<SimulatedCoapTank> {
+  const model = pumpStation.models[COAP_TANK.model];
+  if (model) await options.edgeProvisioner.ensureModel(COAP_TANK.model, model);
+  const token = await options.edgeProvisioner.ensureDevice(COAP_TANK);
+  // The edge refuses a token it has not learnt yet; the sensor's first uplink would be lost.
+  await options.edgeKnows([COAP_TANK.id]);
+  const tank = new SimulatedCoapTank({
+    ...listener,
+    id: COAP_TANK.id,
+    token,
+    intervalMs: COAP_TANK_WAKE_MS,
+    speedup: options.speedup,
+    random: options.random,
+  });
+  await tank.start();
+  return tank;
 }
 
 export async function startDemoSite(options: DemoSiteOptions): Promise<DemoSite> {
@@ -131,9 +166,13 @@ export async function startDemoSite(options: DemoSiteOptions): Promise<DemoSite>
     await lights.start();
     started.push(lights);
 
+    const coapTank = options.edgeCoap ? await startCoapTank(options, options.edgeCoap) : undefined;
+    if (coapTank) started.push(coapTank);
+
     devices.unshift(
       ...pumps.plant.devices.map((device) => ({ id: device.id, protocol: 'mqtt', edge: options.edge })),
       ...plc.devices.map((device) => ({ id: device.id, protocol: device.binding.protocol, edge: options.edge })),
+      ...(coapTank ? [{ id: COAP_TANK.id, protocol: 'coap', edge: options.edge }] : []),
       ...lights.plant.devices.map((device) => ({ id: device.id, protocol: 'mqtt' })),
     );
     const linePump = (id: string) => running?.devices.find((device) => device.id === id)?.attributes.pump;
@@ -141,6 +180,7 @@ export async function startDemoSite(options: DemoSiteOptions): Promise<DemoSite>
       pumps,
       lights,
       plc,
+      coapTank,
       line,
       devices: () => [...devices],
       injectFault(deviceId, fault, durationS) {
