@@ -220,7 +220,22 @@ describe('thingloop serve start-up (real CLI)', () => {
       try {
         const other = flag === '--http-port' ? '--mqtt-port' : '--http-port';
         const result = await runCli({
-          args: ['serve', '--data-dir', newDir(), flag, String(port), other, '0', '--http-host', '127.0.0.1', '--mqtt-host', '127.0.0.1'],
+          // CoAP on a free port: the default 5683 may be held by a node another test runs.
+          args: [
+            'serve',
+            '--data-dir',
+            newDir(),
+            flag,
+            String(port),
+            other,
+            '0',
+            '--http-host',
+            '127.0.0.1',
+            '--mqtt-host',
+            '127.0.0.1',
+            '--coap-port',
+            '0',
+          ],
           env: { THINGLOOP_ADMIN_KEY: 'port-test-admin-key-0123' },
         });
         assert.equal(result.code, 2, `stderr:\n${result.stderr}`);
