@@ -100,6 +100,23 @@ describe('demo: heterogeneous devices in one loop', () => {
     for (const key of ['level', 'battery']) assert.equal(typeof (await reported('coap-tank-01', key)), 'number', `coap-tank-01 ${key}`);
     assert.ok((demo.site.coapTank?.stats.acknowledged ?? 0) > 0, 'the edge answered the sleepy sensor 2.04');
 
+    // The tank farm's Sparkplug B gateway talks to the cloud's broker: its birth registers the tanks there.
+    const sparkplugIds = demo.site.sparkplug.deviceIds().sort();
+    const born = await until(
+      'the Sparkplug B tanks registered by their birth',
+      async () => {
+        const { body } = await t.api<DeviceList>('/api/v1/devices?protocol=sparkplug-b');
+        const ids = body.items.map((device) => device.id).sort();
+        return sparkplugIds.every((id) => ids.includes(id)) ? body.items : undefined;
+      },
+      LIMIT_MS,
+      250,
+    );
+    for (const device of born) assert.equal(device.edge, undefined, `${device.id} is served by the cloud`);
+    for (const id of sparkplugIds) assert.equal(listed.get(id), 'sparkplug-b', id);
+    const tank = sparkplugIds.find((id) => id.split(':').length === 3) ?? assert.fail('a tank behind the gateway');
+    await until(`telemetry of ${tank} in the cloud`, async () => ((await latestTs(tank)) > 0 ? true : undefined), LIMIT_MS, 250);
+
     const summary = demoSummary(t.node, demo, t.config, [], 30_000).join('\n');
     for (const text of [
       'modbus-tcp',

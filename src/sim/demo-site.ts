@@ -5,6 +5,7 @@ import { OPCUA_LINE_MODEL_ID, type OpcuaLine, opcuaPumpModel, startOpcuaLine } f
 import type { Random } from './physics.js';
 import type { Provisioner } from './provisioning.js';
 import { pumpStation, streetLights } from './scenarios.js';
+import { SimulatedSparkplugEdgeNode } from './sparkplug-edge-node.js';
 
 /**
  * The demo's heterogeneous site: the pump station's SDK devices on MQTT, the same station's PLC
@@ -54,6 +55,8 @@ export interface DemoSite {
   plc: PlcStation;
   /** The NB-IoT tank sensor on CoAP, when the edge listens for CoAP. */
   coapTank: SimulatedCoapTank | undefined;
+  /** The tank farm's Sparkplug B gateway on the cloud's broker; its tanks are registered by their birth. */
+  sparkplug: SimulatedSparkplugEdgeNode;
   /**
    * Line 2 once its OPC UA server runs and its devices are registered. It starts in the background:
    * a first start makes the server's certificate, which takes a while on a slow machine.
@@ -89,6 +92,37 @@ const COAP_TANK = {
 };
 /** Real time between the tank's wake-ups: often enough to watch, as a demo should be. */
 const COAP_TANK_WAKE_MS = 10_000;
+
+/** The tank farm gateway as the platform knows it before its first birth (the birth derives its own model). */
+const SPARKPLUG_GATEWAY = { group: 'tank-farm', edgeNode: 'gw-1' } as const;
+const SPARKPLUG_GATEWAY_MODEL = 'sparkplug-edge-node';
+
+async function startSparkplugGateway(options: DemoSiteOptions): Promise<SimulatedSparkplugEdgeNode> {
+  const { group, edgeNode } = SPARKPLUG_GATEWAY;
+  await options.cloudProvisioner.ensureModel(SPARKPLUG_GATEWAY_MODEL, {
+    title: 'Sparkplug B edge node (until its birth)',
+    properties: {},
+  });
+  const id = `${group}:${edgeNode}`;
+  const token = await options.cloudProvisioner.ensureDevice({
+    id,
+    model: SPARKPLUG_GATEWAY_MODEL,
+    name: 'Tank farm gateway (Sparkplug B)',
+    attributes: { site: 'north-works', kind: 'gateway' },
+    network: { profile: 'ethernet' },
+    binding: { protocol: 'sparkplug-b', group, edgeNode },
+  });
+  const gateway = new SimulatedSparkplugEdgeNode({
+    url: options.cloudMqttUrl,
+    group,
+    edgeNode,
+    username: id,
+    password: token,
+    speedup: options.speedup,
+  });
+  await gateway.start();
+  return gateway;
+}
 
 async function startCoapTank(options: DemoSiteOptions, listener: { host: string; port: number }): Promise<SimulatedCoapTank> {
   const model = pumpStation.models[COAP_TANK.model];
@@ -168,12 +202,15 @@ export async function startDemoSite(options: DemoSiteOptions): Promise<DemoSite>
 
     const coapTank = options.edgeCoap ? await startCoapTank(options, options.edgeCoap) : undefined;
     if (coapTank) started.push(coapTank);
+    const sparkplug = await startSparkplugGateway(options);
+    started.push(sparkplug);
 
     devices.unshift(
       ...pumps.plant.devices.map((device) => ({ id: device.id, protocol: 'mqtt', edge: options.edge })),
       ...plc.devices.map((device) => ({ id: device.id, protocol: device.binding.protocol, edge: options.edge })),
       ...(coapTank ? [{ id: COAP_TANK.id, protocol: 'coap', edge: options.edge }] : []),
       ...lights.plant.devices.map((device) => ({ id: device.id, protocol: 'mqtt' })),
+      ...sparkplug.deviceIds().map((id) => ({ id, protocol: 'sparkplug-b' })),
     );
     const linePump = (id: string) => running?.devices.find((device) => device.id === id)?.attributes.pump;
     return {
@@ -181,6 +218,7 @@ export async function startDemoSite(options: DemoSiteOptions): Promise<DemoSite>
       lights,
       plc,
       coapTank,
+      sparkplug,
       line,
       devices: () => [...devices],
       injectFault(deviceId, fault, durationS) {
