@@ -103,6 +103,15 @@ function duration(text: string): number {
   return value;
 }
 
+/** A duration with a floor: below it a setting only loads a peer or cuts devices off, almost surely a typo. */
+function durationAtLeast(minimumMs: number, minimumText: string): (text: string) => number {
+  return (text) => {
+    const ms = duration(text);
+    if (ms < minimumMs) throw new Error(`"${text}" is shorter than the ${minimumText} minimum`);
+    return ms;
+  };
+}
+
 /** Retention shorter than a minute would delete data as it arrives: almost surely a typo. */
 function retention(text: string): number {
   const value = duration(text);
@@ -536,12 +545,8 @@ export const SETTINGS: SettingSpec[] = [
     description: 'how long an MQTT connection may take to log in before it is closed',
     display: '10s',
     defaultValue: 10_000,
-    parse: (text) => {
-      const ms = duration(text);
-      // Shorter would close devices on a slow link before their CONNECT has arrived.
-      if (ms < 1_000) throw new Error(`"${text}" is shorter than the 1s minimum`);
-      return ms;
-    },
+    // Shorter would close devices on a slow link before their CONNECT has arrived.
+    parse: durationAtLeast(1_000, '1s'),
   }),
   spec({
     key: 'sparkplug',
@@ -576,12 +581,8 @@ export const SETTINGS: SettingSpec[] = [
     description: 'Modbus TCP poll interval of properties whose form has no modv:pollingTime',
     display: '1s',
     defaultValue: 1_000,
-    parse: (text) => {
-      const ms = duration(text);
-      // Faster polling than this only loads the PLC; a form's own modv:pollingTime may still ask for it.
-      if (ms < 100) throw new Error(`"${text}" is shorter than the 100ms minimum`);
-      return ms;
-    },
+    // Faster polling than this only loads the PLC; a form's own modv:pollingTime may still ask for it.
+    parse: durationAtLeast(100, '100ms'),
   }),
   spec({
     key: 'modbusTimeoutMs',
@@ -590,11 +591,7 @@ export const SETTINGS: SettingSpec[] = [
     description: 'how long a PLC has to answer one Modbus TCP request (then the read fails and the connection is renewed)',
     display: '2s',
     defaultValue: 2_000,
-    parse: (text) => {
-      const ms = duration(text);
-      if (ms < 50) throw new Error(`"${text}" is shorter than the 50ms minimum`);
-      return ms;
-    },
+    parse: durationAtLeast(50, '50ms'),
   }),
   spec({
     key: 'opcuaTimeoutMs',
@@ -603,11 +600,7 @@ export const SETTINGS: SettingSpec[] = [
     description: 'how long an OPC UA server has to answer one request (reads, writes, calls; connecting gets twice this)',
     display: '5s',
     defaultValue: 5_000,
-    parse: (text) => {
-      const ms = duration(text);
-      if (ms < 100) throw new Error(`"${text}" is shorter than the 100ms minimum`);
-      return ms;
-    },
+    parse: durationAtLeast(100, '100ms'),
   }),
   spec({
     key: 'opcuaTrustUnknownServers',
