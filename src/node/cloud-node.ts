@@ -24,7 +24,7 @@ import {
   SqliteTelemetryStore,
   SqliteTwins,
 } from '../store/sqlite/index.js';
-import type { TelemetrySample } from '../telemetry/index.js';
+import { TelemetryRetention, type TelemetrySample } from '../telemetry/index.js';
 import { type Clock, systemClock } from '../time/index.js';
 import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import { buildHttpApi, StreamTickets } from '../transport/http/index.js';
@@ -64,8 +64,6 @@ export interface RunningNode {
 
 export class StartupError extends Error {}
 
-const RETENTION_SWEEP_MS = 3_600_000;
-const FIRST_RETENTION_SWEEP_MS = 60_000;
 const EXPIRY_SWEEP_MS = 1_000;
 const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
 /** How long an action waits for an offline (not sleepy) device. */
@@ -408,29 +406,17 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       await expirySweep;
     });
 
-    let retentionSweep: Promise<number> = Promise.resolve(0);
-    const sweepRetention = () => {
-      retentionSweep = retentionSweep.then(async () => {
-        const before = now() - config.retentionMs;
-        const live = await devices.liveUids();
-        const samples = await store.prune(before, async () => live);
-        const events = await deviceEvents.prune(before, async () => live);
-        if (samples + events > 0) logger.info({ samples, events }, 'retention removed old telemetry and events');
-        return samples + events;
-      });
-      return retentionSweep;
-    };
-    const logSweepFailure = (error: Error) => logger.error({ err: error.message }, 'retention sweep failed');
-    // One sweep soon after start: a node restarted more often than hourly must still prune.
-    const firstSweep = setTimeout(() => sweepRetention().catch(logSweepFailure), FIRST_RETENTION_SWEEP_MS);
-    const sweepTimer = setInterval(() => sweepRetention().catch(logSweepFailure), RETENTION_SWEEP_MS);
-    firstSweep.unref();
-    sweepTimer.unref();
-    cleanups.push(async () => {
-      clearTimeout(firstSweep);
-      clearInterval(sweepTimer);
-      await retentionSweep.catch(() => 0);
+    const retention = new TelemetryRetention({
+      samples: store,
+      events: deviceEvents,
+      liveDeviceUids: async () => devices.liveUids(),
+      retentionMs: config.retentionMs,
+      now,
+      swept: (removed) => logger.info(removed, 'retention removed old telemetry and events'),
+      failed: (error) => logger.error({ err: error.message }, 'retention sweep failed'),
     });
+    retention.start();
+    cleanups.push(() => retention.stop());
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
     logger.info(
@@ -453,7 +439,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       alarms,
       ...(edgeDirectory ? { edges: edgeDirectory } : {}),
       async sweep() {
-        await Promise.all([commands.expireDue(), twins.expireDue(), agents.tick(), sweepRetention()]);
+        await Promise.all([commands.expireDue(), twins.expireDue(), agents.tick(), retention.sweep()]);
       },
       async stop() {
         if (stopping) return;

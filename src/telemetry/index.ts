@@ -15,4 +15,5 @@ export {
   planTelemetryQuery,
   type TelemetryQueryParams,
 } from './query.js';
+export { type RetentionParts, TelemetryRetention } from './retention.js';
 export * from './sample.js';
