@@ -2,8 +2,18 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Fleet, HttpProvisioner, OPCUA_LINE_MODEL_ID, type OpcuaLine, opcuaPumpModel, SCENARIOS, startOpcuaLine } from '../sim/index.js';
-import { PLC_MODELS, type PlcStation, startPlcStation } from '../sim/modbus-station.js';
+import {
+  Fleet,
+  HttpProvisioner,
+  OPCUA_LINE_MODEL_ID,
+  type OpcuaLine,
+  opcuaPumpModel,
+  PLC_MODELS,
+  type PlcStation,
+  SCENARIOS,
+  startOpcuaLine,
+  startPlcStation,
+} from '../sim/index.js';
 
 interface SimOptions {
   scenario: string;

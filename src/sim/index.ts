@@ -5,6 +5,7 @@
  */
 export { type DemoSite, type DemoSiteOptions, devicesByProtocol, type SiteDevice, startDemoSite } from './demo-site.js';
 export { Fleet, type FleetOptions, type FleetStats } from './fleet.js';
+export { PLC_MODELS, type PlcStation, startPlcStation } from './modbus-station.js';
 export { OPCUA_LINE_MODEL_ID, type OpcuaLine, type OpcuaLineOptions, opcuaPumpModel, startOpcuaLine } from './opcua-line.js';
 export * from './physics.js';
 export { type DeviceSpec, HttpProvisioner, type Provisioner } from './provisioning.js';
