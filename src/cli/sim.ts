@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
+  type ExistingDevicePolicy,
+  ExistingDevicesError,
   Fleet,
   HttpProvisioner,
   OPCUA_LINE_MODEL_ID,
@@ -28,6 +30,8 @@ interface SimOptions {
   modbusHost: string;
   opcuaPort?: string;
   opcuaHost: string;
+  reuse?: boolean;
+  replace?: boolean;
 }
 
 /** `pump-0003:bearing-wear@30s` or `pump-0001:cavitation@60s+120s` (start, optional duration). */
@@ -64,9 +68,24 @@ export function addSimCommand(program: Command): void {
       'also run line 2 as an OPC UA server (3 pumps, line2-pump-01..03, model line2-pump) on this port (0: any free port)',
     )
     .option('--opcua-host <host>', 'host the line 2 devices are registered with in their opc.tcp:// endpoint', '127.0.0.1')
+    .option('--reuse', 'take over devices of the same ids an earlier thingloop sim registered (they get new tokens)')
+    .option('--replace', 'delete existing devices of the same ids and register them anew')
     .addHelpText(
       'after',
-      '\nExample:\n  thingloop sim --scenario pump-station --devices 1000 --url mqtt://localhost:1883 --api http://localhost:8080 --admin-key $KEY\n',
+      [
+        '',
+        'Existing devices: a device token cannot be read back, so running a device the node already has',
+        'means issuing it a new token, which disconnects whatever runs it now. By default the simulator',
+        'registers nothing when any of its device ids exists, names them and exits with code 3.',
+        '  --reuse    devices an earlier thingloop sim registered (attribute provisionedBy: "thingloop sim")',
+        '             and of the same model get new tokens and keep their history; any other existing',
+        "             device (the demo's, a real one) is still refused",
+        '  --replace  existing devices are deleted (twin, queued actions, credential) and registered anew',
+        '',
+        'Example:',
+        '  thingloop sim --scenario pump-station --devices 1000 --url mqtt://localhost:1883 --api http://localhost:8080 --admin-key $KEY',
+        '',
+      ].join('\n'),
     )
     .action(async (options: SimOptions) => {
       const scenario = SCENARIOS[options.scenario];
@@ -76,26 +95,27 @@ export function addSimCommand(program: Command): void {
       const devices = Number(options.devices);
       if (!Number.isInteger(devices) || devices < 1) throw new Error('--devices must be a positive integer');
       const faults = (options.fault ?? []).map(parseFault);
+      if (options.reuse && options.replace) throw new Error('--reuse and --replace exclude each other: choose one');
+      const existing: ExistingDevicePolicy = options.reuse ? 'reuse' : options.replace ? 'replace' : 'refuse';
+      const provisioner = new HttpProvisioner(options.api, adminKey, {
+        existing,
+        say: (line) => process.stderr.write(`sim: ${line}\n`),
+      });
       const fleet = new Fleet({
         url: options.url,
         scenario,
         devices,
-        provisioner: new HttpProvisioner(options.api, adminKey),
+        provisioner,
         rate: options.rate ? Number(options.rate) : undefined,
         speedup: Number(options.speedup),
         progress: (line) => process.stderr.write(`sim: ${line}\n`),
       });
-      await fleet.start();
       let station: PlcStation | undefined;
       if (options.modbusPort !== undefined) {
         const port = Number(options.modbusPort);
         if (!Number.isInteger(port) || port < 0 || port > 65_535)
           throw new Error('--modbus-port must be a port number (0 for any free port)');
         station = await startPlcStation({ port, host: options.modbusHost, speedup: Number(options.speedup) });
-        const provisioner = new HttpProvisioner(options.api, adminKey);
-        for (const [id, document] of Object.entries(PLC_MODELS)) await provisioner.ensureModel(id, document);
-        for (const device of station.devices) await provisioner.ensureDevice(device);
-        process.stderr.write(`sim: Modbus TCP PLC on ${station.host}:${station.port} (${station.devices.map((d) => d.id).join(', ')})\n`);
       }
       let opcuaLine: OpcuaLine | undefined;
       if (options.opcuaPort !== undefined) {
@@ -110,7 +130,25 @@ export function addSimCommand(program: Command): void {
           pkiDir: join(tmpdir(), `thingloop-sim-opcua-${process.pid}`),
           trustAllClients: true,
         });
-        const provisioner = new HttpProvisioner(options.api, adminKey);
+      }
+      // Every id is looked at before anything is registered: a refusal leaves the node as it was.
+      try {
+        await provisioner.prepare([...fleet.plant.devices, ...(station?.devices ?? []), ...(opcuaLine?.devices ?? [])]);
+      } catch (error) {
+        await station?.stop();
+        await opcuaLine?.stop();
+        if (opcuaLine) rmSync(join(tmpdir(), `thingloop-sim-opcua-${process.pid}`), { recursive: true, force: true });
+        if (!(error instanceof ExistingDevicesError)) throw error;
+        process.stderr.write(`thingloop sim: ${error.message}\n`);
+        process.exit(3);
+      }
+      await fleet.start();
+      if (station) {
+        for (const [id, document] of Object.entries(PLC_MODELS)) await provisioner.ensureModel(id, document);
+        for (const device of station.devices) await provisioner.ensureDevice(device);
+        process.stderr.write(`sim: Modbus TCP PLC on ${station.host}:${station.port} (${station.devices.map((d) => d.id).join(', ')})\n`);
+      }
+      if (opcuaLine) {
         await provisioner.ensureModel(OPCUA_LINE_MODEL_ID, opcuaPumpModel);
         for (const device of opcuaLine.devices) await provisioner.ensureDevice(device);
         process.stderr.write(`sim: OPC UA line 2 on ${opcuaLine.endpointUrl} (${opcuaLine.devices.map((d) => d.id).join(', ')})\n`);

@@ -8,7 +8,14 @@ export { Fleet, type FleetOptions, type FleetStats } from './fleet.js';
 export { PLC_MODELS, type PlcStation, startPlcStation } from './modbus-station.js';
 export { OPCUA_LINE_MODEL_ID, type OpcuaLine, type OpcuaLineOptions, opcuaPumpModel, startOpcuaLine } from './opcua-line.js';
 export * from './physics.js';
-export { type DeviceSpec, HttpProvisioner, type Provisioner } from './provisioning.js';
+export {
+  type DeviceSpec,
+  type ExistingDevicePolicy,
+  ExistingDevicesError,
+  HttpProvisioner,
+  type Provisioner,
+  SIM_MARK,
+} from './provisioning.js';
 export {
   type Plant,
   pumpStation,
