@@ -80,6 +80,11 @@ describe('agents on a node (ManualClock, real MQTT and HTTP)', () => {
     assert.equal((await decisionById(t, decision.id)).verification?.status, 'pending');
     clock.advance(10 * SECOND);
     await pump.send({ temperature: 84 });
+    const holding = await decisionById(t, decision.id);
+    assert.equal(holding.verification?.status, 'holding', 'it must hold for holdFor (half of within by default) first');
+    assert.deepEqual(holding.verification?.holding, { since: clock.now(), until: clock.now() + 30 * SECOND });
+    clock.advance(30 * SECOND);
+    await pump.send({ temperature: 83 });
     const verified = await decisionById(t, decision.id);
     assert.equal(verified.verification?.status, 'verified');
     assert.equal(verified.verification?.attempts, 1);
@@ -87,7 +92,9 @@ describe('agents on a node (ManualClock, real MQTT and HTTP)', () => {
 
     clock.advance(2 * MINUTE);
     await t.node.sweep();
-    assert.equal((await decisionById(t, decision.id)).verification?.status, 'verified', 'a verified decision stays verified');
+    const watched = await decisionById(t, decision.id);
+    assert.equal(watched.verification?.status, 'verified', 'a verified decision stays verified');
+    assert.equal(watched.verification?.watch?.ended, 'elapsed', 'the watch (within by default) is over');
     await pump.send({ temperature: 65 });
     const alarm = await alarmById(t, decision.alarmId);
     assert.equal(alarm.state, 'cleared');
@@ -582,10 +589,10 @@ describe('agents across a restart (keepData, same dataDir and clock)', () => {
       d = await devices();
 
       // The window remembers the two 100s: avg (100 + 100 + 90) / 3 = 96.7 stays above `clear`
-      // (a lost window would see 90 and recover, clearing the alarm); 90 < 100 - 2 verifies.
+      // (a lost window would see 90 and recover, clearing the alarm); 90 < 100 - 2 starts the hold.
       await d.ok.send({ temperature: 90 });
-      const verified = await decisionById(t, okDecision?.id ?? '');
-      assert.equal(verified.verification?.status, 'verified');
+      const holding = await decisionById(t, okDecision?.id ?? '');
+      assert.equal(holding.verification?.status, 'holding');
       assert.equal((await decisionsOf(t, 'restart')).length, 2, 'the judgment stayed active: no new episode');
       assert.equal((await alarmById(t, okDecision?.alarmId ?? '')).state, 'active');
 
@@ -595,6 +602,8 @@ describe('agents across a restart (keepData, same dataDir and clock)', () => {
       const failed = await decisionById(t, failDecision?.id ?? '');
       assert.equal(failed.verification?.status, 'failed');
       assert.deepEqual(failed.verification?.followUp, ['escalated to critical']);
+      // The hold (30 s, half of within) ran its time on the same sweep: settled on the latest reading, 90.
+      assert.equal((await decisionById(t, okDecision?.id ?? '')).verification?.status, 'verified');
       assert.equal((await alarmById(t, failed.alarmId ?? '')).severity, 'critical');
 
       // A new episode: the cooldown counts from the action taken before the restart.

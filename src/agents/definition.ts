@@ -112,6 +112,18 @@ export const AgentDefinitionSchema = Type.Object(
         {
           expect: Expr,
           within: Duration,
+          holdFor: Type.Optional(
+            Type.String({
+              description:
+                'How long `expect` must keep holding before the effect counts as verified, like 60s (default: half of `within`; 0s verifies at once)',
+            }),
+          ),
+          watchFor: Type.Optional(
+            Type.String({
+              description:
+                'How long the effect is watched after verification; if `expect` breaks then, the loop re-opens (default: `within`; 0s: no watch)',
+            }),
+          ),
           retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
           onFailure: Type.Optional(Type.Array(Type.Union([Type.Literal('escalate'), Type.Literal('rollback')]))),
         },
@@ -191,7 +203,14 @@ export interface AgentSpec {
   windows: Record<string, { spec: WindowSpec; sizeMs?: number; sizeCount?: number }>;
   detectors: Record<string, DetectorSpec & { windowMs?: number }>;
   steps: CompiledStep[];
-  verify?: { expect: Expression; withinMs: number; retries: number; onFailure: ('escalate' | 'rollback')[] };
+  verify?: {
+    expect: Expression;
+    withinMs: number;
+    holdForMs: number;
+    watchForMs: number;
+    retries: number;
+    onFailure: ('escalate' | 'rollback')[];
+  };
   safety: {
     bounds: Record<string, { min?: number; max?: number; maxStep?: number }>;
     cooldownMs: number;
@@ -303,6 +322,10 @@ export function compileAgent(input: unknown): { spec: AgentSpec } | { problems: 
   const verifyExpect = verify ? expression('/verify/expect', verify.expect) : undefined;
   // Checked even when `expect` is broken, so both problems are listed in one round trip.
   const verifyWithinMs = verify ? duration('/verify/within', verify.within, 60_000) : 60_000;
+  // Half of `within` by default: long enough that a reading that dips once is not taken for an
+  // effect, short enough that a slow plant still verifies soon after it settles.
+  const verifyHoldForMs = duration('/verify/holdFor', verify?.holdFor, Math.round(verifyWithinMs / 2));
+  const verifyWatchForMs = duration('/verify/watchFor', verify?.watchFor, verifyWithinMs);
   const interlocks = (definition.safety?.interlocks ?? []).flatMap((source, index) => {
     const compiled = expression(`/safety/interlocks/${index}`, source);
     return compiled ? [compiled] : [];
@@ -331,6 +354,8 @@ export function compileAgent(input: unknown): { spec: AgentSpec } | { problems: 
     spec.verify = {
       expect: verifyExpect,
       withinMs: verifyWithinMs,
+      holdForMs: verifyHoldForMs,
+      watchForMs: verifyWatchForMs,
       retries: verify.retries ?? 0,
       onFailure: verify.onFailure ?? [],
     };

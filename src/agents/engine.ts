@@ -3,8 +3,16 @@ import { EventBus } from '../bus/index.js';
 import { conflict, invalid, notFound } from '../errors/index.js';
 import type { DeviceRecord } from '../registry/index.js';
 import type { JsonValue, TelemetrySample } from '../telemetry/index.js';
+import { formatDuration } from '../time/index.js';
 import type { AlarmService } from './alarms.js';
-import type { DecisionOutcome, DecisionQuery, DecisionRecord, PlannedAction } from './decision.js';
+import {
+  type DecisionOutcome,
+  type DecisionQuery,
+  type DecisionRecord,
+  type PlannedAction,
+  type Verification,
+  verificationOpen,
+} from './decision.js';
 import { type AgentDefinition, type AgentMode, type AgentSpec, compileAgent, type DefinitionProblem } from './definition.js';
 import { type DetectorState, newDetector, observe, silence } from './detectors.js';
 import { holds, type Scope } from './expression.js';
@@ -19,7 +27,7 @@ export interface AgentDeviceState {
   judgment: JudgmentState;
   lastActionAt: number | null;
   recentActions: number[];
-  /** The decision whose effect is being verified. */
+  /** The decision whose effect is being verified: pending, holding, or verified and watched. */
   verifying?: string;
 }
 
@@ -68,6 +76,9 @@ interface RunningAgent {
 }
 
 const KILL_SWITCH = 'agents.kill_switch';
+
+/** A span for a follow-up note: `10s`, `2m`, or `12.3s` when it is not whole. */
+const span = (ms: number): string => (ms % 1000 === 0 ? formatDuration(ms) : `${(ms / 1000).toFixed(1)}s`);
 
 function selects(spec: AgentSpec, device: DeviceRecord): boolean {
   const { ids, model, attributes } = spec.definition.perceive.devices;
@@ -311,6 +322,8 @@ export class AgentEngine {
     const clear = spec.clear ? holds(spec.clear, scope) : !when;
     const step = judge(state.judgment, { when, clear, ts, forMs: spec.forMs, clearForMs: spec.clearForMs });
     state.judgment = step.state;
+    // A recovery ends the episode: a later heat-up is a new episode for the judgment, not a re-opening.
+    if (step.recovered && state.verifying) await this.endWatch(agent, device, state, state.verifying, 'recovered');
     if (step.fired) await this.decide(agent, device, state, scope, flagged, trigger);
     if (step.recovered && spec.alarm?.clearOnRecovery) await this.deps.alarms.recovered(spec.id, device.id, spec.alarm.type);
   }
@@ -495,14 +508,20 @@ export class AgentEngine {
     }
     const verify = agent.spec.verify;
     if (verify && !failed) {
-      const attempts = (decision.verification?.attempts ?? 0) + 1;
+      const earlier = decision.verification;
       decision.verification = {
         expect: verify.expect.source,
         deadline: now + verify.withinMs,
         status: 'pending',
-        attempts,
-        followUp: decision.verification?.followUp ?? [],
+        attempts: (earlier?.attempts ?? 0) + 1,
+        holdForMs: verify.holdForMs,
+        watchForMs: verify.watchForMs,
+        // A retry keeps what broke before and when the loop re-opened: the record tells the whole story.
+        ...(earlier?.broken ? { broken: earlier.broken } : {}),
+        ...(earlier?.reopenedAt !== undefined ? { reopenedAt: earlier.reopenedAt } : {}),
+        followUp: earlier?.followUp ?? [],
       };
+      if (state.verifying && state.verifying !== decision.id) await this.endWatch(agent, device, state, state.verifying, 'superseded');
       state.verifying = decision.id;
       await this.saveNow(agent.spec.id, device.id, state);
     }
@@ -511,20 +530,129 @@ export class AgentEngine {
   // ---- verification --------------------------------------------------------------------------
 
   private async checkVerification(agent: RunningAgent, device: DeviceRecord, state: AgentDeviceState, scope: Scope): Promise<void> {
-    const verify = agent.spec.verify;
     const decision = state.verifying ? await this.deps.store.decision(state.verifying) : undefined;
-    if (!verify || !decision?.verification || decision.verification.status !== 'pending') {
+    if (!agent.spec.verify || !decision || !verificationOpen(decision.verification)) {
       delete state.verifying;
       return;
     }
+    await this.advanceVerification(agent, device, state, decision, scope);
+  }
+
+  /**
+   * One step of a verification on what the agent sees now: `pending` → `holding` when `expect`
+   * holds, `holding` → `verified` once it held for `holdFor` (or fails when it breaks),
+   * `verified` → re-opened when it breaks within the watch, and the watch ends after `watchFor`.
+   */
+  private async advanceVerification(
+    agent: RunningAgent,
+    device: DeviceRecord,
+    state: AgentDeviceState,
+    decision: DecisionRecord,
+    scope: Scope,
+  ): Promise<void> {
+    const verify = agent.spec.verify;
+    const verification = decision.verification;
+    if (!verify || !verification) return;
+    const now = this.deps.now();
     // `atDecision.x` is what x was when the agent acted, so "it fell" can be expressed.
     const atDecision = Object.fromEntries(Object.entries(decision.inputs.values).map(([key, entry]) => [key, entry.value]));
-    if (!holds(verify.expect, { ...scope, atDecision })) return;
-    decision.verification.status = 'verified';
-    decision.verification.checkedAt = this.deps.now();
-    delete state.verifying;
+    const holding = holds(verify.expect, { ...scope, atDecision });
+    if (verification.status === 'pending') {
+      if (!holding) return;
+      // Records from before holdFor existed verify at once, as they did then.
+      const holdForMs = verification.holdForMs ?? 0;
+      if (holdForMs <= 0) return this.verified(agent, device, state, decision, verification, now);
+      verification.status = 'holding';
+      verification.holding = { since: now, until: now + holdForMs };
+      verification.checkedAt = now;
+      await this.deps.store.updateDecision(decision);
+      await this.saveNow(agent.spec.id, device.id, state);
+    } else if (verification.status === 'holding') {
+      if (!holding) return this.expectationBroke(agent, device, state, decision, verification, scope, 'hold');
+      if (now >= (verification.holding?.until ?? now)) await this.verified(agent, device, state, decision, verification, now);
+    } else if (verification.status === 'verified' && verification.watch && verification.watch.endedAt === undefined) {
+      if (now >= verification.watch.until) await this.endWatch(agent, device, state, decision.id, 'elapsed');
+      else if (!holding) await this.expectationBroke(agent, device, state, decision, verification, scope, 'watch');
+    }
+  }
+
+  private async verified(
+    agent: RunningAgent,
+    device: DeviceRecord,
+    state: AgentDeviceState,
+    decision: DecisionRecord,
+    verification: Verification,
+    now: number,
+  ): Promise<void> {
+    verification.status = 'verified';
+    verification.verifiedAt = now;
+    verification.checkedAt = now;
+    const watchForMs = verification.watchForMs ?? 0;
+    if (watchForMs > 0) verification.watch = { until: now + watchForMs };
+    else if (state.verifying === decision.id) delete state.verifying;
     await this.deps.store.updateDecision(decision);
     await this.saveNow(agent.spec.id, device.id, state);
+  }
+
+  /** Ends the watch of a verified decision (others are left alone): the effect is no longer this decision's to answer for. */
+  private async endWatch(
+    agent: RunningAgent,
+    device: DeviceRecord,
+    state: AgentDeviceState,
+    decisionId: string,
+    reason: NonNullable<Verification['watch']>['ended'],
+  ): Promise<void> {
+    const decision = await this.deps.store.decision(decisionId);
+    const watch = decision?.verification?.status === 'verified' ? decision.verification.watch : undefined;
+    if (state.verifying === decisionId && (!decision || !verificationOpen(decision.verification) || watch)) delete state.verifying;
+    if (!decision || !watch || watch.endedAt !== undefined) return;
+    watch.endedAt = this.deps.now();
+    if (reason) watch.ended = reason;
+    await this.deps.store.updateDecision(decision);
+    await this.saveNow(agent.spec.id, device.id, state);
+  }
+
+  /** The values an expectation reads, as seen now: what goes on the record when it breaks. */
+  private observed(agent: RunningAgent, deviceId: string, scope: Scope, source: string): Record<string, { value: JsonValue; ts?: number }> {
+    const latest = this.latest.get(deviceId) ?? {};
+    const observed: Record<string, { value: JsonValue; ts?: number }> = {};
+    for (const name of source.match(/[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*/g) ?? []) {
+      const key = name.startsWith('reported.') ? name.slice('reported.'.length) : name;
+      const reading = latest[key];
+      if (reading) observed[key] = { value: reading.value, ts: reading.ts };
+      else if (key in agent.spec.windows) observed[key] = { value: (scope[key] as JsonValue | undefined) ?? null };
+    }
+    if (Object.keys(observed).length > 0) return observed;
+    // An expectation on related devices or detectors only: the device's own readings still say what it was doing.
+    return Object.fromEntries(Object.entries(latest).map(([key, entry]) => [key, { value: entry.value, ts: entry.ts }]));
+  }
+
+  /** `expect` broke after it had held: during the hold it fails; after verification (within the watch) the loop re-opens. */
+  private async expectationBroke(
+    agent: RunningAgent,
+    device: DeviceRecord,
+    state: AgentDeviceState,
+    decision: DecisionRecord,
+    verification: Verification,
+    scope: Scope,
+    during: 'hold' | 'watch',
+  ): Promise<void> {
+    const now = this.deps.now();
+    const values = this.observed(agent, device.id, scope, verification.expect);
+    verification.broken = [...(verification.broken ?? []), { at: now, during, values }];
+    const seen = Object.entries(values)
+      .map(([key, entry]) => `${key} ${JSON.stringify(entry.value)}`)
+      .join(', ');
+    if (during === 'hold') {
+      const since = verification.holding?.since ?? now;
+      verification.followUp.push(`held ${span(now - since)} of ${span(verification.holdForMs ?? 0)}, then broke (${seen})`);
+      await this.failVerification(agent, device, state, decision, 'failed', 'did not hold');
+    } else {
+      verification.status = 'reopened';
+      verification.reopenedAt = now;
+      verification.followUp.push(`re-opened ${span(now - (verification.verifiedAt ?? now))} after verification (${seen})`);
+      await this.failVerification(agent, device, state, decision, 'reopened', 'was lost after verification');
+    }
   }
 
   /** Clock-driven work: verification deadlines, approval expiry, missing-data detectors. */
@@ -536,11 +664,20 @@ export class AgentEngine {
         decision.approval.verdict = 'expired';
         decision.approval.decidedAt = now;
         await this.deps.store.updateDecision(decision);
-      } else if (decision.verification?.status === 'pending' && decision.verification.deadline <= now) {
+      } else if (decision.verification && verificationOpen(decision.verification)) {
+        const verification = decision.verification;
+        const pendingTooLong = verification.status === 'pending' && verification.deadline <= now;
+        // A hold that ran its time, or a watch that did: settled on what the agent sees now, without waiting for a sample.
+        const settles =
+          (verification.status === 'holding' && (verification.holding?.until ?? now) <= now) ||
+          (verification.status === 'verified' && (verification.watch?.until ?? now) <= now);
+        if (!pendingTooLong && !settles) continue;
         const agent = this.agents.get(decision.agentId);
         const device = await this.deps.plant.device(decision.deviceId);
         if (!agent || !device) continue;
-        this.enqueue(agent, device, () => this.verificationFailed(agent, device, decision.id));
+        this.enqueue(agent, device, () =>
+          pendingTooLong ? this.verificationFailed(agent, device, decision.id) : this.settleVerification(agent, device, decision.id),
+        );
       }
     }
     for (const agent of this.agents.values()) {
@@ -565,11 +702,35 @@ export class AgentEngine {
     await this.idle();
   }
 
+  private async settleVerification(agent: RunningAgent, device: DeviceRecord, decisionId: string): Promise<void> {
+    const decision = await this.deps.store.decision(decisionId);
+    if (!decision || !verificationOpen(decision.verification)) return;
+    await this.seed(device);
+    const state = this.stateOf(agent, device.id);
+    await this.advanceVerification(agent, device, state, decision, await this.scopeOf(agent, device, state));
+  }
+
   private async verificationFailed(agent: RunningAgent, device: DeviceRecord, decisionId: string): Promise<void> {
     const decision = await this.deps.store.decision(decisionId);
+    if (decision?.verification?.status !== 'pending' || !agent.spec.verify) return;
+    await this.failVerification(agent, device, this.stateOf(agent, device.id), decision, 'failed', 'not verified');
+  }
+
+  /**
+   * What the agent says to do when an effect is not there: a new attempt while retries last,
+   * then escalation and/or rollback; `status` is where the verification ends (`failed`, or
+   * `reopened` for an effect lost after verification).
+   */
+  private async failVerification(
+    agent: RunningAgent,
+    device: DeviceRecord,
+    state: AgentDeviceState,
+    decision: DecisionRecord,
+    status: 'failed' | 'reopened',
+    effect: string,
+  ): Promise<void> {
     const verify = agent.spec.verify;
-    if (decision?.verification?.status !== 'pending' || !verify) return;
-    const state = this.stateOf(agent, device.id);
+    if (!verify || !decision.verification) return;
     if (decision.verification.attempts <= verify.retries) {
       decision.verification.followUp.push(`retried (attempt ${decision.verification.attempts + 1})`);
       const scope = await this.scopeOf(agent, device, state);
@@ -581,9 +742,9 @@ export class AgentEngine {
       }
       decision.verification.followUp.push(`retry refused: ${verdict.refused}`);
     }
-    decision.verification.status = 'failed';
+    decision.verification.status = status;
     decision.verification.checkedAt = this.deps.now();
-    delete state.verifying;
+    if (state.verifying === decision.id) delete state.verifying;
     for (const step of verify.onFailure) {
       if (step === 'escalate' && agent.spec.alarm) {
         const alarm = await this.deps.alarms.raise({
@@ -591,7 +752,7 @@ export class AgentEngine {
           deviceId: device.id,
           type: agent.spec.alarm.type,
           severity: agent.spec.alarm.escalateTo,
-          message: `${agent.spec.definition.name ?? agent.spec.id}: effect not verified on ${device.id} (${verify.expect.source} did not hold)`,
+          message: `${agent.spec.definition.name ?? agent.spec.id}: effect ${effect} on ${device.id} (${verify.expect.source} did not hold)`,
           decisionId: decision.id,
         });
         decision.alarmId = alarm.id;
@@ -620,13 +781,19 @@ export class AgentEngine {
 
   // ---- approvals and records -----------------------------------------------------------------
 
-  async approve(decisionId: string, by: string): Promise<DecisionRecord> {
+  async approve(decisionId: string, by: string, note?: string): Promise<DecisionRecord> {
     const decision = await this.awaiting(decisionId);
     const agent = this.running(decision.agentId);
     const device = await this.deps.plant.device(decision.deviceId);
     if (!device) throw notFound(`device ${decision.deviceId} no longer exists`);
     const now = this.deps.now();
-    decision.approval = { ...(decision.approval ?? { expiresAt: now }), decidedBy: by, decidedAt: now, verdict: 'approved' };
+    decision.approval = {
+      ...(decision.approval ?? { expiresAt: now }),
+      decidedBy: by,
+      decidedAt: now,
+      verdict: 'approved',
+      ...(note !== undefined ? { note } : {}),
+    };
     const state = this.stateOf(agent, device.id);
     // The plant may have changed while the decision waited: the envelope is checked again.
     const verdict = checkEnvelope(
@@ -647,11 +814,17 @@ export class AgentEngine {
     return decision;
   }
 
-  async reject(decisionId: string, by: string): Promise<DecisionRecord> {
+  async reject(decisionId: string, by: string, note?: string): Promise<DecisionRecord> {
     const decision = await this.awaiting(decisionId);
     const now = this.deps.now();
     decision.outcome = 'rejected';
-    decision.approval = { ...(decision.approval ?? { expiresAt: now }), decidedBy: by, decidedAt: now, verdict: 'rejected' };
+    decision.approval = {
+      ...(decision.approval ?? { expiresAt: now }),
+      decidedBy: by,
+      decidedAt: now,
+      verdict: 'rejected',
+      ...(note !== undefined ? { note } : {}),
+    };
     await this.deps.store.updateDecision(decision);
     return decision;
   }

@@ -1,16 +1,18 @@
-import type {
-  AgentDefinition,
-  AgentDeviceState,
-  AgentStore,
-  Alarm,
-  AlarmQuery,
-  AlarmRepository,
-  DecisionQuery,
-  DecisionRecord,
+import {
+  type AgentDefinition,
+  type AgentDeviceState,
+  type AgentStore,
+  type Alarm,
+  type AlarmQuery,
+  type AlarmRepository,
+  type DecisionQuery,
+  type DecisionRecord,
+  verificationOpen,
 } from '../../agents/index.js';
 import type { SqliteDatabase } from './database.js';
 
-const isOpen = (d: DecisionRecord) => d.outcome === 'awaiting-approval' || d.verification?.status === 'pending';
+/** Open: the engine still has work on it (an approval, or a verification pending, holding, or verified and watched). */
+const isOpen = (d: DecisionRecord) => d.outcome === 'awaiting-approval' || verificationOpen(d.verification);
 
 export class SqliteAgentStore implements AgentStore {
   private readonly saveState;
