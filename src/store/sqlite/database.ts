@@ -127,6 +127,70 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE devices ADD COLUMN protocol TEXT NOT NULL DEFAULT 'mqtt';
    UPDATE devices SET record = json_set(record, '$.binding', json('{"protocol":"mqtt"}')) WHERE json_extract(record, '$.binding') IS NULL;
    CREATE INDEX devices_by_protocol ON devices (protocol, id);`,
+  // Tenancy, in the node's system database: tenants (`default` always), people, their sessions,
+  // API keys and the audit trail. Secrets only as hashes. Usernames are unique per tenant without
+  // case; a key name only among the tenant's live keys, so a revoked key's name can be reused.
+  // The audit keeps AUTOINCREMENT ids: they are the paging cursor and must never come back.
+  `CREATE TABLE tenants (
+     id TEXT PRIMARY KEY, name TEXT NOT NULL, quotas TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;
+   INSERT INTO tenants (id, name, quotas, created_at, updated_at)
+     VALUES ('default', 'Default', '{}', CAST(strftime('%s', 'now') AS INTEGER) * 1000, CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+   CREATE TABLE users (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL REFERENCES tenants (id),
+     username TEXT NOT NULL COLLATE NOCASE,
+     display_name TEXT,
+     role TEXT NOT NULL,
+     disabled INTEGER NOT NULL DEFAULT 0,
+     external_issuer TEXT,
+     external_subject TEXT,
+     password_hash TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     last_sign_in_at INTEGER,
+     UNIQUE (tenant, username)) STRICT;
+   CREATE UNIQUE INDEX users_by_external ON users (tenant, external_issuer, external_subject) WHERE external_subject IS NOT NULL;
+   CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     token_hash TEXT NOT NULL UNIQUE,
+     tenant TEXT NOT NULL,
+     user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+     created_at INTEGER NOT NULL,
+     last_seen_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     address TEXT NOT NULL) STRICT;
+   CREATE INDEX sessions_by_user ON sessions (user_id);
+   CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+   CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL REFERENCES tenants (id),
+     secret_hash TEXT NOT NULL UNIQUE,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL,
+     user_id TEXT REFERENCES users (id) ON DELETE CASCADE,
+     created_by TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     last_used_at INTEGER,
+     revoked_at INTEGER) STRICT;
+   CREATE UNIQUE INDEX api_keys_live_name ON api_keys (tenant, name) WHERE revoked_at IS NULL;
+   CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at);
+   CREATE INDEX api_keys_by_user ON api_keys (user_id) WHERE user_id IS NOT NULL;
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     tenant TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     resource TEXT NOT NULL,
+     address TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     status INTEGER,
+     detail TEXT) STRICT;
+   CREATE INDEX audit_by_tenant ON audit (tenant, id);
+   CREATE INDEX audit_by_actor ON audit (tenant, actor, id);
+   CREATE INDEX audit_by_action ON audit (tenant, action, id);
+   CREATE INDEX audit_by_time ON audit (at);`,
 ];
 
 export interface OpenOptions {

@@ -10,4 +10,12 @@ export { type DeviceEventWriterOptions, SqliteDeviceEvents } from './events.js';
 export { SqliteInvocations } from './invocations.js';
 export { SqliteDevices, SqliteModels, SqliteSettings } from './metadata.js';
 export { SqliteTelemetryStore, type TelemetryWriterOptions, type WriteMetrics } from './telemetry.js';
+export {
+  SqliteApiKeys,
+  SqliteAuditTrail,
+  SqliteSessions,
+  SqliteTenants,
+  SqliteUsers,
+  sqliteTenancyStores,
+} from './tenancy.js';
 export { SqliteTwins } from './twins.js';
