@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { parse as parseYaml } from 'yaml';
-import { AgentDefinitionSchema, type AlarmQuery, type DecisionOutcome } from '../../../agents/index.js';
+import { AgentDefinitionSchema, type AlarmQuery, type DecisionOutcome, VerificationSchema } from '../../../agents/index.js';
 import { DomainError, invalid } from '../../../errors/index.js';
 import { parseTime } from '../../../telemetry/index.js';
 import type { HttpApiContext } from '../context.js';
@@ -9,7 +9,7 @@ import { AnyObject, ErrorBody, errorResponses, IdParam, NoContent, type TypeBoxT
 
 const Mode = Type.Union([Type.Literal('auto'), Type.Literal('approve'), Type.Literal('shadow')]);
 const Decision = Type.Object(
-  {},
+  { verification: Type.Optional(VerificationSchema) },
   { additionalProperties: true, description: 'A decision record: inputs, judgment, actions, safety checks, outcome, verification' },
 );
 const AlarmBody = Type.Object(
