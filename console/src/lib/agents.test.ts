@@ -14,6 +14,8 @@ import {
   outcomeTone,
   scopeOf,
   sortOpenAlarms,
+  verificationText,
+  verificationTone,
 } from './agents';
 import { parseRoute } from './router';
 
@@ -103,6 +105,15 @@ describe('decisions', () => {
       'rejected by api',
     );
     expect(outcomeText({ outcome: 'refused', approval: { expiresAt: NOW, verdict: 'approved' } })).toBe('refused (approved)');
+  });
+
+  it('says where a verification stands: holding with the time to go, verified, re-opened', () => {
+    expect(verificationText({ status: 'holding', holding: { since: NOW, until: NOW + 45_000 } }, NOW)).toBe('holding (45 s to go)');
+    expect(verificationText({ status: 'holding', holding: { since: NOW, until: NOW } }, NOW + 1)).toBe('holding');
+    expect(verificationText({ status: 'verified' }, NOW)).toBe('verified');
+    expect(verificationText({ status: 'reopened' }, NOW)).toBe('re-opened');
+    const statuses = ['pending', 'holding', 'verified', 'failed', 'reopened'] as const;
+    expect(statuses.map(verificationTone)).toEqual(['queued', 'queued', 'succeeded', 'failed', 'failed']);
   });
 
   it('builds the decision-log query with its filters', () => {

@@ -1,5 +1,14 @@
 import { stringify } from 'yaml';
-import type { AgentDefinition, AgentMode, Alarm, DecisionOutcome, DecisionRecord, JsonValue, PlannedAction } from '../api/types';
+import type {
+  AgentDefinition,
+  AgentMode,
+  Alarm,
+  DecisionOutcome,
+  DecisionRecord,
+  JsonValue,
+  PlannedAction,
+  Verification,
+} from '../api/types';
 import { formatSpan } from './format';
 
 export const MODES: { mode: AgentMode; label: string; effect: string }[] = [
@@ -55,6 +64,27 @@ export function outcomeTone(outcome: DecisionOutcome | string): string {
     default:
       return 'neutral';
   }
+}
+
+/** A verification's status as people say it: `re-opened` for an effect lost after it was verified. */
+export function verificationText(verification: Pick<Verification, 'status' | 'holding'>, now: number): string {
+  switch (verification.status) {
+    case 'holding':
+      return verification.holding && verification.holding.until > now
+        ? `holding (${formatSpan(verification.holding.until - now)} to go)`
+        : 'holding';
+    case 'reopened':
+      return 're-opened';
+    default:
+      return verification.status;
+  }
+}
+
+/** Badge class for a verification status: only a verified effect is green. */
+export function verificationTone(status: Verification['status']): string {
+  if (status === 'verified') return 'succeeded';
+  if (status === 'failed' || status === 'reopened') return 'failed';
+  return 'queued';
 }
 
 /** The outcome with who decided, when there was an approval: "executed (approved by api)". */

@@ -1,8 +1,9 @@
+import { Fragment } from 'react';
 import type { DecisionRecord } from '../api/types';
 import { ApprovalActions } from '../components/ApprovalActions';
 import { DetailPending, Empty } from '../components/states';
 import { Table } from '../components/Table';
-import { describeAction, expiryText, outcomeText, outcomeTone } from '../lib/agents';
+import { describeAction, expiryText, outcomeText, outcomeTone, verificationText, verificationTone } from '../lib/agents';
 import { formatTime, formatValue } from '../lib/format';
 import { href } from '../lib/router';
 import { useApi } from '../lib/session';
@@ -204,14 +205,53 @@ export function Decision({ id }: { id: string }) {
             </dd>
             <dt>Status</dt>
             <dd>
-              <span
-                className={`badge ${d.verification.status === 'verified' ? 'succeeded' : d.verification.status === 'failed' ? 'failed' : 'queued'}`}
-              >
-                {d.verification.status}
+              <span className={`badge ${verificationTone(d.verification.status)}`} data-testid="verification-status">
+                {verificationText(d.verification, now)}
               </span>
             </dd>
             <dt>Deadline</dt>
             <dd>{formatTime(d.verification.deadline)}</dd>
+            {d.verification.holding && (
+              <>
+                <dt>Held</dt>
+                <dd>
+                  since {formatTime(d.verification.holding.since)}, must hold until {formatTime(d.verification.holding.until)}
+                </dd>
+              </>
+            )}
+            {d.verification.verifiedAt !== undefined && (
+              <>
+                <dt>Verified</dt>
+                <dd>{formatTime(d.verification.verifiedAt)}</dd>
+              </>
+            )}
+            {d.verification.watch && (
+              <>
+                <dt>Watched</dt>
+                <dd>
+                  {d.verification.watch.endedAt === undefined
+                    ? `until ${formatTime(d.verification.watch.until)}`
+                    : `until ${formatTime(d.verification.watch.endedAt)} (${d.verification.watch.ended ?? 'ended'})`}
+                </dd>
+              </>
+            )}
+            {d.verification.reopenedAt !== undefined && (
+              <>
+                <dt>Re-opened</dt>
+                <dd>{formatTime(d.verification.reopenedAt)}</dd>
+              </>
+            )}
+            {(d.verification.broken ?? []).map((broken) => (
+              <Fragment key={broken.at}>
+                <dt>Broke {broken.during === 'hold' ? 'while holding' : 'after verification'}</dt>
+                <dd data-testid="verification-broken">
+                  {formatTime(broken.at)}:{' '}
+                  {Object.entries(broken.values)
+                    .map(([name, seen]) => `${name} ${formatValue(seen.value)}`)
+                    .join(', ')}
+                </dd>
+              </Fragment>
+            ))}
             <dt>Attempts</dt>
             <dd>{d.verification.attempts}</dd>
             {d.verification.checkedAt !== undefined && (
