@@ -4,8 +4,12 @@
  * name tenant and role, and every refusal with its reason.
  */
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ConfigError, oidcRedirectUrl, resolveConfig } from '../src/node/config.js';
 import { OIDC_PENDING_TTL_MS, OidcSignIn, OidcSignInError, type OidcSignInOptions } from '../src/tenancy/oidc.js';
+import { tempDir } from './support/harness.js';
 import { type OidcIssuer, signInAtIssuer, startOidcIssuer } from './support/oidc-issuer.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:1/api/v1/auth/oidc/callback';
@@ -222,5 +226,54 @@ describe('OpenID Connect sign-in with the issuer down', () => {
     const error = await refusal(fresh.begin());
     assert.equal(error.reason, 'issuer_unreachable');
     assert.ok(error.message.includes(issuer.url.href), error.message);
+  });
+});
+
+describe('OpenID Connect settings', () => {
+  const configErrorOf = (env: Record<string, string>): string => {
+    try {
+      resolveConfig({ env });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      return error.message;
+    }
+    assert.fail('resolveConfig accepted the configuration');
+  };
+
+  test('off by default; the claims default to thingloop_tenant and thingloop_role', () => {
+    const { config } = resolveConfig({ env: {} });
+    assert.equal(config.oidcIssuer, undefined);
+    assert.deepEqual([config.oidcTenantClaim, config.oidcRoleClaim], ['thingloop_tenant', 'thingloop_role']);
+    assert.equal(oidcRedirectUrl(config, 'https://plant.example.com:8443'), 'https://plant.example.com:8443/api/v1/auth/oidc/callback');
+  });
+
+  test('the client secret comes from a file or the environment, and an issuer needs a client', () => {
+    const dir = tempDir('thingloop-oidc-');
+    try {
+      const file = join(dir, 'oidc-secret');
+      writeFileSync(file, 'secret-from-file\n');
+      const issuer = 'https://login.example.com/realms/plant';
+      const { config } = resolveConfig({
+        env: { THINGLOOP_OIDC_ISSUER: issuer, THINGLOOP_OIDC_CLIENT_ID: 'thingloop' },
+        flags: { oidcClientSecretFile: file, oidcRedirectUrl: 'https://plant.example.com/cb', oidcRoleClaim: 'groups' },
+      });
+      assert.deepEqual(
+        [config.oidcIssuer, config.oidcClientId, config.oidcClientSecret, config.oidcRoleClaim],
+        [issuer, 'thingloop', 'secret-from-file', 'groups'],
+      );
+      assert.equal(oidcRedirectUrl(config, 'http://ignored'), 'https://plant.example.com/cb');
+      const fromEnv = resolveConfig({
+        env: { THINGLOOP_OIDC_ISSUER: issuer, THINGLOOP_OIDC_CLIENT_ID: 'thingloop', THINGLOOP_OIDC_CLIENT_SECRET: 'secret-from-env' },
+      });
+      assert.equal(fromEnv.config.oidcClientSecret, 'secret-from-env');
+      assert.match(configErrorOf({ THINGLOOP_OIDC_ISSUER: issuer, THINGLOOP_OIDC_CLIENT_SECRET: 'x' }), /client id/);
+      assert.match(configErrorOf({ THINGLOOP_OIDC_ISSUER: issuer, THINGLOOP_OIDC_CLIENT_ID: 'thingloop' }), /client secret/);
+      assert.match(configErrorOf({ THINGLOOP_OIDC_CLIENT_SECRET: 'x', THINGLOOP_OIDC_CLIENT_SECRET_FILE: file }), /both set/);
+      assert.match(configErrorOf({ THINGLOOP_OIDC_CLIENT_SECRET_FILE: join(dir, 'missing') }), /cannot read the OIDC client secret file/);
+      assert.match(configErrorOf({ THINGLOOP_OIDC_ISSUER: 'http://login.example.com' }), /https/);
+      assert.match(configErrorOf({ THINGLOOP_OIDC_ROLE_CLAIM: 'two words' }), /not a claim name/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -39,6 +39,16 @@ export interface NodeConfig {
   agentsDir: string | undefined;
   alarmWebhook: string | undefined;
   alarmWebhookSecret: string | undefined;
+  /** OpenID Connect sign-in: the issuer (off when unset), this node's client at it, and the claims read. */
+  oidcIssuer: string | undefined;
+  oidcClientId: string | undefined;
+  /** Also filled from `oidcClientSecretFile`. */
+  oidcClientSecret: string | undefined;
+  oidcClientSecretFile: string | undefined;
+  /** Unset: `oidcRedirectUrl(config, publicUrl)` derives it from the node's public URL. */
+  oidcRedirectUrl: string | undefined;
+  oidcTenantClaim: string;
+  oidcRoleClaim: string;
   logLevel: string;
   metricsToken: string | undefined;
   publicMetrics: boolean;
@@ -216,6 +226,32 @@ function readAdminKeyFile(path: string): string {
 function adminKeyFile(path: string): string {
   readAdminKeyFile(path);
   return path;
+}
+
+/** https, or http to a loopback address (a local test issuer): codes and tokens cross this link. */
+function oidcIssuer(text: string): string {
+  const parsed = new URL(url(text));
+  const loopback = ['localhost', '[::1]'].includes(parsed.hostname) || /^127\.\d+\.\d+\.\d+$/.test(parsed.hostname);
+  if (parsed.protocol === 'http:' && !loopback) throw new Error(`"${text}" must be an https URL (http only on loopback)`);
+  return text;
+}
+
+function readOidcClientSecretFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`cannot read the OIDC client secret file ${path}: ${(error as Error).message}`);
+  }
+  if (text === '') throw new Error(`the OIDC client secret file ${path} is empty`);
+  return text;
+}
+
+/** A claim name as it appears in an ID token: one word. */
+function claimName(text: string): string {
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9_:.\-/]{1,128}$/.test(trimmed)) throw new Error(`"${text}" is not a claim name`);
+  return trimmed;
 }
 
 /** Comma- or space-separated addresses and CIDR ranges, in canonical form. */
@@ -549,6 +585,68 @@ export const SETTINGS: SettingSpec[] = [
     parse: durationAtLeast(1_000, '1s'),
   }),
   spec({
+    key: 'oidcIssuer',
+    flag: 'oidc-issuer',
+    env: 'THINGLOOP_OIDC_ISSUER',
+    description: 'OpenID Connect issuer people may sign in with (https; its /.well-known/openid-configuration is read); off when unset',
+    defaultValue: undefined,
+    parse: oidcIssuer,
+  }),
+  spec({
+    key: 'oidcClientId',
+    flag: 'oidc-client-id',
+    env: 'THINGLOOP_OIDC_CLIENT_ID',
+    description: "this node's client id at the OIDC issuer",
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'oidcClientSecret',
+    flag: 'oidc-client-secret',
+    env: 'THINGLOOP_OIDC_CLIENT_SECRET',
+    description:
+      "this node's client secret at the OIDC issuer (visible in ps as a flag; prefer THINGLOOP_OIDC_CLIENT_SECRET or --oidc-client-secret-file)",
+    defaultValue: undefined,
+    parse: String,
+    secret: true,
+  }),
+  spec({
+    key: 'oidcClientSecretFile',
+    flag: 'oidc-client-secret-file',
+    env: 'THINGLOOP_OIDC_CLIENT_SECRET_FILE',
+    description: "file holding this node's client secret at the OIDC issuer",
+    defaultValue: undefined,
+    parse: (path) => {
+      readOidcClientSecretFile(path);
+      return path;
+    },
+  }),
+  spec({
+    key: 'oidcRedirectUrl',
+    flag: 'oidc-redirect-url',
+    env: 'THINGLOOP_OIDC_REDIRECT_URL',
+    description: 'where the OIDC issuer sends people back (register it at the issuer)',
+    defaultValue: undefined,
+    display: '<public URL>/api/v1/auth/oidc/callback',
+    parse: url,
+  }),
+  spec({
+    key: 'oidcTenantClaim',
+    flag: 'oidc-tenant-claim',
+    env: 'THINGLOOP_OIDC_TENANT_CLAIM',
+    description: "the ID token or userinfo claim naming a person's tenant (absent: the default tenant)",
+    defaultValue: 'thingloop_tenant',
+    parse: claimName,
+  }),
+  spec({
+    key: 'oidcRoleClaim',
+    flag: 'oidc-role-claim',
+    env: 'THINGLOOP_OIDC_ROLE_CLAIM',
+    description: "the claim naming a person's role (absent: viewer; an unknown role or platform-admin is refused)",
+    defaultValue: 'thingloop_role',
+    parse: claimName,
+  }),
+  spec({
     key: 'sparkplug',
     flag: 'sparkplug',
     env: 'THINGLOOP_SPARKPLUG',
@@ -679,6 +777,7 @@ export function resolveConfig(sources: ConfigSources): ResolvedConfig {
   }
   const resolved = { config: config as unknown as NodeConfig, origins };
   withAdminKeyFromFile(resolved);
+  withOidcClient(resolved);
   return resolved;
 }
 
@@ -704,6 +803,44 @@ function withAdminKeyFromFile({ config, origins }: ResolvedConfig): void {
     throw new ConfigError((error as Error).message);
   }
   origins.adminKey = origins.adminKeyFile;
+}
+
+/**
+ * The OIDC client secret file fills the secret (the usual precedence; both from one source is
+ * refused), and an issuer needs a client id and secret.
+ */
+function withOidcClient({ config, origins }: ResolvedConfig): void {
+  if (config.oidcClientSecretFile !== undefined) {
+    const byFile = PRECEDENCE.indexOf(origins.oidcClientSecretFile);
+    const bySecret = PRECEDENCE.indexOf(origins.oidcClientSecret);
+    if (byFile === bySecret) {
+      throw new ConfigError(
+        `the OIDC client secret and its file are both set (in the ${origins.oidcClientSecret}): keep one of ${howToSet('oidcClientSecret')} and ${howToSet('oidcClientSecretFile')}`,
+      );
+    }
+    if (byFile > bySecret) {
+      try {
+        config.oidcClientSecret = readOidcClientSecretFile(config.oidcClientSecretFile);
+      } catch (error) {
+        throw new ConfigError((error as Error).message);
+      }
+      origins.oidcClientSecret = origins.oidcClientSecretFile;
+    }
+  }
+  if (config.oidcIssuer === undefined) return;
+  if (config.oidcClientId === undefined) {
+    throw new ConfigError(`OIDC sign-in (--oidc-issuer) needs this node's client id at the issuer: ${howToSet('oidcClientId')}`);
+  }
+  if (config.oidcClientSecret === undefined) {
+    throw new ConfigError(
+      `OIDC sign-in (--oidc-issuer) needs this node's client secret: ${howToSet('oidcClientSecretFile')}, or THINGLOOP_OIDC_CLIENT_SECRET`,
+    );
+  }
+}
+
+/** Where the OIDC issuer sends people back: the configured URL, else the callback route under the node's public URL. */
+export function oidcRedirectUrl(config: NodeConfig, publicUrl: string | URL): string {
+  return config.oidcRedirectUrl ?? new URL('/api/v1/auth/oidc/callback', publicUrl).href;
 }
 
 /** How to change a setting, for error messages: "--mqtt-port or THINGLOOP_MQTT_PORT". */
