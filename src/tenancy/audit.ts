@@ -182,6 +182,7 @@ export class AuditTrail {
   private readonly options: AuditTrailOptions;
   private buffer: AuditEntry[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private timerDelayMs = 0;
   private writing: Promise<void> | undefined;
   private closed = false;
   private readonly counts = { written: 0, dropped: 0, writeFailures: 0 };
@@ -286,7 +287,13 @@ export class AuditTrail {
 
   private schedule(delayMs: number): void {
     // A write in progress takes what arrives meanwhile (it loops until the buffer is empty).
-    if (this.timer || this.writing) return;
+    if (this.writing) return;
+    if (this.timer) {
+      // A full batch does not wait out the delay a first entry started.
+      if (delayMs > 0 || this.timerDelayMs === 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timerDelayMs = delayMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();

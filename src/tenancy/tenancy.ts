@@ -4,7 +4,7 @@ import { API_KEY_PREFIX, type ApiKeyOptions, type ApiKeyRepository, ApiKeys } fr
 import type { ScryptParameters } from './passwords.js';
 import { SESSION_TOKEN_PREFIX, type SessionOptions, type SessionRepository, Sessions } from './sessions.js';
 import { TenantDirectory, type TenantRepository } from './tenants.js';
-import { UserDirectory, type UserRepository } from './users.js';
+import { UserDirectory, type UserDirectoryDependencies, type UserRepository } from './users.js';
 
 /** The storage the module needs: one adapter provides all (store/sqlite's SqliteTenancy). */
 export interface TenancyStores {
@@ -38,7 +38,7 @@ export class Tenancy {
   constructor(stores: TenancyStores, options: TenancyOptions) {
     const now = options.now;
     this.tenants = new TenantDirectory(stores.tenants, now);
-    const userDependencies: ConstructorParameters<typeof UserDirectory>[0] = {
+    const userDependencies: UserDirectoryDependencies = {
       users: stores.users,
       tenants: this.tenants,
       endSessions: (userId, exceptSessionId) => stores.sessions.deleteForUser(userId, exceptSessionId),
@@ -69,6 +69,7 @@ export class Tenancy {
    * Undefined for anything else, including the node's admin key, which the access check knows.
    */
   authenticate(credential: string): Promise<Identity | undefined> {
+    if (typeof credential !== 'string') return Promise.resolve(undefined);
     if (credential.startsWith(`${API_KEY_PREFIX}_`)) return this.keys.authenticate(credential);
     if (credential.startsWith(`${SESSION_TOKEN_PREFIX}_`)) return this.sessions.authenticate(credential);
     return Promise.resolve(undefined);
