@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SqliteAuditTrail } from '../../src/store/sqlite/index.js';
 import { type AuditEntry, AuditTrail, type StoredAuditEntry } from '../../src/tenancy/index.js';
+import { until } from '../support/wait.js';
 import { START, tenancyFixture } from './tenancy-support.js';
 
 function entry(index: number, overrides: Partial<AuditEntry> = {}): AuditEntry {
@@ -57,6 +58,23 @@ describe('audit trail', () => {
       );
       assert.deepEqual(page.entries[0], { id: 250, ...entry(249), outcome: 'succeeded' });
       await trail.close();
+    } finally {
+      close();
+    }
+  });
+
+  test('a full batch is written without waiting out the delay; a lone entry waits for it', async () => {
+    const { db, close } = tenancyFixture();
+    try {
+      const trail = new AuditTrail(new SqliteAuditTrail(db), { batchSize: 10, flushDelayMs: 3_600_000 });
+      const count = () => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM audit').get()?.n;
+      for (let index = 0; index < 10; index++) trail.record(entry(index));
+      await until('the full batch on disk', () => (count() === 10 ? true : undefined));
+      trail.record(entry(10));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(count(), 10, 'the eleventh waits for its batch or the delay');
+      await trail.close();
+      assert.equal(count(), 11, 'closing writes it');
     } finally {
       close();
     }
