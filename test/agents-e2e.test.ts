@@ -51,7 +51,8 @@ describe('end to end: pump-bearing-protection against the simulated pump station
   test('bearing wear → slower pump and open valve → the bearing cools → verified', async () => {
     const created = await t.api<AgentDefinition>('/api/v1/agents', {
       method: 'POST',
-      raw: readFileSync(EXAMPLE, 'utf8'),
+      // The example's one-minute hold cut to 5 s: plant time runs 120× here, the node's clock does not.
+      raw: readFileSync(EXAMPLE, 'utf8').replace('holdFor: 60s', 'holdFor: 5s'),
       headers: { 'content-type': 'application/yaml' },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -106,11 +107,13 @@ describe('end to end: pump-bearing-protection against the simulated pump station
       'the decision verified',
       async () => {
         const { body } = await t.api<DecisionRecord>(`/api/v1/decisions/${decision.id}`);
-        return body.verification?.status === 'pending' ? undefined : body;
+        return body.verification?.status === 'pending' || body.verification?.status === 'holding' ? undefined : body;
       },
       60_000,
     );
     assert.equal(verified.verification?.status, 'verified', JSON.stringify(verified.verification));
     assert.equal(verified.verification?.expect, 'bearingTemperature < atDecision.bearingTemperature - 2');
+    assert.equal(verified.verification?.holdForMs, 5_000, 'the bearing stayed cooler for the whole hold');
+    assert.ok(verified.verification?.watch, 'and is watched after verification');
   });
 });
