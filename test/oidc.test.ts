@@ -17,7 +17,13 @@ const CLIENT = { clientId: 'thingloop', clientSecret: 'thingloop-client-secret-0
 const OTHER_CLIENT = { clientId: 'other-app', clientSecret: 'other-app-client-secret-0123456789', redirectUris: [REDIRECT_URI] };
 
 const ACCOUNTS = {
-  alice: { preferred_username: 'alice', email: 'alice@acme.example', thingloop_tenant: 'acme', thingloop_role: 'operator' },
+  alice: {
+    preferred_username: 'alice',
+    name: 'Alice Example',
+    email: 'alice@acme.example',
+    thingloop_tenant: 'acme',
+    thingloop_role: 'operator',
+  },
   bob: { email: 'bob@example.com' },
   carol: { preferred_username: 'carol', thingloop_role: 'superuser' },
   dave: { preferred_username: 'dave', thingloop_role: 'platform-admin' },
@@ -76,6 +82,8 @@ describe('OpenID Connect sign-in', () => {
     assert.ok(callback.searchParams.get('code'), `the provider sent back ${callback.href}`);
     const identity = await rp.finish(callback);
     assert.equal(identity.subject, 'alice');
+    assert.equal(identity.issuer, issuer.url.href.replace(/\/$/, ''));
+    assert.equal(identity.displayName, 'Alice Example');
     assert.equal(identity.username, 'alice');
     assert.equal(identity.tenant, 'acme');
     assert.equal(identity.role, 'operator');

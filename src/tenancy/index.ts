@@ -7,6 +7,7 @@
 export * from './audit.js';
 export * from './identity.js';
 export * from './keys.js';
+export * from './oidc.js';
 export * from './passwords.js';
 export * from './policy.js';
 export * from './sessions.js';

@@ -74,13 +74,18 @@ export class OidcSignInError extends DomainError {
   }
 }
 
+/** Fits `UserDirectory.ensureExternalUser(identity.tenant, identity.subject, identity)`. */
 export interface OidcIdentity {
+  /** The ID token's `iss`: with the subject, who the person is. */
+  issuer: string;
   /** The issuer's `sub`: stable for the person at this issuer. */
   subject: string;
   /** preferred_username, else email, else the subject. */
   username: string;
   tenant: string;
   role: Role;
+  /** The `name` claim, when there is one. */
+  displayName?: string;
   /** The ID token's claims, with what userinfo adds. */
   claims: Record<string, unknown>;
 }
@@ -239,7 +244,15 @@ export class OidcSignIn {
     const idToken = tokens.claims();
     if (!idToken) throw new OidcSignInError('token_invalid', 'the issuer sent no ID token');
     const claims: Record<string, unknown> = { ...(await this.userInfo(configuration, tokens.access_token, idToken.sub)), ...idToken };
-    return { subject: idToken.sub, username: usernameOf(claims, idToken.sub), ...this.tenantAndRole(claims), claims };
+    const identity: OidcIdentity = {
+      issuer: idToken.iss,
+      subject: idToken.sub,
+      username: usernameOf(claims, idToken.sub),
+      ...this.tenantAndRole(claims),
+      claims,
+    };
+    if (typeof claims.name === 'string' && claims.name.trim() !== '') identity.displayName = claims.name.trim();
+    return identity;
   }
 
   /** What the userinfo endpoint adds to the ID token (many issuers keep profile claims there). */
