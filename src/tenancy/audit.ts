@@ -77,13 +77,20 @@ const FIELD_LIMITS = { actor: 200, action: 100, resource: 500, address: 100 } as
 export interface AuditTrailOptions {
   /** Entries held at most while waiting to be written; beyond it they are dropped and counted. */
   maxBuffered: number;
+  /** The same bound in bytes (estimated from the fields): large details cannot fill memory either. */
+  maxBufferedBytes: number;
   /** Entries per write. */
   batchSize: number;
   /** How long an entry may wait for a batch to fill. */
   flushDelayMs: number;
 }
 
-export const DEFAULT_AUDIT_OPTIONS: AuditTrailOptions = { maxBuffered: 10_000, batchSize: 500, flushDelayMs: 250 };
+export const DEFAULT_AUDIT_OPTIONS: AuditTrailOptions = {
+  maxBuffered: 10_000,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  batchSize: 500,
+  flushDelayMs: 250,
+};
 
 export interface AuditStats {
   buffered: number;
@@ -102,6 +109,12 @@ function outcomeOf(entry: AuditEntry): AuditOutcome {
   if (entry.outcome !== undefined && AUDIT_OUTCOMES.includes(entry.outcome)) return entry.outcome;
   if (typeof entry.status !== 'number') return 'failed';
   return entry.status < 400 ? 'succeeded' : entry.status < 500 ? 'refused' : 'failed';
+}
+
+/** Roughly what an entry takes in memory (UTF-16 strings, detail as its JSON). */
+function sizeOf(entry: AuditEntry): number {
+  const detail = entry.detail === undefined ? 0 : JSON.stringify(entry.detail).length;
+  return 2 * (entry.tenant.length + entry.actor.length + entry.action.length + entry.resource.length + entry.address.length + detail) + 64;
 }
 
 /** The entry as stored: fields cut to their limits, detail that cannot be stored replaced by a note. */
@@ -181,6 +194,7 @@ export function auditCsvLine(entry: StoredAuditEntry): string {
 export class AuditTrail {
   private readonly options: AuditTrailOptions;
   private buffer: AuditEntry[] = [];
+  private bufferedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerDelayMs = 0;
   private writing: Promise<void> | undefined;
@@ -202,7 +216,14 @@ export class AuditTrail {
       this.counts.dropped++;
       return false;
     }
-    this.buffer.push(storable(entry));
+    const clean = storable(entry);
+    const size = sizeOf(clean);
+    if (this.bufferedBytes + size > this.options.maxBufferedBytes) {
+      this.counts.dropped++;
+      return false;
+    }
+    this.buffer.push(clean);
+    this.bufferedBytes += size;
     if (!this.closed) this.schedule(this.buffer.length >= this.options.batchSize ? 0 : this.options.flushDelayMs);
     return true;
   }
@@ -307,11 +328,13 @@ export class AuditTrail {
       try {
         await this.repository.append(batch);
         this.counts.written += batch.length;
+        for (const written of batch) this.bufferedBytes -= sizeOf(written);
       } catch (error) {
         this.counts.writeFailures++;
         // Back to the front, as much as the bound allows: the oldest entries are kept first.
         const room = Math.max(0, this.options.maxBuffered - this.buffer.length);
         this.counts.dropped += Math.max(0, batch.length - room);
+        for (const lost of batch.slice(room)) this.bufferedBytes -= sizeOf(lost);
         this.buffer.unshift(...batch.slice(0, room));
         this.onWriteError(error);
         return;

@@ -149,6 +149,12 @@ export class Sessions {
     return found ? this.deps.repository.delete(found.session.id) : false;
   }
 
+  /** Ends one session of a user (an admin closing a sign-in they do not trust); false when it was not theirs or is gone. */
+  async end(userId: string, sessionId: string): Promise<boolean> {
+    const sessions = await this.deps.repository.listForUser(userId);
+    return sessions.some((session) => session.id === sessionId) ? this.deps.repository.delete(sessionId) : false;
+  }
+
   /** Ends every session of a user (all but one, when given). */
   endAll(userId: string, exceptSessionId?: string): Promise<number> {
     return this.deps.repository.deleteForUser(userId, exceptSessionId);

@@ -232,6 +232,23 @@ describe('audit trail', () => {
     }
   });
 
+  test('the buffer is bounded in bytes too: large details cannot fill memory', async () => {
+    const { db, close } = tenancyFixture();
+    try {
+      const trail = new AuditTrail(new SqliteAuditTrail(db), { maxBufferedBytes: 64 * 1024, flushDelayMs: 3_600_000 });
+      const large = { notes: 'z'.repeat(4000) };
+      const accepted = Array.from({ length: 20 }, (_, index) => trail.record(entry(index, { detail: large })));
+      const kept = accepted.filter(Boolean).length;
+      assert.ok(kept >= 5 && kept < 10, `${kept} entries of about 8 KiB fit in 64 KiB`);
+      assert.equal(trail.stats().dropped, 20 - kept);
+      await trail.flush();
+      assert.ok(trail.record(entry(99, { detail: large })), 'written entries free their room');
+      await trail.close();
+    } finally {
+      close();
+    }
+  });
+
   test('what cannot be stored as given is cut or replaced, never thrown', async () => {
     const { tenancy, close } = tenancyFixture();
     try {

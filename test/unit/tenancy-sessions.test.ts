@@ -113,6 +113,11 @@ describe('sessions', () => {
       const second = await tenancy.sessions.signIn('default', 'ada', PASSWORD, '192.0.2.1');
       assert.equal((await tenancy.sessions.list(ada.id)).length, 2);
 
+      const third = await tenancy.sessions.signIn('default', 'ada', PASSWORD, '192.0.2.1');
+      assert.equal(await tenancy.sessions.end(grace.id, third.sessionId), false, "not grace's session");
+      assert.equal(await tenancy.sessions.end(ada.id, third.sessionId), true);
+      assert.equal(await tenancy.sessions.authenticate(third.token), undefined);
+
       assert.equal(await tenancy.sessions.signOut(first.token), true);
       assert.equal(await tenancy.sessions.signOut(first.token), false);
       assert.equal(await tenancy.sessions.authenticate(first.token), undefined);
