@@ -91,6 +91,13 @@ describe('OpenID Connect sign-in', () => {
     assert.equal(rp.pendingCount, 0);
   });
 
+  test('only the callback query counts: a request URL rewritten by a proxy completes', async () => {
+    const rp = relyingParty();
+    const callback = await signIn(rp, 'alice');
+    const behindProxy = new URL(`http://10.0.0.7:8080/internal/callback${callback.search}`);
+    assert.equal((await rp.finish(behindProxy)).username, 'alice');
+  });
+
   test('without the claims: the email as username, the default tenant and role', async () => {
     const rp = relyingParty();
     const identity = await rp.finish(await signIn(rp, 'bob'));

@@ -217,7 +217,9 @@ export class OidcSignIn {
 
   /**
    * Completes a sign-in from the URL the issuer sent the browser back to: the state is spent
-   * (whatever follows), the code exchanged, the ID token validated, the claims mapped.
+   * (whatever follows), the code exchanged, the ID token validated, the claims mapped. Only the
+   * URL's query is read: the redirect URI sent with the code is the configured one, whatever
+   * host or path a proxy made of the request.
    */
   async finish(callbackUrl: URL): Promise<OidcIdentity> {
     const state = callbackUrl.searchParams.get('state');
@@ -230,9 +232,11 @@ export class OidcSignIn {
       throw new OidcSignInError('state_expired', 'this sign-in took longer than 10 minutes: start again');
     }
     const configuration = await this.discover();
+    const callback = new URL(this.redirectUri);
+    callback.search = callbackUrl.search;
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     try {
-      tokens = await client.authorizationCodeGrant(configuration, callbackUrl, {
+      tokens = await client.authorizationCodeGrant(configuration, callback, {
         pkceCodeVerifier: pending.codeVerifier,
         expectedState: state,
         expectedNonce: pending.nonce,
