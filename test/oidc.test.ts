@@ -133,6 +133,15 @@ describe('OpenID Connect sign-in', () => {
     assert.equal((await rp.finish(callback)).username, 'alice');
   });
 
+  test('a callback started in another browser is refused when the route passes the state it gave this one', async () => {
+    const rp = relyingParty();
+    const callback = await signIn(rp, 'alice');
+    const state = callback.searchParams.get('state') ?? '';
+    const error = await refusal(rp.finish(callback, 'the state this browser was given'));
+    assert.equal(error.reason, 'state_mismatch');
+    assert.equal((await rp.finish(callback, state)).username, 'alice');
+  });
+
   test('a state is good for one callback: the second use is refused', async () => {
     const rp = relyingParty();
     const callback = await signIn(rp, 'alice');

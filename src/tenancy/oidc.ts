@@ -36,6 +36,8 @@ export type OidcRefusal =
   | 'issuer_invalid'
   /** The callback's state is missing, was never issued here, or was already used. */
   | 'state_unknown'
+  /** The callback's state is not the one this browser started with (a sign-in foisted on it). */
+  | 'state_mismatch'
   /** The sign-in began longer ago than a pending sign-in is kept. */
   | 'state_expired'
   /** The issuer sent the browser back with an error (the person declined, or the request was refused). */
@@ -55,6 +57,7 @@ const KIND_OF: Record<OidcRefusal, ErrorKind> = {
   issuer_unreachable: 'unavailable',
   issuer_invalid: 'unavailable',
   state_unknown: 'unauthorized',
+  state_mismatch: 'unauthorized',
   state_expired: 'unauthorized',
   issuer_refused: 'unauthorized',
   code_refused: 'unauthorized',
@@ -152,7 +155,11 @@ export class OidcSignIn {
    * Reads the issuer's discovery document (once; again after a failure). `begin` and `finish`
    * call it; a node may call it at start to learn early that the issuer is misconfigured.
    */
-  discover(): Promise<client.Configuration> {
+  async discover(): Promise<void> {
+    await this.configuration();
+  }
+
+  private configuration(): Promise<client.Configuration> {
     if (!this.discovered) {
       const attempt = this.readDiscovery();
       this.discovered = attempt;
@@ -194,7 +201,7 @@ export class OidcSignIn {
 
   /** Starts a sign-in: the URL to send the browser to, and the state that will come back with it. */
   async begin(): Promise<{ url: URL; state: string }> {
-    const configuration = await this.discover();
+    const configuration = await this.configuration();
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
@@ -220,18 +227,25 @@ export class OidcSignIn {
    * (whatever follows), the code exchanged, the ID token validated, the claims mapped. Only the
    * URL's query is read: the redirect URI sent with the code is the configured one, whatever
    * host or path a proxy made of the request.
+   *
+   * `browserState` is the state `begin` gave this browser (kept in a cookie by the route): with
+   * it, a callback URL someone else started cannot sign this browser in as them.
    */
-  async finish(callbackUrl: URL): Promise<OidcIdentity> {
+  async finish(callbackUrl: URL, browserState?: string): Promise<OidcIdentity> {
     const state = callbackUrl.searchParams.get('state');
     const pending = state === null ? undefined : this.pending.get(state);
     if (state === null || !pending) {
       throw new OidcSignInError('state_unknown', 'this sign-in was not started here, or was already completed: start again');
     }
+    if (browserState !== undefined && browserState !== state) {
+      // Left pending: the browser that did start it may still complete it.
+      throw new OidcSignInError('state_mismatch', 'this sign-in was started in another browser: start again');
+    }
     this.pending.delete(state);
     if (this.now() - pending.startedAt > OIDC_PENDING_TTL_MS) {
       throw new OidcSignInError('state_expired', 'this sign-in took longer than 10 minutes: start again');
     }
-    const configuration = await this.discover();
+    const configuration = await this.configuration();
     const callback = new URL(this.redirectUri);
     callback.search = callbackUrl.search;
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
