@@ -8,6 +8,7 @@ import { EdgeDirectory, EdgeHub, type EdgeSync, eventRecord, startEdgeSync, tele
 import { BindingStartError, CodecRegistry, DeviceGateway } from '../gateway/index.js';
 import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
 import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
+import { ShutdownDeadlineError, ShutdownSteps } from '../lifecycle/index.js';
 import { ModelCatalog } from '../model/index.js';
 import { createLogger, type Logger, NodeMetrics } from '../observability/index.js';
 import { type DeviceRecord, DeviceRegistry, PresenceBook } from '../registry/index.js';
@@ -104,13 +105,18 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       `cannot open the data directory ${config.dataDir}: ${(error as Error).message} (set it with ${howToSet('dataDir')})`,
     );
   }
-  const cleanups: (() => Promise<void> | void)[] = [
-    () => {
-      db.close();
-    },
-  ];
+  const cleanups = new ShutdownSteps();
+  cleanups.push('closing the database', () => {
+    db.close();
+  });
   const cleanUp = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    try {
+      await cleanups.run(config.shutdownTimeoutMs, (step) => logger.debug({ step }, 'shutdown step'));
+    } catch (error) {
+      if (error instanceof ShutdownDeadlineError)
+        logger.error({ waitingFor: error.waitingFor, notRun: error.notRun, deadlineMs: error.deadlineMs }, error.message);
+      throw error;
+    }
   };
 
   try {
@@ -142,7 +148,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       ...(outbox ? { alsoInTransaction: (samples: TelemetrySample[]) => outbox.insertRows(telemetryRecords(samples)) } : {}),
     });
     const store = telemetry;
-    cleanups.push(() => store.flush());
+    cleanups.push('telemetry store flush', () => store.flush());
     // On an edge an event is stored and queued for the cloud in one transaction, like a sample.
     const deviceEvents = new SqliteDeviceEvents(
       db,
@@ -241,15 +247,15 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       const loaded = await loadAgentFiles(agents, config.agentsDir, logger);
       logger.info({ directory: config.agentsDir, agents: loaded }, 'agent definitions loaded');
     }
-    cleanups.push(async () => {
+    cleanups.push('agents (evaluations in progress, decisions)', async () => {
       await agents.idle();
       await agents.flush();
     });
 
     // Cleanups run in reverse: the bindings stop (and their messages in flight finish) before the
     // twins flush, so no report lands after the last flush.
-    cleanups.push(() => twins.flush());
-    cleanups.push(() => gateway.stop());
+    cleanups.push('twins flush', () => twins.flush());
+    cleanups.push('device bindings (messages in flight)', () => gateway.stop());
     try {
       await gateway.start(bindings.all);
     } catch (error) {
@@ -291,7 +297,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const hub = edgeHub;
     // Runs after the HTTP server closed (cleanups run in reverse): no new frames, then the
     // batches and pushes in flight finish before the store closes.
-    if (hub) cleanups.push(() => hub.stop());
+    if (hub) cleanups.push('edge hub (uplink batches and pushes in flight)', () => hub.stop());
     if (outbox) {
       const { cloudUrl, edgeId, edgeToken } = config;
       if (!cloudUrl || !edgeId || !edgeToken) {
@@ -323,7 +329,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         },
       );
       const sync = edgeSync;
-      cleanups.push(() => sync.stop());
+      cleanups.push('edge sync (cloud link, outbox feed)', () => sync.stop());
     }
 
     let stopping = false;
@@ -383,7 +389,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       }),
     });
     const httpPort = await listenHttp(app, config);
-    cleanups.push(() => app.close());
+    cleanups.push('HTTP server (requests in flight, WebSockets)', () => app.close());
 
     // One sweep at a time, and shutdown waits for the one running: it writes to the store.
     let expirySweep: Promise<unknown> | undefined;
@@ -401,7 +407,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         });
     }, EXPIRY_SWEEP_MS);
     expiryTimer.unref();
-    cleanups.push(async () => {
+    cleanups.push('expiry sweep', async () => {
       clearInterval(expiryTimer);
       await expirySweep;
     });
@@ -416,7 +422,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       failed: (error) => logger.error({ err: error.message }, 'retention sweep failed'),
     });
     retention.start();
-    cleanups.push(() => retention.stop());
+    cleanups.push('retention sweep', () => retention.stop());
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
     logger.info(

@@ -72,6 +72,8 @@ export interface NodeConfig {
   opcuaTimeoutMs: number;
   /** OPC UA: trust a server certificate seen for the first time (and keep it in opcua-pki/trusted). */
   opcuaTrustUnknownServers: boolean;
+  /** How long a stopping node waits for its work in flight before it exits anyway. */
+  shutdownTimeoutMs: number;
 }
 
 type Origin = 'default' | 'config file' | 'environment' | 'flag';
@@ -522,6 +524,16 @@ export const SETTINGS: SettingSpec[] = [
     description: 'serve /api/v1/openapi.json without a key',
     defaultValue: false,
     parse: yesNo,
+  }),
+  spec({
+    key: 'shutdownTimeoutMs',
+    flag: 'shutdown-timeout',
+    env: 'THINGLOOP_SHUTDOWN_TIMEOUT',
+    description:
+      'how long a stopping node waits for work in flight (batches, flushes, requests); then it logs what it was still waiting for and exits with code 1',
+    display: '10s',
+    defaultValue: 10_000,
+    parse: durationAtLeast(100, '100ms'),
   }),
   spec({
     key: 'httpRequestTimeoutMs',
