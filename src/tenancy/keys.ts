@@ -91,7 +91,9 @@ export class ApiKeys {
     if (typeof input.name !== 'string' || !API_KEY_NAME_PATTERN.test(input.name)) {
       throw invalid('a key name is 1 to 64 letters, digits, spaces, ".", "_", ":", "@" or "-", starting with a letter or digit');
     }
-    if (typeof input.createdBy !== 'string' || input.createdBy === '') throw invalid('a key needs the actor who issued it');
+    if (typeof input.createdBy !== 'string' || input.createdBy === '' || input.createdBy.length > 200) {
+      throw invalid('a key needs the actor who issued it (at most 200 characters)');
+    }
     const at = this.deps.now();
     const record: ApiKeyRecord = {
       id: randomUUID(),

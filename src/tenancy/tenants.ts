@@ -1,4 +1,4 @@
-import { conflict, invalid, notFound } from '../errors/index.js';
+import { conflict, DomainError, invalid, notFound } from '../errors/index.js';
 import { DEFAULT_TENANT, isTenantId, TENANT_ID_PATTERN } from './policy.js';
 
 /** Limits a tenant may not exceed; an absent field is unlimited. */
@@ -63,6 +63,21 @@ function tenantNameOf(value: unknown, fallback: string): string {
     throw invalid(`a tenant name is 1 to ${MAX_TENANT_NAME_LENGTH} characters`);
   }
   return value.trim();
+}
+
+/**
+ * Refuses going past a quota: `current` in use, `adding` more wanted. The error says which quota,
+ * its limit and the use (`details.reason` is `quota_<name>`, for the refusal counter); an absent
+ * quota never refuses.
+ */
+export function checkQuota(tenant: TenantRecord, quota: keyof TenantQuotas, current: number, adding = 1): void {
+  const limit = tenant.quotas[quota];
+  if (limit === undefined || current + adding <= limit) return;
+  throw new DomainError('too_many_requests', `tenant "${tenant.id}" is at its ${quota} quota (${current} of ${limit})`, {
+    reason: `quota_${quota}`,
+    limit,
+    current,
+  });
 }
 
 export interface NewTenant {

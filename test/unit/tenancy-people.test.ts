@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { openDatabase, sqliteTenancyStores } from '../../src/store/sqlite/index.js';
-import { Tenancy } from '../../src/tenancy/index.js';
+import { checkQuota, Tenancy } from '../../src/tenancy/index.js';
 import { START, tenancyFixture } from './tenancy-support.js';
 
 const PASSWORD = 'a long enough password';
@@ -67,6 +67,23 @@ describe('tenants', () => {
       assert.equal(updated.updatedAt, START + 5000);
       assert.deepEqual(await tenancy.tenants.get('factory-1'), updated);
       await assert.rejects(tenancy.tenants.update('nope', { name: 'x' }), { kind: 'not_found' });
+    } finally {
+      close();
+    }
+  });
+
+  test('a quota refuses going past it and says which; an absent quota never refuses', async () => {
+    const { tenancy, close } = tenancyFixture();
+    try {
+      const tenant = await tenancy.tenants.create({ id: 'factory-2', quotas: { devices: 3 } });
+      checkQuota(tenant, 'devices', 2);
+      assert.throws(() => checkQuota(tenant, 'devices', 3), {
+        kind: 'too_many_requests',
+        message: 'tenant "factory-2" is at its devices quota (3 of 3)',
+        details: { reason: 'quota_devices', limit: 3, current: 3 },
+      });
+      assert.throws(() => checkQuota(tenant, 'devices', 1, 5), { kind: 'too_many_requests' });
+      checkQuota(tenant, 'agents', 1_000_000);
     } finally {
       close();
     }
