@@ -288,16 +288,10 @@ export class OidcSignIn {
 
   private grantRefusal(error: unknown): OidcSignInError {
     if (error instanceof client.AuthorizationResponseError) {
-      return new OidcSignInError(
-        'issuer_refused',
-        `the issuer refused the sign-in: ${error.error}${error.error_description ? ` (${error.error_description})` : ''}`,
-      );
+      return new OidcSignInError('issuer_refused', `the issuer refused the sign-in: ${issuerWords(error.error, error.error_description)}`);
     }
     if (error instanceof client.ResponseBodyError) {
-      return new OidcSignInError(
-        'code_refused',
-        `the issuer refused the code: ${error.error}${error.error_description ? ` (${error.error_description})` : ''}`,
-      );
+      return new OidcSignInError('code_refused', `the issuer refused the code: ${issuerWords(error.error, error.error_description)}`);
     }
     if (isUnreachable(error)) {
       return new OidcSignInError('issuer_unreachable', `the OIDC issuer's token endpoint cannot be reached: ${causeText(error)}`);
@@ -340,6 +334,12 @@ export class OidcSignIn {
       this.pending.delete(state);
     }
   }
+}
+
+/** The issuer's error code and description, cut short: a crafted callback URL can carry any text. */
+function issuerWords(code: string, description: string | undefined): string {
+  const text = description ? `${code} (${description})` : code;
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 function usernameOf(claims: Record<string, unknown>, subject: string): string {
