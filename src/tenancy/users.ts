@@ -46,6 +46,8 @@ export interface UserRepository {
   update(user: UserRecord): Promise<void>;
   passwordHash(id: string): Promise<string | undefined>;
   setPasswordHash(id: string, hash: string): Promise<void>;
+  /** Writes only the sign-in time: a sign-in must not write back fields an admin changed meanwhile. */
+  recordSignIn(id: string, at: number): Promise<void>;
   /** Removes the user with its sessions and API keys. */
   delete(tenant: string, id: string): Promise<boolean>;
 }
@@ -207,7 +209,9 @@ export class UserDirectory {
       }
     }
     await this.deps.users.setPasswordHash(id, await hashPassword(password, this.scrypt));
-    await this.deps.users.update({ ...user, updatedAt: this.deps.now() });
+    // Read again: hashing took a while, and an admin may have changed the user meanwhile.
+    const current = await this.require(tenant, id);
+    await this.deps.users.update({ ...current, updatedAt: this.deps.now() });
     await this.deps.endSessions(id, options.keepSessionId);
   }
 
@@ -236,9 +240,9 @@ export class UserDirectory {
 
   /** Records a sign-in time on the user (sessions call this). */
   async signedIn(user: UserRecord): Promise<UserRecord> {
-    const updated = { ...user, lastSignInAt: this.deps.now() };
-    await this.deps.users.update(updated);
-    return updated;
+    const at = this.deps.now();
+    await this.deps.users.recordSignIn(user.id, at);
+    return { ...user, lastSignInAt: at };
   }
 
   /**

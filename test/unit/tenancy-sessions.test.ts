@@ -139,6 +139,20 @@ describe('sessions', () => {
     }
   });
 
+  test('a user disabled while their password is being checked stays disabled, and the session does not work', async () => {
+    const { tenancy, close } = tenancyFixture();
+    try {
+      const ada = await tenancy.users.create({ tenant: 'default', username: 'ada', password: PASSWORD, role: 'viewer' });
+      const signingIn = tenancy.sessions.signIn('default', 'ada', PASSWORD, '192.0.2.1');
+      await tenancy.users.disable('default', ada.id);
+      const outcome = await signingIn.catch(() => undefined);
+      assert.equal((await tenancy.users.get('default', ada.id))?.disabled, true);
+      if (outcome) assert.equal(await tenancy.sessions.authenticate(outcome.token), undefined);
+    } finally {
+      close();
+    }
+  });
+
   test('anything that is not a session token is refused without a lookup and counted', async () => {
     const { tenancy, refusals, close } = tenancyFixture();
     try {

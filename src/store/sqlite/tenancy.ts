@@ -174,6 +174,9 @@ export class SqliteUsers implements UserRepository {
   async setPasswordHash(id: string, hash: string): Promise<void> {
     this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, id);
   }
+  async recordSignIn(id: string, at: number): Promise<void> {
+    this.db.prepare('UPDATE users SET last_sign_in_at = ? WHERE id = ?').run(at, id);
+  }
   async delete(tenant: string, id: string): Promise<boolean> {
     // Sessions and API keys go with the user (ON DELETE CASCADE).
     return this.db.prepare('DELETE FROM users WHERE tenant = ? AND id = ?').run(tenant, id).changes === 1;
