@@ -6,8 +6,11 @@
  * values that broke it on the record. A real node over MQTT and HTTP; time is a ManualClock.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import type { DecisionRecord } from '../src/agents/index.js';
+import { encodeBatch, OUTBOX_EPOCH_HEADER } from '../src/edge/index.js';
 import { ManualClock } from '../src/time/index.js';
 import {
   alarmById,
@@ -20,6 +23,7 @@ import {
   twinOf,
 } from './support/agents.js';
 import { startTestNode, type TestNode } from './support/harness.js';
+import { until } from './support/wait.js';
 
 const SECOND = 1_000;
 const MINUTE = 60_000;
@@ -216,5 +220,37 @@ describe('verification holds for holdFor, and a loop whose effect fails in the w
     const decision = await actOnHotBearing(pump, 'defaults');
     assert.equal(decision.verification?.holdForMs, MINUTE, 'half of within 2m');
     assert.equal(decision.verification?.watchForMs, 2 * MINUTE, 'within');
+  });
+
+  test('a decision an edge forwarded is served as the edge wrote it, even with a verification the schema does not describe', async () => {
+    const { body: edge } = await t.api<{ token: string }>('/api/v1/edges', { method: 'POST', body: { id: 'site-v' } });
+    await t.registerDevice('edge-pump', 'agent-pump', { edge: 'site-v' });
+    await createAgent(t, { ...bearingAgent('edge-agent', 'edge-pump', {}), deploy: { edges: ['site-v'] } });
+    const socket = new WebSocket(`${t.node.httpUrl.replace('http', 'ws')}/api/v1/edges/site-v/link`, {
+      headers: { authorization: `Bearer ${edge.token}`, [OUTBOX_EPOCH_HEADER]: 'epoch-verification' },
+    });
+    const acks: number[] = [];
+    socket.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { type: string; upTo?: number };
+      if (frame.type === 'ack' && frame.upTo !== undefined) acks.push(frame.upTo);
+    });
+    await until('the link open', () => (acks.length > 0 ? true : undefined));
+    const id = randomUUID();
+    // From an edge of another version, or a broken one: fields of types the schema does not say.
+    const verification = { expect: 'x', deadline: 'soon', status: 'holding', attempts: 1, holding: 'yes', broken: 'no', followUp: [] };
+    const decision = { id, agentId: 'edge-agent', deviceId: 'edge-pump', ts: clock.now(), outcome: 'executed', verification };
+    socket.send(encodeBatch([{ seq: 1, record: { kind: 'decision', decision } }]));
+    await until('the batch acknowledged', () => (acks.some((upTo) => upTo >= 1) ? true : undefined));
+    socket.close();
+
+    const one = await t.api<DecisionRecord>(`/api/v1/decisions/${id}`);
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.deepEqual(one.body.verification, verification);
+    const log = await t.api<{ items: DecisionRecord[] }>('/api/v1/agents/edge-agent/decisions');
+    assert.equal(log.status, 200, JSON.stringify(log.body));
+    assert.deepEqual(
+      log.body.items.map((d) => d.id),
+      [id],
+    );
   });
 });

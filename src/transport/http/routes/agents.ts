@@ -43,6 +43,10 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   // the URL already gives).
   const documented = Type.Unsafe<unknown>(definitionBody);
   const engineValidates = { validatorCompiler: () => () => true };
+  // Decision records are sent as stored, not re-shaped by the documented schema: a record an edge
+  // forwarded is kept as the edge wrote it, and one field the schema does not expect must not fail
+  // a whole decision log (the serializer throws on a type it cannot convert).
+  const asStored = { serializerCompiler: () => (data: unknown) => JSON.stringify(data) };
 
   app.get(
     '/agents',
@@ -185,6 +189,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     '/agents/:id/decisions',
     {
       config: { access: 'admin' },
+      ...asStored,
       schema: {
         summary: "An agent's decision records, newest first, filterable by device, outcome and time",
         tags,
@@ -219,6 +224,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     '/decisions/:id',
     {
       config: { access: 'admin' },
+      ...asStored,
       schema: { summary: 'One decision record in full', tags, params: IdParam, response: { 200: Decision, 404: ErrorBody } },
     },
     async (request) => agents.decision(request.params.id),
@@ -228,6 +234,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     '/approvals',
     {
       config: { access: 'admin' },
+      ...asStored,
       schema: {
         summary: 'Decisions waiting for an operator (agents in approve mode)',
         tags: ['approvals'],
@@ -241,6 +248,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     '/approvals/:id/approve',
     {
       config: { access: 'admin' },
+      ...asStored,
       schema: {
         summary: 'Approve a pending decision: the safety envelope is checked again, then it is executed',
         tags: ['approvals'],
@@ -256,6 +264,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     '/approvals/:id/reject',
     {
       config: { access: 'admin' },
+      ...asStored,
       schema: {
         summary: 'Reject a pending decision',
         tags: ['approvals'],
