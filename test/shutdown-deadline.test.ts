@@ -90,6 +90,18 @@ describe('a cloud node stops on SIGTERM after its edge died mid-drain (issue 13,
       });
       devices.push({ id, token: created.token });
     }
+    // An agent on the edge decides while the cloud is away: decisions and desired changes travel up with the samples.
+    await api(cloud, '/api/v1/agents', {
+      method: 'POST',
+      body: {
+        id: 'edge-vibration-slowdown',
+        mode: 'auto',
+        perceive: { devices: { ids: devices.map((d) => d.id) } },
+        judge: { when: 'vibration > 8', clear: 'vibration < 2' },
+        act: { steps: [{ set: { property: 'speed', value: '10' } }] },
+        deploy: { edges: [EDGE_ID] },
+      },
+    });
     // A paced drain keeps the drain going long enough to kill the edge inside it.
     edge = await startProcessNode({
       dataDir: edgeDir,
@@ -127,9 +139,13 @@ describe('a cloud node stops on SIGTERM after its edge died mid-drain (issue 13,
         for (let seq = 0; seq < 800; seq += 40) {
           await Promise.all(
             Array.from({ length: 40 }, (_, i) =>
-              client.publishAsync(`things/${device.id}/telemetry`, JSON.stringify({ ts: base + seq + i, vibration: 1, starts: seq + i }), {
-                qos: 1,
-              }),
+              client.publishAsync(
+                `things/${device.id}/telemetry`,
+                JSON.stringify({ ts: base + seq + i, vibration: seq % 200 < 100 ? 9 : 1, starts: seq + i }),
+                {
+                  qos: 1,
+                },
+              ),
             ),
           );
           backlog += 40;
