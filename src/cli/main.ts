@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { MIN_ADMIN_KEY_LENGTH } from '../access/index.js';
 import { VERSION } from '../node/index.js';
+import { addCertsCommand } from './certs.js';
 import { addDemoCommand } from './demo.js';
 import { addModelCommand } from './model.js';
 import { addNodeOptions, serve } from './serve.js';
@@ -41,6 +42,7 @@ addNodeOptions(
 addDemoCommand(program);
 addSimCommand(program);
 addModelCommand(program);
+addCertsCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`thingloop: ${(error as Error).message}\n`);

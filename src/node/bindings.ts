@@ -6,7 +6,7 @@ import type { DeviceRegistry } from '../registry/index.js';
 import { CoapBinding } from '../transport/coap/index.js';
 import { HttpBinding } from '../transport/http/index.js';
 import { ModbusBinding } from '../transport/modbus/index.js';
-import { MqttBinding } from '../transport/mqtt/index.js';
+import { MqttBinding, type MqttTlsListener } from '../transport/mqtt/index.js';
 import { OpcuaBinding } from '../transport/opcua/index.js';
 import { HostCredential, SparkplugHost, sparkplugCodec } from '../transport/sparkplug/index.js';
 import type { NodeConfig } from './config.js';
@@ -22,6 +22,8 @@ export interface BindingParts {
   isAdminKey(secret: string): boolean;
   /** Shared by every listener that checks credentials: a guesser gains nothing by switching. */
   brake: GuessingBrake;
+  /** MQTT over TLS, when the node has a certificate. */
+  tls?: MqttTlsListener;
   metrics: TransportMetrics;
   logger: Logger;
   now(): number;
@@ -47,6 +49,8 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
     registry: parts.registry,
     isAdminKey: (secret) => parts.isAdminKey(secret) || sparkplugLogin.matches(secret),
     brake: parts.brake,
+    plaintext: config.plaintext,
+    ...(parts.tls ? { tls: parts.tls } : {}),
     limits: {
       maxPayloadBytes: config.maxPayloadBytes,
       maxUnauthenticated: config.mqttMaxUnauthenticated,

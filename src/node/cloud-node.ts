@@ -33,6 +33,7 @@ import { TwinService } from '../twin/index.js';
 import { alarmSinks, createAgents } from './agents-wiring.js';
 import { createBindings } from './bindings.js';
 import { howToSet, type NodeConfig } from './config.js';
+import { cloudTrust, openNodeTls } from './tls.js';
 import { VERSION } from './version.js';
 
 export interface NodeOptions {
@@ -47,6 +48,11 @@ export interface RunningNode {
   coapPort: number | undefined;
   httpUrl: string;
   mqttUrl: string;
+  /** MQTT over TLS and HTTPS ports (undefined when TLS is off) and their URLs. */
+  mqttsPort: number | undefined;
+  httpsPort: number | undefined;
+  mqttsUrl: string | undefined;
+  httpsUrl: string | undefined;
   adminKey: AdminKeySetup;
   logger: Logger;
   registry: DeviceRegistry;
@@ -140,6 +146,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     let telemetry: SqliteTelemetryStore | undefined;
     const metrics = new NodeMetrics(() => telemetry?.pendingSamples() ?? 0);
+    const tls = await openNodeTls(config, { metrics, logger });
     // One brake for HTTP and MQTT: a guesser gains nothing by switching listeners.
     const guessingBrake = new GuessingBrake({ burst: config.authFailureBurst, refillPerSecond: config.authFailureRefillPerSecond, now });
     telemetry = new SqliteTelemetryStore(db, metrics, {
@@ -227,6 +234,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       models,
       isAdminKey: (secret) => admin.isAdminKey(secret),
       brake: guessingBrake,
+      ...(tls ? { tls: tls.mqtt } : {}),
       metrics,
       logger,
       now,
@@ -315,7 +323,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         },
         {
           outbox,
-          link: (handlers, outboxEpoch) => new EdgeLinkClient({ cloudUrl, edgeId, token: edgeToken, outboxEpoch, ...handlers }),
+          link: (handlers, outboxEpoch) =>
+            new EdgeLinkClient({ cloudUrl, edgeId, token: edgeToken, outboxEpoch, ca: cloudTrust(config), ...handlers }),
           registry,
           models,
           agents,
@@ -370,7 +379,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       requestTimeoutMs: config.httpRequestTimeoutMs,
       metricsRegistry: metrics.registry,
       readiness: () => {
-        const checks = { database: db.open, mqtt: mqtt.port > 0, accepting: !stopping };
+        const checks = { database: db.open, mqtt: mqtt.port > 0 || (mqtt.tlsPort ?? 0) > 0, accepting: !stopping };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
       logger,
@@ -383,12 +392,16 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         startedAt,
         uptimeMs: now() - startedAt,
         mqttPort: mqtt.port,
+        ...(mqtt.tlsPort ? { mqttsPort: mqtt.tlsPort } : {}),
         ...(bindings.coap ? { coapPort: bindings.coap.port } : {}),
         connectedDevices: mqtt.broker.connectedDevices(),
         ingestQueueDepth: store.pendingSamples(),
       }),
+      mqttOverWebSocket: (stream, address) => mqtt.broker.handleWebSocket(stream, address),
     });
-    const httpPort = await listenHttp(app, config);
+    // HTTPS first: it hooks its close into the app's, which must happen before the app starts.
+    const httpsPort = tls ? await tls.serveHttps(app) : undefined;
+    const httpPort = config.plaintext ? await listenHttp(app, config) : 0;
     cleanups.push('HTTP server (requests in flight, WebSockets)', () => app.close());
 
     // One sweep at a time, and shutdown waits for the one running: it writes to the store.
@@ -426,15 +439,22 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
     logger.info(
-      { role: config.role, httpPort, mqttPort: mqtt.port, dataDir: config.dataDir, version: VERSION },
+      { role: config.role, httpPort, mqttPort: mqtt.port, httpsPort, mqttsPort: mqtt.tlsPort, dataDir: config.dataDir, version: VERSION },
       `${config.role} node started`,
     );
     return {
       httpPort,
       mqttPort: mqtt.port,
       coapPort: bindings.coap?.port,
-      httpUrl: `http://${hostFor(config.httpHost)}:${httpPort}`,
+      httpUrl:
+        config.plaintext || !httpsPort
+          ? `http://${hostFor(config.httpHost)}:${httpPort}`
+          : `https://${hostFor(config.httpHost)}:${httpsPort}`,
       mqttUrl: `mqtt://${hostFor(config.mqttHost)}:${mqtt.port}`,
+      mqttsPort: mqtt.tlsPort,
+      httpsPort,
+      mqttsUrl: mqtt.tlsPort ? `mqtts://${hostFor(config.mqttHost)}:${mqtt.tlsPort}` : undefined,
+      httpsUrl: httpsPort ? `https://${hostFor(config.httpHost)}:${httpsPort}` : undefined,
       adminKey,
       logger,
       registry,

@@ -72,6 +72,19 @@ export interface NodeConfig {
   opcuaTimeoutMs: number;
   /** OPC UA: trust a server certificate seen for the first time (and keep it in opcua-pki/trusted). */
   opcuaTrustUnknownServers: boolean;
+  /** TLS: the server certificate (PEM; a chain after it) and its private key; both turn on MQTTS and HTTPS. */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** TLS: the CA whose client certificates log devices in (mTLS); an edge also trusts it for the cloud link. */
+  tlsCa: string | undefined;
+  /** TLS: certificates that CA has revoked. */
+  tlsCrl: string | undefined;
+  mqttsPort: number;
+  httpsPort: number;
+  /** Keep the plaintext MQTT and HTTP listeners (off needs a certificate). */
+  plaintext: boolean;
+  /** Edge role: the CA the cloud's HTTPS certificate is checked against (else --tls-ca, else the system's CAs). */
+  cloudCa: string | undefined;
   /** How long a stopping node waits for its work in flight before it exits anyway. */
   shutdownTimeoutMs: number;
 }
@@ -720,6 +733,73 @@ export const SETTINGS: SettingSpec[] = [
       'trust an OPC UA server certificate seen for the first time and remember it (off: copy server certificates to {data-dir}/opcua-pki/trusted/certs)',
     defaultValue: true,
     parse: yesNo,
+  }),
+  spec({
+    key: 'tlsCert',
+    flag: 'tls-cert',
+    env: 'THINGLOOP_TLS_CERT',
+    description:
+      'server certificate (PEM file, chain after it); with --tls-key turns on MQTT over TLS and HTTPS; reloaded when the file changes',
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'tlsKey',
+    flag: 'tls-key',
+    env: 'THINGLOOP_TLS_KEY',
+    description: "the server certificate's private key (PEM file)",
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'tlsCa',
+    flag: 'tls-ca',
+    env: 'THINGLOOP_TLS_CA',
+    description:
+      'CA certificate (PEM file) whose client certificates log devices in on MQTTS (subject CN = device id, O = tenant); tokens still work',
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'tlsCrl',
+    flag: 'tls-crl',
+    env: 'THINGLOOP_TLS_CRL',
+    description: 'revocation list (PEM file) of that CA: its certificates are refused',
+    defaultValue: undefined,
+    parse: String,
+  }),
+  spec({
+    key: 'mqttsPort',
+    flag: 'mqtts-port',
+    env: 'THINGLOOP_MQTTS_PORT',
+    description: 'MQTT over TLS port (with --tls-cert)',
+    defaultValue: 8883,
+    parse: port,
+  }),
+  spec({
+    key: 'httpsPort',
+    flag: 'https-port',
+    env: 'THINGLOOP_HTTPS_PORT',
+    description: 'HTTPS port of the API, console and WebSockets (with --tls-cert)',
+    defaultValue: 8443,
+    parse: port,
+  }),
+  spec({
+    key: 'plaintext',
+    flag: 'plaintext',
+    env: 'THINGLOOP_PLAINTEXT',
+    description: 'keep the plaintext MQTT and HTTP listeners; false leaves only MQTTS and HTTPS (needs --tls-cert and --tls-key)',
+    defaultValue: true,
+    parse: yesNo,
+  }),
+  spec({
+    key: 'cloudCa',
+    flag: 'cloud-ca',
+    env: 'THINGLOOP_CLOUD_CA',
+    description:
+      "edge role: CA certificate (PEM file) the cloud's HTTPS certificate is checked against; otherwise --tls-ca, otherwise the system's CAs",
+    defaultValue: undefined,
+    parse: String,
   }),
 ];
 

@@ -18,7 +18,7 @@ export function createLogger(options: { level?: string; name?: string; destinati
 }
 
 /** The listener a refusal happened on: the node's own, or any device binding's protocol. */
-export type RefusalListener = BindingProtocol | 'websocket' | 'edge-link' | 'webhook';
+export type RefusalListener = BindingProtocol | 'mqtts' | 'mqtt-ws' | 'https' | 'websocket' | 'edge-link' | 'webhook';
 
 /**
  * Why a connection, request or packet was refused before reaching the domain. Ingest refusals
@@ -35,7 +35,17 @@ export type RefusalReason =
   | 'invalid_request'
   | 'body_too_large'
   | 'request_timeout'
-  | 'forbidden_target';
+  | 'forbidden_target'
+  // TLS listeners: a failed handshake, and client certificates (mTLS) that may not log in.
+  | 'tls_handshake_failed'
+  | 'certificate_expired'
+  | 'certificate_not_yet_valid'
+  | 'certificate_revoked'
+  | 'certificate_unknown_ca'
+  | 'certificate_unverified'
+  | 'certificate_without_device'
+  | 'certificate_unknown_device'
+  | 'certificate_wrong_tenant';
 
 /** Counts every refusal, by listener and reason. */
 export interface RefusalMetrics {

@@ -12,6 +12,11 @@ export interface EdgeLinkOptions {
   token: string;
   /** Identifies the edge's outbox sequence; sent so the cloud can tell a new data directory. */
   outboxEpoch: string;
+  /**
+   * The CA the cloud's certificate is checked against on an https:// cloud (wss), read at every
+   * attempt so a renewed file needs no restart; the system's CAs when absent.
+   */
+  ca?: () => string;
   backoff?: { minMs: number; maxMs: number };
   onOpen(): void;
   onClose(reason: string): void;
@@ -37,9 +42,19 @@ export class EdgeLinkClient {
 
   start(): void {
     if (this.stopped) return;
+    let ca: string | undefined;
+    try {
+      ca = this.options.ca?.();
+    } catch (error) {
+      // An unreadable CA file is a failed attempt like an unreachable cloud: reported, then retried.
+      this.options.onClose(`cannot read the cloud's CA: ${(error as Error).message}`);
+      this.retry();
+      return;
+    }
     const socket = new WebSocket(this.url, {
       headers: { authorization: `Bearer ${this.options.token}`, [OUTBOX_EPOCH_HEADER]: this.options.outboxEpoch },
       maxPayload: 64 * 1024 * 1024,
+      ...(ca ? { ca } : {}),
     });
     this.socket = socket;
     socket.on('open', () => {
@@ -54,19 +69,25 @@ export class EdgeLinkClient {
         // A malformed control frame is ignored; the cloud resends state on reconnect.
       }
     });
-    socket.on('error', () => {
-      // 'close' follows and schedules the reconnect.
+    let failure = '';
+    socket.on('error', (error) => {
+      // 'close' follows and schedules the reconnect; the cause (an untrusted certificate…) goes with it.
+      failure = error.message;
     });
     socket.on('close', (code, reason) => {
       this.socket = undefined;
-      this.options.onClose(`${code} ${reason.toString()}`.trim());
-      if (this.stopped) return;
-      const max = this.options.backoff?.maxMs ?? 30_000;
-      const wait = Math.round(this.delay * (0.75 + Math.random() * 0.5));
-      this.delay = Math.min(max, this.delay * 2);
-      this.timer = setTimeout(() => this.start(), wait);
-      this.timer.unref();
+      this.options.onClose([`${code} ${reason.toString()}`.trim(), failure].filter(Boolean).join(': '));
+      this.retry();
     });
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    const max = this.options.backoff?.maxMs ?? 30_000;
+    const wait = Math.round(this.delay * (0.75 + Math.random() * 0.5));
+    this.delay = Math.min(max, this.delay * 2);
+    this.timer = setTimeout(() => this.start(), wait);
+    this.timer.unref();
   }
 
   get open(): boolean {

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { GuessingBrake } from '../../access/index.js';
 import type { AgentEngine, AlarmService } from '../../agents/index.js';
@@ -73,4 +74,6 @@ export interface HttpApiContext {
   maxPayloadBytes: number;
   /** Node-level facts reported by /api/v1/node (role, version, ports). */
   nodeInfo(): Record<string, unknown>;
+  /** MQTT over WebSocket (`/mqtt`): hands each upgraded connection to the embedded broker; no route when absent. */
+  mqttOverWebSocket?(stream: Duplex, address: string | undefined): void;
 }

@@ -7,5 +7,6 @@
 export { type Principal, type RouteAccess, StreamTickets } from './access.js';
 export { HttpBinding } from './binding.js';
 export type { HttpApiContext } from './context.js';
+export { type FollowedTlsContext, type HttpsListener, type HttpsListenerOptions, serveHttps } from './https.js';
 export { jsonBodyProblem, MAX_JSON_DEPTH } from './json-body.js';
 export { buildHttpApi } from './server.js';

@@ -13,6 +13,7 @@ import { agentRoutes } from './routes/agents.js';
 import { deviceRoutes } from './routes/devices.js';
 import { edgeRoutes } from './routes/edges.js';
 import { modelRoutes } from './routes/models.js';
+import { mqttWebSocketRoutes } from './routes/mqtt-websocket.js';
 import { operationsRoutes } from './routes/operations.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { twinRoutes } from './routes/twins.js';
@@ -179,6 +180,7 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
   await app.register(actionRoutes, { context, prefix: '/api/v1' });
   await app.register(agentRoutes, { context, prefix: '/api/v1' });
   await app.register(edgeRoutes, { context, prefix: '/api/v1' });
+  await app.register(mqttWebSocketRoutes, { context });
   await app.register((await import('./console.js')).consoleRoutes);
   return app;
 }

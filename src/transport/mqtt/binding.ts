@@ -52,6 +52,11 @@ export class MqttBinding implements DeviceBinding {
     return this.live?.port ?? 0;
   }
 
+  /** The MQTT over TLS port; undefined when TLS is off. */
+  get tlsPort(): number | undefined {
+    return this.live?.tlsPort;
+  }
+
   async start(uplink: DeviceUplink): Promise<void> {
     const presence = (device: DeviceRecord, state: 'online' | 'offline' | 'uplink' | 'listening') =>
       // Presence is applied synchronously by the gateway; only the wake it may start is async.

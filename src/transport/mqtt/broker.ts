@@ -1,9 +1,12 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TLSSocket, Server as TlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { GuessingBrake } from '../../access/index.js';
 import type { Logger, TransportMetrics } from '../../observability/index.js';
 import type { DeviceRecord, DeviceRegistry } from '../../registry/index.js';
+import { type ClientCertificate, DEFAULT_CERTIFICATE_TENANT } from '../tls/index.js';
 import { ADMIN_OWNER, ClientIdBook, type ClientIdOwner, deviceOwner } from './client-ids.js';
 import { type FixedHeader, guardPacketSizes, type PacketSizeLimits } from './packet-guard.js';
 import { sparkplugForwardAllowed, sparkplugPublishAllowed, sparkplugSubscribeAllowed } from './sparkplug-acl.js';
@@ -66,9 +69,35 @@ export function packetSizeLimits(limits: MqttLimits): PacketSizeLimits {
   };
 }
 
+/** The listener a connection came in on: plaintext TCP, TLS, or a WebSocket on the HTTP(S) server. */
+export type MqttListener = 'mqtt' | 'mqtts' | 'mqtt-ws';
+
+/** MQTT over TLS: a second port feeding the same broker, with the same guards and limits. */
+export interface MqttTlsListener {
+  port: number;
+  host?: string;
+  /**
+   * Makes the TLS server (secure defaults, the node's reloading context, a client certificate
+   * asked for when a device CA is configured); the broker feeds it the sockets it accepted.
+   */
+  createServer(): TlsServer;
+  /** Reads what the client certificate of a finished handshake says. */
+  clientCertificate(socket: TLSSocket): ClientCertificate;
+  /** When the TLS server closes (it stops following certificate reloads). */
+  closed?(server: TlsServer): void;
+}
+
 export interface MqttBrokerOptions {
   port: number;
   host?: string;
+  /** Listen for plaintext MQTT on `port` (default true; off leaves only TLS and WebSocket). */
+  plaintext?: boolean;
+  tls?: MqttTlsListener;
+  /**
+   * The tenant a device belongs to, matched against a client certificate's subject O (a
+   * certificate without O means the default tenant). Until tenancy lands every device is in the default tenant.
+   */
+  deviceTenant?(device: DeviceRecord): string;
   registry: DeviceRegistry;
   handleDeviceMessage: DeviceMessageHandler;
   sessions: SessionObserver;
@@ -82,8 +111,11 @@ export interface MqttBrokerOptions {
 
 /** One accepted socket, from before its login to its close. */
 interface Connection {
-  socket: Socket;
+  socket: Duplex;
   address: string;
+  listener: MqttListener;
+  /** What a TLS client's certificate says (`none` on plaintext and WebSocket listeners). */
+  certificate: ClientCertificate;
   closed: boolean;
   /** Closes it if it has not authenticated in time. */
   deadline: NodeJS.Timeout;
@@ -124,15 +156,26 @@ export class EmbeddedMqttBroker {
   private readonly clientIds = new ClientIdBook<Client>();
   private readonly limits: MqttLimits;
   private broker!: Aedes;
-  private server!: Server;
+  private server: Server | undefined;
   private boundPort = 0;
+  private tlsListener: Server | undefined;
+  private tlsServer: TlsServer | undefined;
+  /** Sockets in their TLS handshake, by remote address and port: the handshake ends on the TLS socket. */
+  private readonly handshaking = new Map<string, Connection>();
+  private boundTlsPort: number | undefined;
 
   constructor(private readonly options: MqttBrokerOptions) {
     this.limits = { ...DEFAULT_MQTT_LIMITS, ...options.limits };
   }
 
+  /** The plaintext port; 0 when plaintext MQTT is off. */
   get port(): number {
     return this.boundPort;
+  }
+
+  /** The MQTT over TLS port; undefined when TLS is off. */
+  get tlsPort(): number | undefined {
+    return this.boundTlsPort;
   }
 
   async start(): Promise<void> {
@@ -166,16 +209,11 @@ export class EmbeddedMqttBroker {
     });
     this.broker.on('clientError', (client, error) => options.logger.debug({ client: client.id, err: error.message }, 'mqtt client error'));
     const packetLimits = packetSizeLimits(this.limits);
-    this.server = createServer((socket) => this.accept(socket, packetLimits));
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(options.port, options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    this.boundPort = typeof address === 'object' && address ? address.port : options.port;
+    if (options.plaintext !== false) {
+      this.server = createServer((socket) => this.accept(socket, socket.remoteAddress, 'mqtt', packetLimits));
+      this.boundPort = await listen(this.server, options.port, options.host);
+    }
+    if (options.tls) await this.startTls(options.tls, packetLimits);
     options.registry.events.on('removed', (device) => {
       this.disconnectDevice(device.id, 'device deleted');
       this.clientIds.forgetOwner(deviceOwner(device.id));
@@ -183,29 +221,90 @@ export class EmbeddedMqttBroker {
     options.registry.events.on('credentialRotated', (device) => this.disconnectDevice(device.id, 'token rotated'));
   }
 
-  /** A new socket: refused at once beyond the unauthenticated cap, otherwise guarded and handed to Aedes. */
-  private accept(socket: Socket, packetLimits: PacketSizeLimits): void {
+  /**
+   * The TLS port is a plain TCP listener whose sockets pass the same admission as plaintext ones
+   * (the unauthenticated cap, the login deadline, which then also covers the handshake) before
+   * they are handed to the TLS server; a finished handshake joins the same path into Aedes.
+   */
+  private async startTls(tls: MqttTlsListener, packetLimits: PacketSizeLimits): Promise<void> {
     const { metrics, logger } = this.options;
-    const address = socket.remoteAddress;
+    const tlsServer = tls.createServer();
+    this.tlsServer = tlsServer;
+    tlsServer.on('secureConnection', (socket: TLSSocket) => {
+      const key = `${socket.remoteAddress}|${socket.remotePort}`;
+      const connection = this.handshaking.get(key);
+      this.handshaking.delete(key);
+      if (!connection || connection.closed) {
+        socket.destroy();
+        return;
+      }
+      connection.socket = socket;
+      connection.certificate = tls.clientCertificate(socket);
+      if (connection.certificate.kind === 'refused') {
+        logger.info(
+          { address: connection.address, reason: connection.certificate.reason, subject: connection.certificate.subject },
+          `mqtts client certificate refused: ${connection.certificate.message}`,
+        );
+      }
+      this.handToBroker(connection, packetLimits);
+    });
+    tlsServer.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+      metrics.refused('mqtts', 'tls_handshake_failed');
+      logger.debug({ address: socket.remoteAddress, err: error.message, code: error.code }, 'mqtts handshake failed');
+      socket.destroy();
+    });
+    this.tlsListener = createServer((socket) => {
+      const connection = this.admit(socket, socket.remoteAddress, 'mqtts');
+      if (!connection) return;
+      const key = `${socket.remoteAddress}|${socket.remotePort}`;
+      this.handshaking.set(key, connection);
+      socket.once('close', () => {
+        if (this.handshaking.get(key) === connection) this.handshaking.delete(key);
+      });
+      tlsServer.emit('connection', socket);
+    });
+    this.boundTlsPort = await listen(this.tlsListener, tls.port, tls.host);
+  }
+
+  /**
+   * MQTT over WebSocket: the HTTP(S) server's `/mqtt` route hands each upgraded connection here,
+   * as a byte stream, with the peer's address. Same admission, guard and login as TCP.
+   */
+  handleWebSocket(stream: Duplex, address: string | undefined): void {
+    const connection = this.admit(stream, address, 'mqtt-ws');
+    if (connection) this.handToBroker(connection, packetSizeLimits(this.limits));
+  }
+
+  /** A new socket: refused at once beyond the unauthenticated cap, otherwise guarded and handed to Aedes. */
+  private accept(socket: Socket, address: string | undefined, listener: MqttListener, packetLimits: PacketSizeLimits): void {
+    const connection = this.admit(socket, address, listener);
+    if (connection) this.handToBroker(connection, packetLimits);
+  }
+
+  /** The unauthenticated cap and the login deadline, for every listener; undefined when refused. */
+  private admit(socket: Duplex, address: string | undefined, listener: MqttListener): Connection | undefined {
+    const { metrics, logger } = this.options;
     // Gone before it could be read: nothing to serve.
     if (address === undefined) {
       socket.destroy();
-      return;
+      return undefined;
     }
     if (this.unauthenticated.size >= this.limits.maxUnauthenticated) {
-      metrics.refused('mqtt', 'too_many_unauthenticated');
-      logger.debug({ address }, 'mqtt connection refused: too many connections have not authenticated');
+      metrics.refused(listener, 'too_many_unauthenticated');
+      logger.debug({ address, listener }, 'mqtt connection refused: too many connections have not authenticated');
       socket.destroy();
-      return;
+      return undefined;
     }
     const connection: Connection = {
       socket,
       address,
+      listener,
+      certificate: { kind: 'none' },
       closed: false,
       deadline: setTimeout(() => {
-        metrics.refused('mqtt', 'connect_timeout');
-        logger.debug({ address }, 'mqtt connection closed: no login in time');
-        socket.destroy();
+        metrics.refused(listener, 'connect_timeout');
+        logger.debug({ address, listener }, 'mqtt connection closed: no login in time');
+        connection.socket.destroy();
       }, this.limits.connectTimeoutMs),
     };
     this.unauthenticated.add(connection);
@@ -215,10 +314,15 @@ export class EmbeddedMqttBroker {
       this.unauthenticated.delete(connection);
       if (connection.client) this.clientIds.release(connection.client.id, connection.client);
     });
-    const conn = guardPacketSizes(socket, packetLimits, (header: FixedHeader) => {
-      metrics.refused('mqtt', 'packet_too_large');
+    return connection;
+  }
+
+  private handToBroker(connection: Connection, packetLimits: PacketSizeLimits): void {
+    const { metrics, logger } = this.options;
+    const conn = guardPacketSizes(connection.socket, packetLimits, (header: FixedHeader) => {
+      metrics.refused(connection.listener, 'packet_too_large');
       logger.info(
-        { address, packetType: header.type, announcedBytes: header.remainingLength },
+        { address: connection.address, listener: connection.listener, packetType: header.type, announcedBytes: header.remainingLength },
         'mqtt packet over the size limit: connection closed',
       );
     });
@@ -231,16 +335,23 @@ export class EmbeddedMqttBroker {
     const { metrics, logger, brake } = this.options;
     const connection = this.connections.get(client.conn);
     if (!connection) return { returnCode: 3, message: 'connection not accepted by the broker' };
-    const { address } = connection;
+    const { address, certificate, listener } = connection;
+    // A certificate that fails verification closes the door, token or not: a revoked device must not slip in with its token.
+    if (certificate.kind === 'refused') {
+      metrics.refused(listener, certificate.reason);
+      return { returnCode: 5, message: certificate.message };
+    }
     if (brake.retryAfterMs(address) > 0) {
-      metrics.refused('mqtt', 'rate_limited');
+      metrics.refused(listener, 'rate_limited');
       logger.debug({ address }, 'mqtt login refused: too many failed logins from this address');
       // Refused without looking at the credentials (the answer would still be an oracle), and
       // slowly, so a guesser that waits for answers gets few of them.
       await sleep(this.limits.brakedRefusalDelayMs, undefined, { ref: false });
       return { returnCode: 3, message: 'too many failed logins from this address: retry later' };
     }
-    const principal = await this.principalFor(username, password);
+    const byCertificate = certificate.kind === 'verified' && (!username || username === certificate.deviceId);
+    const principal = byCertificate ? await this.certificatePrincipal(connection) : await this.principalFor(username, password);
+    if (principal && 'refused' in principal) return principal.refused;
     if (!principal) {
       brake.failed(address);
       metrics.authFailed('mqtt');
@@ -255,7 +366,7 @@ export class EmbeddedMqttBroker {
     // Closed while the credentials were checked: claiming its id now would outlive it.
     if (connection.closed) return { returnCode: 3, message: 'connection closed during login' };
     if (!this.clientIds.claim(client.id, ownerOf(principal), client, !client.clean)) {
-      metrics.refused('mqtt', 'client_id_taken');
+      metrics.refused(listener, 'client_id_taken');
       logger.warn(
         { address, ...(principal.kind === 'device' ? { device: principal.device.id } : { admin: true }), clientId: client.id },
         'mqtt login refused: the client id belongs to another device',
@@ -267,6 +378,32 @@ export class EmbeddedMqttBroker {
     this.unauthenticated.delete(connection);
     this.principals.set(client, principal);
     return undefined;
+  }
+
+  /**
+   * A verified client certificate logs in the device its subject CN names, when that device is
+   * registered and belongs to the tenant its subject O names (no O: the default tenant).
+   */
+  private async certificatePrincipal(connection: Connection): Promise<Principal | { refused: Refusal } | undefined> {
+    const { certificate, listener, address } = connection;
+    if (certificate.kind !== 'verified') return undefined;
+    const { metrics, logger } = this.options;
+    const device = await this.options.registry.find(certificate.deviceId);
+    if (!device) {
+      metrics.refused(listener, 'certificate_unknown_device');
+      logger.info({ address, device: certificate.deviceId }, 'mqtts certificate login refused: no such device is registered');
+      return { refused: { returnCode: 4, message: `no device ${certificate.deviceId} is registered` } };
+    }
+    const tenant = this.options.deviceTenant?.(device) ?? DEFAULT_CERTIFICATE_TENANT;
+    if (tenant !== certificate.tenant) {
+      metrics.refused(listener, 'certificate_wrong_tenant');
+      logger.warn(
+        { address, device: device.id, certificateTenant: certificate.tenant },
+        "mqtts certificate login refused: the certificate's organisation (O) is not the device's tenant",
+      );
+      return { refused: { returnCode: 5, message: "the certificate's tenant is not the device's" } };
+    }
+    return { kind: 'device', device };
   }
 
   private async principalFor(username: string | undefined, password: Buffer | undefined): Promise<Principal | undefined> {
@@ -409,13 +546,29 @@ export class EmbeddedMqttBroker {
   }
 
   async stop(): Promise<void> {
-    // Stop accepting first; the listener's close completes only once the broker has ended
+    // Stop accepting first; the listeners' close completes only once the broker has ended
     // every session, so both are awaited together.
-    const listenerClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    // The broker knows only logged-in clients: the connections still logging in are ended here.
+    const listenersClosed = Promise.all(
+      [this.server, this.tlsListener].map((server) => (server ? new Promise<void>((resolve) => server.close(() => resolve())) : undefined)),
+    );
+    if (this.tlsServer) this.options.tls?.closed?.(this.tlsServer);
+    // The broker knows only logged-in clients: the connections still logging in (or in their TLS handshake) are ended here.
     for (const connection of this.unauthenticated) connection.socket.destroy();
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
-    await listenerClosed;
+    await listenersClosed;
     await Promise.allSettled([...this.handling]);
   }
+}
+
+/** Listens and resolves with the bound port (0 picks a free one). */
+async function listen(server: Server, port: number, host: string | undefined): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : port;
 }

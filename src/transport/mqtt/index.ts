@@ -12,6 +12,8 @@ export {
   EmbeddedMqttBroker,
   type MqttBrokerOptions,
   type MqttLimits,
+  type MqttListener,
+  type MqttTlsListener,
   type SessionObserver,
 } from './broker.js';
 export { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, parseDeviceTopic, thingTopics, topicMatches } from './topics.js';

@@ -4,7 +4,6 @@
  * between the socket and the broker, reads each packet's type and announced length as the bytes
  * go by, and closes the connection as soon as a packet announces more than its type may carry.
  */
-import type { Socket } from 'node:net';
 import { Duplex, pipeline, Transform } from 'node:stream';
 
 /** MQTT control packet types (the high nibble of the first byte). */
@@ -88,7 +87,7 @@ export class PacketTooLargeError extends Error {
  * go straight to the socket. An oversized packet destroys both before its body is read, and
  * `refused` hears of it once.
  */
-export function guardPacketSizes(socket: Socket, limits: PacketSizeLimits, refused: (header: FixedHeader) => void): Duplex {
+export function guardPacketSizes(socket: Duplex, limits: PacketSizeLimits, refused: (header: FixedHeader) => void): Duplex {
   let scan = SCAN_START;
   const guard = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
