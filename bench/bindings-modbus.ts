@@ -113,6 +113,7 @@ function benchModel(registers: number): ThingModel {
 function device(id: string, port: number): DeviceRecord {
   return {
     id,
+    tenant: 'default',
     uid: port,
     name: id,
     model: 'bench-plc',

@@ -125,6 +125,7 @@ function device(index: number, endpoint: string): DeviceRecord {
   const id = `opcua-${index}`;
   return {
     id,
+    tenant: 'default',
     uid: index + 1,
     name: id,
     model: 'bench-opcua',

@@ -70,7 +70,7 @@ describe('device actions', () => {
     const queued = await invoke('act-late', 'reset', { input: { reason: 'weekly' } });
     assert.equal(queued.status, 202);
     assert.equal(queued.body.status, 'queued');
-    assert.equal(queued.body.actor, 'api');
+    assert.equal(queued.body.actor, 'admin');
     assert.match(queued.body.note ?? '', /queued \(device offline\)/);
     assert.equal((await invocation(queued.body.id)).body.status, 'queued');
 

@@ -153,7 +153,7 @@ describe('alarms', () => {
     const ack = await t.api<Alarm>(`/api/v1/alarms/${raised.id}/acknowledge`, { method: 'POST', body: { note: 'on it' } });
     assert.equal(ack.status, 200);
     assert.equal(ack.body.state, 'acknowledged');
-    assert.equal(ack.body.acknowledgedBy, 'api');
+    assert.equal(ack.body.acknowledgedBy, 'admin');
     assert.equal(ack.body.acknowledgedAt, clock.now());
     assert.equal((await t.api(`/api/v1/alarms/${raised.id}/acknowledge`, { method: 'POST', body: {} })).status, 409);
     assert.deepEqual(
@@ -167,7 +167,7 @@ describe('alarms', () => {
     const cleared = await t.api<Alarm>(`/api/v1/alarms/${raised.id}/clear`, { method: 'POST', body: { note: 'bearing replaced' } });
     assert.equal(cleared.status, 200);
     assert.equal(cleared.body.state, 'cleared');
-    assert.equal(cleared.body.clearedBy, 'api');
+    assert.equal(cleared.body.clearedBy, 'admin');
     const acknowledgeCleared = await t.api<{ error: string }>(`/api/v1/alarms/${raised.id}/acknowledge`, { method: 'POST', body: {} });
     assert.equal(acknowledgeCleared.status, 409);
     assert.equal(acknowledgeCleared.body.error, 'conflict');
@@ -180,9 +180,9 @@ describe('alarms', () => {
         ['raised', null, null],
         ['repeated', null, null],
         ['repeated', null, null],
-        ['acknowledged', 'api', 'on it'],
+        ['acknowledged', 'admin', 'on it'],
         ['repeated', null, null],
-        ['cleared', 'api', 'bearing replaced'],
+        ['cleared', 'admin', 'bearing replaced'],
       ],
     );
 

@@ -192,8 +192,11 @@ describe('route access', () => {
     const app = Fastify();
     enforceRouteAccess(app, {
       isAdminKey: () => false,
-      isDeviceToken: async () => false,
-      isEdgeToken: async () => false,
+      identify: async () => undefined,
+      deviceTenant: async () => undefined,
+      edgeTenant: async () => undefined,
+      tenantExists: () => true,
+      audit: () => {},
       isMetricsToken: () => false,
       publicMetrics: false,
       publicDocs: false,
@@ -202,6 +205,11 @@ describe('route access', () => {
       metrics: { refused: () => {}, authFailed: () => {} },
     });
     assert.throws(() => app.get('/forgotten', async () => 'open'), /declares no access/);
+    // A permission the policy does not know is as good as none: refused at registration too.
+    assert.throws(
+      () => app.get('/misspelt', { config: { access: 'devices:raed' as 'devices:read' } }, async () => 'open'),
+      /unknown access/,
+    );
     app.get('/declared', { config: { access: 'public' } }, async () => 'open');
     await app.ready();
     assert.equal((await app.inject({ url: '/declared' })).statusCode, 200);

@@ -511,10 +511,17 @@ describe('HTTP API', () => {
           // The stream only answers WebSocket upgrades; its key check is tested below.
           .filter(([path]) => !path.endsWith('/stream'))
           .flatMap(([path, methods]) =>
-            Object.keys(methods).map((method) => ({
-              method: method.toUpperCase(),
-              path: path.replace(/\{([^}]+)\}/g, (_, name: string) => fill[name] ?? 'x'),
-            })),
+            Object.entries(methods)
+              // Operations the document marks as open to all (`security: []`): signing in, the OIDC round trip.
+              .filter(
+                ([, operation]) =>
+                  !Array.isArray((operation as { security?: unknown }).security) ||
+                  (operation as { security: unknown[] }).security.length > 0,
+              )
+              .map(([method]) => ({
+                method: method.toUpperCase(),
+                path: path.replace(/\{([^}]+)\}/g, (_, name: string) => fill[name] ?? 'x'),
+              })),
           )
       );
     }

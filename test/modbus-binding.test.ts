@@ -66,6 +66,7 @@ let sequence = 0;
 function deviceOn(plc: { host: string; port: number }, unitId = 1, id = `plc-${++sequence}`): DeviceRecord {
   const record: DeviceRecord = {
     id,
+    tenant: 'default',
     uid: sequence,
     name: id,
     model: 'plc-model',

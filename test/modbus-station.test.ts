@@ -19,6 +19,7 @@ type Body = Record<string, unknown>;
 function record(spec: PlcDeviceSpec): DeviceRecord {
   return {
     id: spec.id,
+    tenant: 'default',
     uid: 1,
     name: spec.name,
     model: spec.model,

@@ -171,6 +171,7 @@ const compiled = compileThingModel({ id: 'opcua-pump', version: 1, document: MOD
 function device(id: string, binding: DeviceBindingConfig): DeviceRecord {
   const record: DeviceRecord = {
     id,
+    tenant: 'default',
     uid: 1,
     name: id,
     model: 'opcua-pump',

@@ -6,6 +6,7 @@ import { sparkplugForwardAllowed, sparkplugPublishAllowed, sparkplugSubscribeAll
 function device(binding: DeviceRecord['binding']): DeviceRecord {
   return {
     id: 'plant1:gw1',
+    tenant: 'default',
     uid: 1,
     name: 'gw1',
     model: 'm',

@@ -203,9 +203,9 @@ describe('device twins', () => {
     assert.equal(written.status, 200);
     assert.deepEqual(written.body.delta, { speed: 55, running: true });
     assert.deepEqual(written.body.metadata.desired, {
-      speed: { ts: at, by: 'api' },
-      mode: { ts: at, by: 'api' },
-      running: { ts: at, by: 'api' },
+      speed: { ts: at, by: 'admin' },
+      mode: { ts: at, by: 'admin' },
+      running: { ts: at, by: 'admin' },
     });
     // A write that changes nothing keeps the version.
     const same = await patch('tw-6', { desired: { speed: 55 } }, '"1"');
@@ -275,10 +275,10 @@ describe('device twins', () => {
     assert.deepEqual(
       items.map((e) => ({ section: e.section, actor: e.actor, version: e.version, changes: e.changes })),
       [
-        { section: 'desired', actor: 'api', version: 3, changes: [{ key: 'speed', old: 35, new: null }] },
+        { section: 'desired', actor: 'admin', version: 3, changes: [{ key: 'speed', old: 35, new: null }] },
         {
           section: 'desired',
-          actor: 'api',
+          actor: 'admin',
           version: 2,
           changes: [
             { key: 'speed', old: 20, new: 35 },
@@ -286,7 +286,7 @@ describe('device twins', () => {
           ],
         },
         { section: 'reported', actor: 'device', version: 1, changes: [{ key: 'speed', old: null, new: 20 }] },
-        { section: 'desired', actor: 'api', version: 1, changes: [{ key: 'speed', old: null, new: 20 }] },
+        { section: 'desired', actor: 'admin', version: 1, changes: [{ key: 'speed', old: null, new: 20 }] },
       ],
     );
     const desiredOnly = (await history('tw-hist', '?section=desired')).body.items;

@@ -102,6 +102,35 @@ export class BindingStartError extends Error {
 
 const RECENT_ERRORS_KEPT = 50;
 
+/** Bindings that were started together and stop together. */
+export interface RunningBindings {
+  /** Stops them, last started first; each lets its messages in flight finish. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the bindings in order, each handing its uplink to `uplink`; if one cannot start, those
+ * already running are stopped and the error names the binding.
+ */
+export async function startBindings(bindings: DeviceBinding[], uplink: DeviceUplink, logger: Logger): Promise<RunningBindings> {
+  const started: DeviceBinding[] = [];
+  const stop = async () => {
+    for (const binding of started.splice(0).reverse()) {
+      await binding.stop().catch((error: Error) => logger.error({ protocol: binding.protocol, err: error.message }, 'binding stop failed'));
+    }
+  };
+  for (const binding of bindings) {
+    try {
+      await binding.start(uplink);
+    } catch (error) {
+      await stop();
+      throw new BindingStartError(binding.protocol, error);
+    }
+    started.push(binding);
+  }
+  return { stop };
+}
+
 /** The state a device gets on `things/{id}/twin/desired` and the like (key order as devices saw it before). */
 export function desiredStateOf(twin: TwinView, now: number): DesiredState {
   return { version: twin.version, desired: twin.desired, delta: twin.delta, ts: now };
@@ -125,7 +154,7 @@ function contentTypeOf(payload: DevicePayload): string | undefined {
  */
 export class DeviceGateway implements DeviceUplink, DeviceInbox {
   private readonly bindings = new Map<BindingProtocol, DeviceBinding>();
-  private readonly started: DeviceBinding[] = [];
+  private ownBindings: RunningBindings | undefined;
   private readonly recent = new Map<string, DeviceErrorNotice[]>();
   /** The protocol each device is attached to (client bindings only). */
   private readonly attached = new Map<string, BindingProtocol>();
@@ -139,19 +168,21 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
     return this.deps.now();
   }
 
-  /** Starts every binding (in order), then attaches the devices this node serves to client bindings. */
+  /** Starts every binding (in order) with this gateway as their uplink, then serves the devices through them. */
   async start(bindings: DeviceBinding[]): Promise<void> {
+    const started = await startBindings(bindings, this, this.deps.logger);
+    this.ownBindings = started;
+    await this.serve(bindings);
+  }
+
+  /**
+   * Serves this gateway's devices through bindings that are already running: on a node with
+   * several tenants the listeners are shared, and each tenant's gateway attaches its own devices.
+   */
+  async serve(bindings: DeviceBinding[]): Promise<void> {
     for (const binding of bindings) {
       if (this.bindings.has(binding.protocol)) throw new Error(`two bindings for ${binding.protocol}`);
       this.bindings.set(binding.protocol, binding);
-    }
-    for (const binding of bindings) {
-      try {
-        await binding.start(this);
-      } catch (error) {
-        throw new BindingStartError(binding.protocol, error);
-      }
-      this.started.push(binding);
     }
     this.follow();
     if (bindings.some((binding) => binding.attach)) {
@@ -161,15 +192,12 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
     }
   }
 
-  /** Stops the bindings, last started first; each lets its messages in flight finish. */
+  /** Stops following the registry and, if this gateway started them, the bindings (last started first). */
   async stop(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off();
     await Promise.allSettled([...this.lifecycle.values()]);
-    for (const binding of this.started.splice(0).reverse()) {
-      await binding
-        .stop()
-        .catch((error: Error) => this.deps.logger.error({ protocol: binding.protocol, err: error.message }, 'binding stop failed'));
-    }
+    await this.ownBindings?.stop();
+    this.ownBindings = undefined;
   }
 
   binding(protocol: BindingProtocol): DeviceBinding | undefined {

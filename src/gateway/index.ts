@@ -22,4 +22,7 @@ export {
   type GatewayDependencies,
   type MessageOutcomes,
   protocolOf,
+  type RunningBindings,
+  startBindings,
 } from './gateway.js';
+export { TenantUplink } from './tenants.js';

@@ -20,10 +20,21 @@ export interface WebhookReporting {
   logger: Logger;
 }
 
-/** Alarm sinks on this node's transports: its broker's alarm topic, and the webhook when one is set. */
-export function alarmSinks(config: NodeConfig, broker: () => EmbeddedMqttBroker, reporting: WebhookReporting): AlarmSink[] {
+/**
+ * A tenant's alarm sinks on this node's transports: its broker's alarm topic (in the tenant's
+ * mount), and the webhook when one is set.
+ */
+export function alarmSinks(
+  config: NodeConfig,
+  broker: () => EmbeddedMqttBroker,
+  reporting: WebhookReporting,
+): (tenant: string) => AlarmSink[] {
+  return (tenant) => tenantAlarmSinks(config, broker, reporting, tenant);
+}
+
+function tenantAlarmSinks(config: NodeConfig, broker: () => EmbeddedMqttBroker, reporting: WebhookReporting, tenant: string): AlarmSink[] {
   const sinks: AlarmSink[] = [
-    publishingSink('mqtt', (deviceId, notice) => broker().publish(thingTopics.alarms(deviceId), notice, { qos: 1 })),
+    publishingSink('mqtt', (deviceId, notice) => broker().publish(thingTopics.alarms(deviceId), notice, { tenant, qos: 1 })),
   ];
   if (config.alarmWebhook) {
     const { logger } = reporting;

@@ -2,11 +2,11 @@ import type { GuessingBrake } from '../access/index.js';
 import type { CodecRegistry, DeviceBinding, DeviceInbox } from '../gateway/index.js';
 import type { ModelCatalog } from '../model/index.js';
 import type { Logger, TransportMetrics } from '../observability/index.js';
-import type { DeviceRegistry } from '../registry/index.js';
+import type { DeviceRegistry, FleetDirectory } from '../registry/index.js';
 import { CoapBinding } from '../transport/coap/index.js';
 import { HttpBinding } from '../transport/http/index.js';
 import { ModbusBinding } from '../transport/modbus/index.js';
-import { MqttBinding, type MqttTlsListener } from '../transport/mqtt/index.js';
+import { MqttBinding, type MqttMember, type MqttTlsListener } from '../transport/mqtt/index.js';
 import { OpcuaBinding } from '../transport/opcua/index.js';
 import { HostCredential, SparkplugHost, sparkplugCodec } from '../transport/sparkplug/index.js';
 import type { NodeConfig } from './config.js';
@@ -16,10 +16,15 @@ export interface BindingParts {
   gateway: DeviceInbox;
   /** Where a binding with its own encoding registers its codec. */
   codecs: CodecRegistry;
+  /** The default tenant's devices: Sparkplug and CoAP until they serve the fleet. */
   registry: DeviceRegistry;
+  /** Every tenant's devices, for the listeners all tenants share (MQTT). */
+  fleet: FleetDirectory;
   /** Bindings that learn devices from the field (Sparkplug births) register their models. */
   models: ModelCatalog;
   isAdminKey(secret: string): boolean;
+  /** An integration's API key: its tenant and role (MQTT username `$key`). */
+  identify(secret: string): Promise<MqttMember | undefined>;
   /** Shared by every listener that checks credentials: a guesser gains nothing by switching. */
   brake: GuessingBrake;
   /** MQTT over TLS, when the node has a certificate. */
@@ -46,8 +51,9 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
   const mqtt = new MqttBinding({
     port: config.mqttPort,
     host: config.mqttHost,
-    registry: parts.registry,
+    fleet: parts.fleet,
     isAdminKey: (secret) => parts.isAdminKey(secret) || sparkplugLogin.matches(secret),
+    identify: (secret) => parts.identify(secret),
     brake: parts.brake,
     plaintext: config.plaintext,
     ...(parts.tls ? { tls: parts.tls } : {}),

@@ -1,38 +1,24 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AdminAccess, type AdminKeySetup, GuessingBrake, hashSecret, secretMatches } from '../access/index.js';
-import { type AgentEngine, type AlarmService, loadAgentFiles, plantAccess } from '../agents/index.js';
-import { EventBus } from '../bus/index.js';
-import { CommandService } from '../commands/index.js';
-import { EdgeDirectory, EdgeHub, type EdgeSync, eventRecord, startEdgeSync, telemetryRecords } from '../edge/index.js';
-import { BindingStartError, CodecRegistry, DeviceGateway } from '../gateway/index.js';
-import { addressDevice, canonicalIpv6, planIdentity } from '../identity/index.js';
-import { type IngestEvents, IngestPipeline } from '../ingest/index.js';
+import { type AgentEngine, type AlarmService, loadAgentFiles } from '../agents/index.js';
+import type { CommandService } from '../commands/index.js';
+import { type EdgeDirectory, type EdgeSync, startEdgeSync } from '../edge/index.js';
+import { BindingStartError, CodecRegistry, type RunningBindings, startBindings, TenantUplink } from '../gateway/index.js';
+import { planIdentity } from '../identity/index.js';
 import { ShutdownDeadlineError, ShutdownSteps } from '../lifecycle/index.js';
-import { ModelCatalog } from '../model/index.js';
+import type { ModelCatalog } from '../model/index.js';
 import { createLogger, type Logger, NodeMetrics } from '../observability/index.js';
-import { type DeviceRecord, DeviceRegistry, PresenceBook } from '../registry/index.js';
-import {
-  openDatabase,
-  type SqliteDatabase,
-  SqliteDeviceEvents,
-  SqliteDevices,
-  SqliteEdges,
-  SqliteInvocations,
-  SqliteModels,
-  SqliteOutbox,
-  SqliteSettings,
-  SqliteTelemetryStore,
-  SqliteTwins,
-} from '../store/sqlite/index.js';
-import { TelemetryRetention, type TelemetrySample } from '../telemetry/index.js';
+import { type DeviceRegistry, FleetDirectory } from '../registry/index.js';
+import { type SqliteDatabase, SqliteOutbox, SqliteSettings, sqliteTenancyStores } from '../store/sqlite/index.js';
+import { DEFAULT_TENANT, OidcSignIn, ROLE_PERMISSIONS, type Role, Tenancy } from '../tenancy/index.js';
 import { type Clock, systemClock } from '../time/index.js';
 import { EdgeLinkClient } from '../transport/edge-link/index.js';
 import { buildHttpApi, StreamTickets } from '../transport/http/index.js';
-import { TwinService } from '../twin/index.js';
-import { alarmSinks, createAgents } from './agents-wiring.js';
-import { createBindings } from './bindings.js';
-import { howToSet, type NodeConfig } from './config.js';
+import type { TwinService } from '../twin/index.js';
+import { alarmSinks } from './agents-wiring.js';
+import { createBindings, type NodeBindings } from './bindings.js';
+import { howToSet, type NodeConfig, oidcRedirectUrl } from './config.js';
+import { openTenantDatabase, type SharedParts, startTenantScope, type TenantScope } from './tenant-scope.js';
 import { cloudTrust, openNodeTls } from './tls.js';
 import { VERSION } from './version.js';
 
@@ -63,6 +49,8 @@ export interface RunningNode {
   alarms: AlarmService;
   /** Cloud nodes: the directory of edges. */
   edges?: EdgeDirectory;
+  /** A tenant's parts (the fields above are the default tenant's). */
+  tenant(id: string): TenantScope | undefined;
   /** Runs the expiry and retention sweeps now (they also run on timers); lets tests drive an injected clock. */
   sweep(): Promise<void>;
   /** Graceful: stop accepting, finish in-flight messages, flush every sample, close the database. */
@@ -72,11 +60,6 @@ export interface RunningNode {
 export class StartupError extends Error {}
 
 const EXPIRY_SWEEP_MS = 1_000;
-const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
-/** How long an action waits for an offline (not sleepy) device. */
-const DEFAULT_AWAKE_TTL_MS = 3_600_000;
-/** How long actions and desired changes wait for a sleepy device's next window. */
-const DEFAULT_SLEEPY_TTL_MS = 86_400_000;
 
 async function listenHttp(app: FastifyInstance, config: NodeConfig): Promise<number> {
   try {
@@ -105,7 +88,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
 
   let db: SqliteDatabase;
   try {
-    db = openDatabase(join(config.dataDir, 'thingloop.db'), { synchronous: config.durability });
+    db = openTenantDatabase(config, DEFAULT_TENANT);
   } catch (error) {
     throw new StartupError(
       `cannot open the data directory ${config.dataDir}: ${(error as Error).message} (set it with ${howToSet('dataDir')})`,
@@ -128,144 +111,84 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
   try {
     const admin = new AdminAccess(new SqliteSettings(db));
     const adminKey = await admin.setUp(config.adminKey);
-    const models = new ModelCatalog(new SqliteModels(db), now);
-    const devices = new SqliteDevices(db);
     const isEdge = config.role === 'edge';
-    const edgeDirectory = isEdge ? undefined : new EdgeDirectory(new SqliteEdges(db), now);
     const outbox = isEdge ? new SqliteOutbox(db, now) : undefined;
-    const registry = new DeviceRegistry(
-      devices,
-      models,
-      {
-        address: (id, attempt) => addressDevice(identity, id, attempt),
-        canonicalIpv6,
-      },
-      now,
-      async (edgeId) => (await edgeDirectory?.find(edgeId)) !== undefined,
-    );
 
-    let telemetry: SqliteTelemetryStore | undefined;
-    const metrics = new NodeMetrics(() => telemetry?.pendingSamples() ?? 0);
+    // Every tenant has its own store; the default tenant's is the node's own database.
+    const tenants = new Map<string, TenantScope>();
+    const metrics = new NodeMetrics(() => {
+      let pending = 0;
+      for (const tenant of tenants.values()) pending += tenant.telemetry.pendingSamples();
+      return pending;
+    });
     const tls = await openNodeTls(config, { metrics, logger });
     // One brake for HTTP and MQTT: a guesser gains nothing by switching listeners.
     const guessingBrake = new GuessingBrake({ burst: config.authFailureBurst, refillPerSecond: config.authFailureRefillPerSecond, now });
-    telemetry = new SqliteTelemetryStore(db, metrics, {
-      maxBatchSamples: 5_000,
-      // On an edge a sample is stored and queued for the cloud in one transaction.
-      ...(outbox ? { alsoInTransaction: (samples: TelemetrySample[]) => outbox.insertRows(telemetryRecords(samples)) } : {}),
-    });
-    const store = telemetry;
-    cleanups.push('telemetry store flush', () => store.flush());
-    // On an edge an event is stored and queued for the cloud in one transaction, like a sample.
-    const deviceEvents = new SqliteDeviceEvents(
-      db,
-      outbox ? { alsoInTransaction: (event) => outbox.insertRows([eventRecord(event)]) } : {},
-    );
-
-    const bus = new EventBus<IngestEvents>((error, event) => logger.error({ err: error, event }, 'bus listener failed'));
-    const modelOf = (device: DeviceRecord) => models.compiled(device.model, device.modelVersion);
     // Bindings may register their own codecs (Sparkplug protobuf…) while they are created.
     const codecs = new CodecRegistry();
-    const ingest = new IngestPipeline({
-      decode: (bytes, contentType) => codecs.decode(bytes, contentType),
-      store,
-      events: deviceEvents,
-      bus,
-      metrics,
-      now,
-      modelOf,
-      limits: {
-        maxPayloadBytes: config.maxPayloadBytes,
-        maxSamplesPerMessage: config.maxSamplesPerMessage,
-        maxFutureSkewMs: config.maxClockSkewMs,
-      },
-    });
+    const uplink = new TenantUplink((tenant) => tenants.get(tenant)?.gateway, metrics, now);
+    let bindings: NodeBindings | undefined;
+    const liveBroker = () => (bindings as NodeBindings).mqtt.broker;
+    const sinks = alarmSinks(config, liveBroker, { refusals: metrics, logger: logger.child({ component: 'webhook' }) });
+    const shared: SharedParts = { config, identity, metrics, codecs, sinks, logger, now };
+    let edgeSync: EdgeSync | undefined;
 
-    const presence = new PresenceBook();
-    const twins = new TwinService({ repository: new SqliteTwins(db), modelOf, now, defaultDeliveryTtlMs: DEFAULT_SLEEPY_TTL_MS });
-    let edgeHub: EdgeHub | undefined;
-    const commands: CommandService = new CommandService({
-      repository: new SqliteInvocations(db),
-      modelOf,
-      now,
-      defaultTimeoutMs: DEFAULT_ACTION_TIMEOUT_MS,
-      queueTtlMs: { awake: DEFAULT_AWAKE_TTL_MS, sleepy: DEFAULT_SLEEPY_TTL_MS },
-      lastSeen: (deviceId) => presence.lastSeen(deviceId),
-      metrics: {
-        // Counted by the listener the request came in on; an agent's refusal is no request (its
-        // decision records the failed action instead).
-        queueFull: (actor) => {
-          if (actor === 'api') metrics.refused('http', 'queue_full');
-          else if (actor === 'cloud') metrics.refused('edge-link', 'queue_full');
-        },
-      },
-      // The gateway routes actions: to the device's binding, or to the edge that serves it.
-      channel: {
-        reachable: (deviceId, action) => gateway.actionReachable(deviceId, action),
-        send: (invocation) => gateway.sendAction(invocation),
-      },
+    cleanups.push('closing the tenant databases', () => {
+      for (const tenant of tenants.values()) if (tenant.db !== db) tenant.db.close();
     });
-    const gateway: DeviceGateway = new DeviceGateway({
-      role: isEdge ? 'edge' : 'cloud',
-      registry,
-      modelOf,
-      ingest,
-      bus,
-      twins,
-      commands,
-      presence,
-      refusals: metrics,
-      ...(edgeDirectory
-        ? {
-            edgeRoute: {
-              isConnected: (edgeId: string) => edgeHub?.isConnected(edgeId) ?? false,
-              forwardAction: (edgeId: string, frame) => edgeHub?.forwardAction(edgeId, frame) ?? false,
-              bindingHealth: (deviceId: string) => edgeHub?.edgeBindingHealth(deviceId),
-            },
-          }
-        : {}),
-      logger: logger.child({ component: 'gateway' }),
-      now,
+    cleanups.push('flushing stores (twins, agents, telemetry)', async () => {
+      for (const tenant of tenants.values()) await tenant.flushStores();
     });
-    const bindings = createBindings(config, {
-      gateway,
+    const defaultTenant = await startTenantScope({
+      id: DEFAULT_TENANT,
+      db,
+      shared,
+      edges: !isEdge,
+      ...(outbox ? { edgeOutbox: { outbox, onDecision: (decision) => edgeSync?.onDecision(decision) } } : {}),
+    });
+    tenants.set(DEFAULT_TENANT, defaultTenant);
+    // Every tenant's devices, for the listeners they share.
+    const fleet = new FleetDirectory();
+    fleet.add(DEFAULT_TENANT, defaultTenant.registry);
+    // People, keys, sessions and the audit trail live in the node's own database (a cloud's; an
+    // edge has no people of its own: it is operated through its cloud).
+    const tenancy = isEdge
+      ? undefined
+      : new Tenancy(sqliteTenancyStores(db), {
+          now,
+          onAuditWriteError: (error) => logger.error({ err: (error as Error).message }, 'audit trail write failed'),
+        });
+    if (tenancy) {
+      await tenancy.tenants.ensureDefault();
+      const trail = tenancy;
+      cleanups.push('audit trail (entries not yet written)', () => trail.audit.close());
+    }
+    const { registry, models, twins, commands, agents, alarms, gateway } = defaultTenant;
+    if (config.agentsDir) {
+      const loaded = await loadAgentFiles(agents, config.agentsDir, logger);
+      logger.info({ directory: config.agentsDir, agents: loaded }, 'agent definitions loaded');
+    }
+
+    bindings = createBindings(config, {
+      gateway: uplink,
       codecs,
       registry,
+      fleet,
       models,
       isAdminKey: (secret) => admin.isAdminKey(secret),
+      // MQTT logins with an API key (username `$key`); sessions are for people, not MQTT.
+      identify: async (secret) => tenancy?.keys.authenticate(secret),
       brake: guessingBrake,
       ...(tls ? { tls: tls.mqtt } : {}),
       metrics,
       logger,
       now,
     });
-    const mqtt = bindings.mqtt;
-    const liveBroker = () => mqtt.broker;
-    await twins.resumePending((deviceId) => registry.find(deviceId));
-    const plant = plantAccess(registry, twins, commands);
-    let edgeSync: EdgeSync | undefined;
-    const sinks = alarmSinks(config, liveBroker, { refusals: metrics, logger: logger.child({ component: 'webhook' }) });
-    const { engine: agents, alarms } = createAgents(db, plant, sinks, now, logger.child({ component: 'agents' }), {
-      // The cloud leaves devices served by an edge to the agents running on that edge.
-      evaluates: (device) => isEdge || device.edge === undefined,
-      ...(isEdge ? { onDecision: (decision) => edgeSync?.onDecision(decision as unknown as Record<string, unknown>) } : {}),
-    });
-    await agents.start();
-    if (config.agentsDir) {
-      const loaded = await loadAgentFiles(agents, config.agentsDir, logger);
-      logger.info({ directory: config.agentsDir, agents: loaded }, 'agent definitions loaded');
-    }
-    cleanups.push('agents (evaluations in progress, decisions)', async () => {
-      await agents.idle();
-      await agents.flush();
-    });
-
-    // Cleanups run in reverse: the bindings stop (and their messages in flight finish) before the
-    // twins flush, so no report lands after the last flush.
-    cleanups.push('twins flush', () => twins.flush());
-    cleanups.push('device bindings (messages in flight)', () => gateway.stop());
+    const nodeBindings = bindings;
+    const mqtt = nodeBindings.mqtt;
+    let running: RunningBindings;
     try {
-      await gateway.start(bindings.all);
+      running = await startBindings(nodeBindings.all, uplink, logger);
     } catch (error) {
       if (error instanceof BindingStartError && error.protocol === 'mqtt') {
         throw portError(error.reason, 'MQTT', config.mqttPort, 'mqttPort');
@@ -275,37 +198,27 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       }
       throw error;
     }
-
-    bus.on('event.accepted', () => edgeSync?.appended());
-    bus.on('telemetry.accepted', (event) => {
-      edgeSync?.appended();
-      agents.onTelemetry(event.device, event.samples);
-      for (const sample of event.samples) {
-        twins
-          .report(event.device, sample.values, sample.ts, 'telemetry')
-          .catch((error: Error) => logger.error({ err: error.message }, 'twin update failed'));
-      }
+    // Runs after every tenant stopped following (cleanups run in reverse): the bindings stop and
+    // their messages in flight finish before the stores flush, so no report lands after the last flush.
+    cleanups.push('device bindings (messages in flight)', () => running.stop());
+    cleanups.push('tenant inputs (edge links, registry following, retention)', async () => {
+      for (const tenant of tenants.values()) await tenant.stopInputs();
     });
+    await defaultTenant.serve(nodeBindings.all);
+    const openTenant = async (id: string): Promise<void> => {
+      if (tenants.has(id)) return;
+      const scope = await startTenantScope({ id, db: openTenantDatabase(config, id), shared, edges: !isEdge });
+      tenants.set(id, scope);
+      fleet.add(id, scope.registry);
+      await scope.serve(nodeBindings.all);
+    };
+    for (const tenant of (await tenancy?.tenants.list()) ?? []) await openTenant(tenant.id);
+    let oidc: OidcSignIn | undefined;
+    const oidcSignIn = (): OidcSignIn => {
+      if (!oidc) throw new StartupError('OpenID Connect sign-in is not ready yet');
+      return oidc;
+    };
 
-    edgeHub = edgeDirectory
-      ? new EdgeHub({
-          edges: edgeDirectory,
-          refusals: metrics,
-          commands,
-          registry,
-          credentials: devices,
-          models,
-          agents,
-          twins,
-          bus,
-          logger: logger.child({ component: 'edges' }),
-          now,
-        })
-      : undefined;
-    const hub = edgeHub;
-    // Runs after the HTTP server closed (cleanups run in reverse): no new frames, then the
-    // batches and pushes in flight finish before the store closes.
-    if (hub) cleanups.push('edge hub (uplink batches and pushes in flight)', () => hub.stop());
     if (outbox) {
       const { cloudUrl, edgeId, edgeToken } = config;
       if (!cloudUrl || !edgeId || !edgeToken) {
@@ -313,6 +226,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           `the edge role needs the cloud, its edge id and token: ${howToSet('cloudUrl')}, ${howToSet('edgeId')}, ${howToSet('edgeToken')}`,
         );
       }
+      defaultTenant.bus.on('event.accepted', () => edgeSync?.appended());
+      defaultTenant.bus.on('telemetry.accepted', () => edgeSync?.appended());
       edgeSync = startEdgeSync(
         {
           cloudUrl,
@@ -344,31 +259,42 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     let stopping = false;
     const startedAt = now();
     const metricsTokenHash = config.metricsToken === undefined ? undefined : hashSecret(config.metricsToken);
+    /** The tenant whose device or edge holds this secret: ids repeat across tenants, secrets never do. */
+    const holderTenant = async (check: (tenant: TenantScope) => Promise<boolean>): Promise<string | undefined> => {
+      for (const tenant of tenants.values()) if (await check(tenant)) return tenant.id;
+      return undefined;
+    };
     const app = await buildHttpApi({
-      models,
-      registry,
-      deviceMessages: bindings.http,
-      telemetry: store,
-      deviceEvents,
-      bus,
-      twins,
-      commands,
-      agents,
-      alarms,
-      ...(edgeDirectory && edgeHub ? { edges: { directory: edgeDirectory, hub: edgeHub } } : {}),
-      recentErrors: (deviceId) => gateway.recentErrors(deviceId),
-      bindingHealth: (device) => gateway.health(device),
+      tenants: { get: (id) => tenants.get(id)?.api },
+      ...(tenancy
+        ? {
+            tenancy: {
+              services: tenancy,
+              openTenant,
+              permissionsOf: (role: Role) => [...ROLE_PERMISSIONS[role]],
+              ...(config.oidcIssuer
+                ? { oidc: { begin: () => oidcSignIn().begin(), finish: (url: URL, state?: string) => oidcSignIn().finish(url, state) } }
+                : {}),
+            },
+          }
+        : {}),
+      servesEdges: !isEdge,
+      deviceMessages: nodeBindings.http,
       publicEndpoints: () => ({
         ...(config.publicHost ? { host: config.publicHost } : {}),
         mqttPort: mqtt.port,
-        ...(bindings.coap ? { coapPort: bindings.coap.port } : {}),
+        ...(nodeBindings.coap ? { coapPort: nodeBindings.coap.port } : {}),
       }),
-      presence: async (device) => {
-        const fallback = presence.lastSeen(device.id) === null ? await store.lastSampleAt(device.uid) : null;
-        return presence.of(device, now(), fallback);
-      },
       isAdminKey: (secret) => admin.isAdminKey(secret),
       access: {
+        identify: async (secret) => tenancy?.authenticate(secret),
+        deviceTenant: (deviceId, secret) =>
+          holderTenant(async (tenant) => (await tenant.registry.authenticate(deviceId, secret)) !== undefined),
+        edgeTenant: (edgeId, secret) =>
+          holderTenant(async (tenant) => (await tenant.edgeDirectory?.authenticate(edgeId, secret)) !== undefined),
+        audit: (entry) => {
+          tenancy?.audit.record(entry);
+        },
         brake: guessingBrake,
         tickets: new StreamTickets(now),
         isMetricsToken: (secret) => metricsTokenHash !== undefined && secretMatches(secret, metricsTokenHash),
@@ -393,9 +319,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
         uptimeMs: now() - startedAt,
         mqttPort: mqtt.port,
         ...(mqtt.tlsPort ? { mqttsPort: mqtt.tlsPort } : {}),
-        ...(bindings.coap ? { coapPort: bindings.coap.port } : {}),
+        ...(nodeBindings.coap ? { coapPort: nodeBindings.coap.port } : {}),
         connectedDevices: mqtt.broker.connectedDevices(),
-        ingestQueueDepth: store.pendingSamples(),
+        ingestQueueDepth: [...tenants.values()].reduce((sum, tenant) => sum + tenant.telemetry.pendingSamples(), 0),
       }),
       mqttOverWebSocket: (stream, address) => mqtt.broker.handleWebSocket(stream, address),
     });
@@ -403,39 +329,33 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     const httpsPort = tls ? await tls.serveHttps(app) : undefined;
     const httpPort = config.plaintext ? await listenHttp(app, config) : 0;
     cleanups.push('HTTP server (requests in flight, WebSockets)', () => app.close());
+    if (config.oidcIssuer && config.oidcClientId && config.oidcClientSecret) {
+      const publicUrl = `${httpsPort ? 'https' : 'http'}://${config.publicHost ?? 'localhost'}:${httpsPort ?? httpPort}`;
+      oidc = new OidcSignIn({
+        issuer: new URL(config.oidcIssuer),
+        clientId: config.oidcClientId,
+        clientSecret: config.oidcClientSecret,
+        redirectUri: oidcRedirectUrl(config, publicUrl),
+        tenantClaim: config.oidcTenantClaim,
+        roleClaim: config.oidcRoleClaim,
+        now,
+      });
+    }
 
     // One sweep at a time, and shutdown waits for the one running: it writes to the store.
     let expirySweep: Promise<unknown> | undefined;
+    const expireDue = () => Promise.all([...tenants.values()].map((tenant) => tenant.expireDue()));
     const expiryTimer = setInterval(() => {
       if (expirySweep) return;
-      // allSettled, not all: shutdown must wait for every part, also after one failed.
-      expirySweep = Promise.allSettled([commands.expireDue(), twins.expireDue(), twins.flush(), agents.tick().then(() => agents.flush())])
-        .then((outcomes) => {
-          for (const outcome of outcomes) {
-            if (outcome.status === 'rejected') logger.error({ err: (outcome.reason as Error).message }, 'expiry sweep failed');
-          }
-        })
-        .finally(() => {
-          expirySweep = undefined;
-        });
+      expirySweep = expireDue().finally(() => {
+        expirySweep = undefined;
+      });
     }, EXPIRY_SWEEP_MS);
     expiryTimer.unref();
     cleanups.push('expiry sweep', async () => {
       clearInterval(expiryTimer);
       await expirySweep;
     });
-
-    const retention = new TelemetryRetention({
-      samples: store,
-      events: deviceEvents,
-      liveDeviceUids: async () => devices.liveUids(),
-      retentionMs: config.retentionMs,
-      now,
-      swept: (removed) => logger.info(removed, 'retention removed old telemetry and events'),
-      failed: (error) => logger.error({ err: error.message }, 'retention sweep failed'),
-    });
-    retention.start();
-    cleanups.push('retention sweep', () => retention.stop());
 
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
     logger.info(
@@ -445,7 +365,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     return {
       httpPort,
       mqttPort: mqtt.port,
-      coapPort: bindings.coap?.port,
+      coapPort: nodeBindings.coap?.port,
       httpUrl:
         config.plaintext || !httpsPort
           ? `http://${hostFor(config.httpHost)}:${httpPort}`
@@ -463,9 +383,17 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       commands,
       agents,
       alarms,
-      ...(edgeDirectory ? { edges: edgeDirectory } : {}),
+      ...(defaultTenant.edgeDirectory ? { edges: defaultTenant.edgeDirectory } : {}),
+      tenant: (id) => tenants.get(id),
       async sweep() {
-        await Promise.all([commands.expireDue(), twins.expireDue(), agents.tick(), retention.sweep()]);
+        await Promise.all(
+          [...tenants.values()].flatMap((tenant) => [
+            tenant.commands.expireDue(),
+            tenant.twins.expireDue(),
+            tenant.agents.tick(),
+            tenant.retention.sweep(),
+          ]),
+        );
       },
       async stop() {
         if (stopping) return;

@@ -582,34 +582,6 @@ export const SETTINGS: SettingSpec[] = [
     parse: adminKeyFile,
   }),
   spec({
-    key: 'webhookAllow',
-    flag: 'webhook-allow',
-    env: 'THINGLOOP_WEBHOOK_ALLOW',
-    description:
-      'addresses or CIDR ranges alarm webhooks may reach although they are loopback, private, link-local or reserved, comma-separated (e.g. 10.20.0.0/16,fd00::/8); otherwise public addresses only',
-    defaultValue: [],
-    display: 'none',
-    parse: addressRanges,
-  }),
-  spec({
-    key: 'mqttMaxUnauthenticated',
-    flag: 'mqtt-max-pending-connects',
-    env: 'THINGLOOP_MQTT_MAX_PENDING_CONNECTS',
-    description: 'MQTT connections that have not logged in yet; beyond it new ones are closed at once',
-    defaultValue: 1000,
-    parse: positiveInteger,
-  }),
-  spec({
-    key: 'mqttConnectTimeoutMs',
-    flag: 'mqtt-connect-timeout',
-    env: 'THINGLOOP_MQTT_CONNECT_TIMEOUT',
-    description: 'how long an MQTT connection may take to log in before it is closed',
-    display: '10s',
-    defaultValue: 10_000,
-    // Shorter would close devices on a slow link before their CONNECT has arrived.
-    parse: durationAtLeast(1_000, '1s'),
-  }),
-  spec({
     key: 'oidcIssuer',
     flag: 'oidc-issuer',
     env: 'THINGLOOP_OIDC_ISSUER',
@@ -670,6 +642,34 @@ export const SETTINGS: SettingSpec[] = [
     description: "the claim naming a person's role (absent: viewer; an unknown role or platform-admin is refused)",
     defaultValue: 'thingloop_role',
     parse: claimName,
+  }),
+  spec({
+    key: 'webhookAllow',
+    flag: 'webhook-allow',
+    env: 'THINGLOOP_WEBHOOK_ALLOW',
+    description:
+      'addresses or CIDR ranges alarm webhooks may reach although they are loopback, private, link-local or reserved, comma-separated (e.g. 10.20.0.0/16,fd00::/8); otherwise public addresses only',
+    defaultValue: [],
+    display: 'none',
+    parse: addressRanges,
+  }),
+  spec({
+    key: 'mqttMaxUnauthenticated',
+    flag: 'mqtt-max-pending-connects',
+    env: 'THINGLOOP_MQTT_MAX_PENDING_CONNECTS',
+    description: 'MQTT connections that have not logged in yet; beyond it new ones are closed at once',
+    defaultValue: 1000,
+    parse: positiveInteger,
+  }),
+  spec({
+    key: 'mqttConnectTimeoutMs',
+    flag: 'mqtt-connect-timeout',
+    env: 'THINGLOOP_MQTT_CONNECT_TIMEOUT',
+    description: 'how long an MQTT connection may take to log in before it is closed',
+    display: '10s',
+    defaultValue: 10_000,
+    // Shorter would close devices on a slow link before their CONNECT has arrived.
+    parse: durationAtLeast(1_000, '1s'),
   }),
   spec({
     key: 'sparkplug',

@@ -36,6 +36,8 @@ export type RefusalReason =
   | 'body_too_large'
   | 'request_timeout'
   | 'forbidden_target'
+  /** A known caller without the permission the route needs, or outside its tenant. */
+  | 'forbidden'
   // TLS listeners: a failed handshake, and client certificates (mTLS) that may not log in.
   | 'tls_handshake_failed'
   | 'certificate_expired'

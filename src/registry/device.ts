@@ -6,8 +6,10 @@ import type { NetworkProfile } from './network.js';
 export type AttributeValue = string | number | boolean | null;
 
 export interface DeviceRecord {
-  /** Platform id: also the MQTT username and the `{deviceId}` in every topic. */
+  /** Platform id: also the MQTT username and the `{deviceId}` in every topic. Unique within its tenant. */
   id: string;
+  /** The tenant that owns the device: stamped by the tenant's store on every read, never stored in the record. */
+  tenant: string;
   /** Internal surrogate number; telemetry is keyed by it so a re-registered id starts clean. */
   uid: number;
   name: string;
@@ -28,6 +30,9 @@ export interface DeviceRecord {
   createdAt: number;
   updatedAt: number;
 }
+
+/** A device as the registry writes it: the store assigns the uid and knows its tenant. */
+export type NewDeviceRecord = Omit<DeviceRecord, 'uid' | 'tenant'>;
 
 /** Ids appear in topics and URLs: no `/`, `+`, `#`, spaces or control characters. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -52,7 +57,7 @@ export type DeviceFilter = Pick<DeviceQuery, 'model' | 'edge' | 'network' | 'pro
 /** Storage port for the registry. */
 export interface DeviceRepository {
   /** Stores a new device and returns it with its assigned uid. */
-  insert(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord>;
+  insert(device: NewDeviceRecord, tokenHash: string): Promise<DeviceRecord>;
   get(id: string): Promise<DeviceRecord | undefined>;
   findByCode(code: string): Promise<DeviceRecord | undefined>;
   findByIpv6(ipv6: string): Promise<DeviceRecord | undefined>;
@@ -63,5 +68,5 @@ export interface DeviceRepository {
   tokenHash(id: string): Promise<string | undefined>;
   setTokenHash(id: string, hash: string): Promise<void>;
   /** Inserts or replaces a record defined elsewhere (edge sync); optional for stores that never serve an edge. */
-  adopt?(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord>;
+  adopt?(device: NewDeviceRecord, tokenHash: string): Promise<DeviceRecord>;
 }

@@ -30,6 +30,8 @@ export const PERMISSIONS = [
   'models:write',
   'agents:read',
   'agents:write',
+  /** Stop every agent at once (the kill switch): an emergency control, so operators have it too. */
+  'agents:halt',
   /** Approve or reject a decision that waits for a person. */
   'decisions:approve',
   'alarms:read',
@@ -71,9 +73,9 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   'platform-admin': new Set(PERMISSIONS),
   'tenant-admin': new Set(TENANT_ADMIN),
   // Runs the plant: acts on devices, approves what agents propose, acknowledges alarms.
-  operator: new Set([...READS, 'actions:invoke', 'twins:write', 'decisions:approve', 'alarms:ack']),
+  operator: new Set([...READS, 'actions:invoke', 'twins:write', 'decisions:approve', 'alarms:ack', 'agents:halt']),
   // Builds what runs: thing models, agents, device bindings and edges; does not operate.
-  engineer: new Set([...READS, 'devices:write', 'models:write', 'agents:write', 'edges:write']),
+  engineer: new Set([...READS, 'devices:write', 'models:write', 'agents:write', 'agents:halt', 'edges:write']),
   viewer: new Set(READS),
   // A program: reads and writes device data and invokes actions, nothing about people or agents.
   integration: new Set([

@@ -6,8 +6,10 @@ import {
   type DeviceQuery,
   type DeviceRecord,
   type DeviceRepository,
+  type NewDeviceRecord,
   resolveNetworkProfile,
 } from '../../registry/index.js';
+import { DEFAULT_TENANT } from '../../tenancy/index.js';
 import type { SqliteDatabase } from './database.js';
 
 export class SqliteSettings implements SettingsRepository {
@@ -87,10 +89,10 @@ interface DeviceRow {
 
 // Columns hold what is indexed or unique; everything else rides in the `record` JSON, so new
 // device fields (network profile, edge) need no migration.
-const COLUMN_FIELDS = new Set(['uid', 'id', 'model', 'modelVersion', 'code', 'ipv6']);
+const COLUMN_FIELDS = new Set(['uid', 'id', 'tenant', 'model', 'modelVersion', 'code', 'ipv6']);
 
-function toDevice(row: DeviceRow): DeviceRecord {
-  const rest = JSON.parse(row.record) as Omit<DeviceRecord, 'uid' | 'id' | 'model' | 'modelVersion' | 'code' | 'ipv6'>;
+function toDevice(row: DeviceRow, tenant: string): DeviceRecord {
+  const rest = JSON.parse(row.record) as Omit<DeviceRecord, 'uid' | 'id' | 'tenant' | 'model' | 'modelVersion' | 'code' | 'ipv6'>;
   // Devices stored before network profiles existed are wired (ethernet) devices.
   const network = rest.network ?? resolveNetworkProfile();
   const binding = rest.binding ?? { ...DEFAULT_BINDING };
@@ -99,6 +101,7 @@ function toDevice(row: DeviceRow): DeviceRecord {
     network,
     binding,
     id: row.id,
+    tenant,
     uid: row.uid,
     model: row.model,
     modelVersion: row.model_version,
@@ -107,7 +110,7 @@ function toDevice(row: DeviceRow): DeviceRecord {
   };
 }
 
-function restOf(device: Omit<DeviceRecord, 'uid'>): string {
+function restOf(device: NewDeviceRecord): string {
   return JSON.stringify(Object.fromEntries(Object.entries(device).filter(([key]) => !COLUMN_FIELDS.has(key))));
 }
 
@@ -131,36 +134,40 @@ function deviceFilter(query: DeviceFilter): { where: string[]; params: (string |
 
 const DEVICE_COLUMNS = 'uid, id, model, model_version, code, ipv6, record';
 
+/** One tenant's devices: the database is the tenant's own, so every record read here is stamped with it. */
 export class SqliteDevices implements DeviceRepository {
   private readonly byId;
   private readonly byCode;
   private readonly byIpv6;
   private readonly hashOf;
 
-  constructor(private readonly db: SqliteDatabase) {
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly tenant = DEFAULT_TENANT,
+  ) {
     this.byId = db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE id = ?`);
     this.byCode = db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE code = ?`);
     this.byIpv6 = db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE ipv6 = ?`);
     this.hashOf = db.prepare<[string], { token_hash: string }>('SELECT token_hash FROM devices WHERE id = ?');
   }
 
-  async insert(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord> {
+  async insert(device: NewDeviceRecord, tokenHash: string): Promise<DeviceRecord> {
     const result = this.db
       .prepare('INSERT INTO devices (id, model, model_version, code, ipv6, token_hash, protocol, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(device.id, device.model, device.modelVersion, device.code, device.ipv6, tokenHash, device.binding.protocol, restOf(device));
-    return { ...device, uid: Number(result.lastInsertRowid) };
+    return { ...device, tenant: this.tenant, uid: Number(result.lastInsertRowid) };
   }
   async get(id: string): Promise<DeviceRecord | undefined> {
     const row = this.byId.get(id);
-    return row && toDevice(row);
+    return row && toDevice(row, this.tenant);
   }
   async findByCode(code: string): Promise<DeviceRecord | undefined> {
     const row = this.byCode.get(code);
-    return row && toDevice(row);
+    return row && toDevice(row, this.tenant);
   }
   async findByIpv6(ipv6: string): Promise<DeviceRecord | undefined> {
     const row = this.byIpv6.get(ipv6);
-    return row && toDevice(row);
+    return row && toDevice(row, this.tenant);
   }
   async list(query: DeviceQuery): Promise<DeviceRecord[]> {
     const { where, params } = deviceFilter(query);
@@ -172,7 +179,7 @@ export class SqliteDevices implements DeviceRepository {
     return this.db
       .prepare<(string | number)[], DeviceRow>(sql)
       .all(...params, query.limit)
-      .map(toDevice);
+      .map((row) => toDevice(row, this.tenant));
   }
   async count(query: DeviceFilter): Promise<number> {
     const { where, params } = deviceFilter(query);
@@ -180,13 +187,13 @@ export class SqliteDevices implements DeviceRepository {
     return this.db.prepare<(string | number)[], { n: number }>(sql).get(...params)?.n ?? 0;
   }
   /** Inserts or replaces a device with the uid-free record another node assigned (edge sync). */
-  async adopt(device: Omit<DeviceRecord, 'uid'>, tokenHash: string): Promise<DeviceRecord> {
+  async adopt(device: NewDeviceRecord, tokenHash: string): Promise<DeviceRecord> {
     const existing = await this.get(device.id);
     if (!existing) return this.insert(device, tokenHash);
     this.db
       .prepare('UPDATE devices SET model = ?, model_version = ?, code = ?, ipv6 = ?, token_hash = ?, protocol = ?, record = ? WHERE id = ?')
       .run(device.model, device.modelVersion, device.code, device.ipv6, tokenHash, device.binding.protocol, restOf(device), device.id);
-    return { ...device, uid: existing.uid };
+    return { ...device, tenant: this.tenant, uid: existing.uid };
   }
   async update(device: DeviceRecord): Promise<void> {
     this.db

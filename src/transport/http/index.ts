@@ -4,9 +4,17 @@
  * Every route declares who may call it (access.ts); the matched route decides, never the URL text.
  */
 
-export { type Principal, type RouteAccess, StreamTickets } from './access.js';
+export {
+  type AuditedRequest,
+  type Identity,
+  type Member,
+  type Principal,
+  type RouteAccess,
+  StreamTickets,
+  TENANT_HEADER,
+} from './access.js';
 export { HttpBinding } from './binding.js';
-export type { HttpApiContext } from './context.js';
+export { actorOf, type HttpApiContext, type TenantApi, tenantIdOf, tenantOf } from './context.js';
 export { type FollowedTlsContext, type HttpsListener, type HttpsListenerOptions, serveHttps } from './https.js';
 export { jsonBodyProblem, MAX_JSON_DEPTH } from './json-body.js';
 export { buildHttpApi } from './server.js';

@@ -16,6 +16,7 @@ import { modelRoutes } from './routes/models.js';
 import { mqttWebSocketRoutes } from './routes/mqtt-websocket.js';
 import { operationsRoutes } from './routes/operations.js';
 import { telemetryRoutes } from './routes/telemetry.js';
+import { tenancyRoutes } from './routes/tenancy.js';
 import { twinRoutes } from './routes/twins.js';
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {
@@ -93,8 +94,11 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   enforceRouteAccess(app, {
     isAdminKey: context.isAdminKey,
-    isDeviceToken: async (deviceId, secret) => (await context.registry.authenticate(deviceId, secret)) !== undefined,
-    isEdgeToken: async (edgeId, secret) => (await context.edges?.directory.authenticate(edgeId, secret)) !== undefined,
+    identify: context.access.identify,
+    deviceTenant: context.access.deviceTenant,
+    edgeTenant: context.access.edgeTenant,
+    tenantExists: (tenant) => context.tenants.get(tenant) !== undefined,
+    audit: context.access.audit,
     isMetricsToken: context.access.isMetricsToken,
     publicMetrics: context.access.publicMetrics,
     publicDocs: context.access.publicDocs,
@@ -142,7 +146,14 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
       openapi: '3.0.3',
       info: { title: 'Thingloop API', version: '1', description: 'Terminal–edge–cloud IoT platform: registry, thing models, telemetry.' },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Admin key, or a device token where noted' } },
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An API key or a session token (its role must grant the permission the operation names), the platform admin key (with the x-thingloop-tenant header to act in a tenant other than default), or a device token where noted',
+          },
+        },
       },
       security: [{ bearer: [] }],
     },
@@ -180,6 +191,7 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
   await app.register(actionRoutes, { context, prefix: '/api/v1' });
   await app.register(agentRoutes, { context, prefix: '/api/v1' });
   await app.register(edgeRoutes, { context, prefix: '/api/v1' });
+  await app.register(tenancyRoutes, { context, prefix: '/api/v1' });
   await app.register(mqttWebSocketRoutes, { context });
   await app.register((await import('./console.js')).consoleRoutes);
   return app;

@@ -21,6 +21,11 @@ export function messageOf(topic: DeviceTopic, payload: Buffer): DeviceMessage {
   }
 }
 
+/** Ids repeat across tenants: the binding's per-device figures are kept by both. */
+function keyOf(device: DeviceRecord): string {
+  return `${device.tenant}/${device.id}`;
+}
+
 /** Whether a subscription lets the device hear its desired state or its actions. */
 export function hearsDownlink(deviceId: string, filter: string): boolean {
   const desired = thingTopics.twin(deviceId, 'desired');
@@ -31,12 +36,13 @@ export function hearsDownlink(deviceId: string, filter: string): boolean {
 /**
  * MQTT as a device binding: the embedded broker's sessions become presence messages and its
  * device topics `DeviceMessage`s; desired state goes out retained on `things/{id}/twin/desired`,
- * actions on `things/{id}/actions/{name}`, error notices on `things/{id}/errors` (QoS 0).
+ * actions on `things/{id}/actions/{name}`, error notices on `things/{id}/errors` (QoS 0), each in
+ * the mount of the device's tenant. One binding serves every tenant's devices.
  */
 export class MqttBinding implements DeviceBinding {
   readonly protocol = 'mqtt' as const;
   private live: EmbeddedMqttBroker | undefined;
-  /** When each device's last message was handled, and how many error notices it was sent. */
+  /** When each device's last message was handled, and how many error notices it was sent (by tenant and id). */
   private readonly lastGood = new Map<string, number>();
   private readonly errorCounts = new Map<string, number>();
 
@@ -74,17 +80,17 @@ export class MqttBinding implements DeviceBinding {
       sessions,
       handleDeviceMessage: async (device, topic, payload) => {
         await uplink.receive(device, messageOf(topic, payload), 'mqtt');
-        this.lastGood.set(device.id, uplink.now());
+        this.lastGood.set(keyOf(device), uplink.now());
       },
     });
     this.live = broker;
     await broker.start();
-    this.options.registry.events.on('removed', (device) => {
-      this.lastGood.delete(device.id);
-      this.errorCounts.delete(device.id);
+    this.options.fleet.events.on('removed', (device) => {
+      this.lastGood.delete(keyOf(device));
+      this.errorCounts.delete(keyOf(device));
       // An empty retained payload clears the retained desired state of the deleted device.
       broker
-        .publish(thingTopics.twin(device.id, 'desired'), null, { retain: true })
+        .publish(thingTopics.twin(device.id, 'desired'), null, { tenant: device.tenant, retain: true })
         .catch((error: Error) => this.options.logger.error({ err: error.message }, 'cleaning up a deleted device failed'));
     });
   }
@@ -98,11 +104,11 @@ export class MqttBinding implements DeviceBinding {
     if (!broker) return false;
     switch (request.kind) {
       case 'invoke':
-        return broker.isListening(device.id, thingTopics.action(device.id, request.action));
+        return broker.isListening(device.tenant, device.id, thingTopics.action(device.id, request.action));
       case 'desired':
-        return broker.isListening(device.id, thingTopics.twin(device.id, 'desired'));
+        return broker.isListening(device.tenant, device.id, thingTopics.twin(device.id, 'desired'));
       case 'errors':
-        return broker.isConnected(device.id);
+        return broker.isConnected(device.tenant, device.id);
     }
   }
 
@@ -111,14 +117,18 @@ export class MqttBinding implements DeviceBinding {
     switch (request.kind) {
       case 'desired':
         // Retained, so a device that connects later gets it.
-        await broker.publish(thingTopics.twin(device.id, 'desired'), request.state, { retain: true });
+        await broker.publish(thingTopics.twin(device.id, 'desired'), request.state, { tenant: device.tenant, retain: true });
         return;
       case 'invoke':
-        await broker.publish(thingTopics.action(device.id, request.action), { id: request.id, input: request.input });
+        await broker.publish(
+          thingTopics.action(device.id, request.action),
+          { id: request.id, input: request.input },
+          { tenant: device.tenant },
+        );
         return;
       case 'errors':
-        this.errorCounts.set(device.id, (this.errorCounts.get(device.id) ?? 0) + 1);
-        await broker.publish(thingTopics.errors(device.id), request.notice, { qos: 0 });
+        this.errorCounts.set(keyOf(device), (this.errorCounts.get(keyOf(device)) ?? 0) + 1);
+        await broker.publish(thingTopics.errors(device.id), request.notice, { tenant: device.tenant, qos: 0 });
         return;
     }
   }
@@ -126,9 +136,9 @@ export class MqttBinding implements DeviceBinding {
   health(device: DeviceRecord): BindingHealth {
     return {
       protocol: 'mqtt',
-      state: this.live?.isConnected(device.id) ? 'connected' : 'idle',
-      lastGoodReadTs: this.lastGood.get(device.id) ?? null,
-      errors: this.errorCounts.get(device.id) ?? 0,
+      state: this.live?.isConnected(device.tenant, device.id) ? 'connected' : 'idle',
+      lastGoodReadTs: this.lastGood.get(keyOf(device)) ?? null,
+      errors: this.errorCounts.get(keyOf(device)) ?? 0,
       latencyMs: null,
     };
   }

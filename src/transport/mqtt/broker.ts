@@ -1,21 +1,75 @@
+import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket, Server as TlsServer } from 'node:tls';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { GuessingBrake } from '../../access/index.js';
 import type { Logger, TransportMetrics } from '../../observability/index.js';
-import type { DeviceRecord, DeviceRegistry } from '../../registry/index.js';
-import { type ClientCertificate, DEFAULT_CERTIFICATE_TENANT } from '../tls/index.js';
-import { ADMIN_OWNER, ClientIdBook, type ClientIdOwner, deviceOwner } from './client-ids.js';
+import type { DeviceRecord } from '../../registry/index.js';
+import { DEFAULT_TENANT, type Permission, permits, type Role } from '../../tenancy/index.js';
+import type { ClientCertificate } from '../tls/index.js';
+import { ADMIN_OWNER, ClientIdBook, type ClientIdOwner, deviceOwner, integrationOwner } from './client-ids.js';
 import { type FixedHeader, guardPacketSizes, type PacketSizeLimits } from './packet-guard.js';
 import { sparkplugForwardAllowed, sparkplugPublishAllowed, sparkplugSubscribeAllowed } from './sparkplug-acl.js';
-import { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, thingTopics, topicMatches } from './topics.js';
+import { mountTopic, TENANT_MOUNT_ROOT, tenantMount, tenantOfTopic, tenantRelative, unmountTopic } from './tenant-mount.js';
+import {
+  type DeviceTopic,
+  devicePublishAllowed,
+  deviceSubscribeAllowed,
+  parseDeviceTopic,
+  parseDownlinkTopic,
+  thingTopics,
+  topicMatches,
+} from './topics.js';
 
-/** The MQTT username that authenticates with the admin key (integrations, benchmarks). */
+/**
+ * The MQTT username that authenticates with the admin key: the platform admin, in the default
+ * tenant's topics, who also reaches every other tenant's mount (`$tenant/{tenant}/…`).
+ */
 export const ADMIN_USERNAME = '$admin';
 
-type Principal = { kind: 'device'; device: DeviceRecord } | { kind: 'admin' };
+/** The MQTT username of an integration: its API key is the password, and says its tenant and role. */
+export const KEY_USERNAME = '$key';
+
+/** Whom an API key speaks for: its tenant, its role, and who acts (for the log). */
+export interface MqttMember {
+  tenant: string;
+  role: Role;
+  actor: string;
+}
+
+/**
+ * Every tenant's devices as the broker sees them (the node's FleetDirectory): ids repeat across
+ * tenants, secrets never do, so a login's secret says the tenant; after that every lookup names it.
+ */
+export interface MqttFleet {
+  /** Every tenant's registry events (the records carry their tenant). */
+  readonly events: { on(name: 'removed' | 'credentialRotated', listener: (device: DeviceRecord) => void): unknown };
+  authenticate(id: string, secret: string): Promise<DeviceRecord | undefined>;
+  find(tenant: string, id: string): Promise<DeviceRecord | undefined>;
+  /** Devices of this id in any tenant: for log lines and refusal reasons, never for access. */
+  anyWithId(id: string): Promise<DeviceRecord[]>;
+}
+
+type Principal = { kind: 'device'; device: DeviceRecord } | { kind: 'admin' } | { kind: 'integration'; member: MqttMember };
+
+/** The tenant whose topics a principal speaks in (the platform admin: the default tenant's, and any mount it names). */
+function tenantOf(principal: Principal): string {
+  if (principal.kind === 'device') return principal.device.tenant;
+  return principal.kind === 'integration' ? principal.member.tenant : DEFAULT_TENANT;
+}
+
+/** Sessions and subscriptions are the device of one tenant: ids repeat across tenants. */
+function deviceKey(tenant: string, deviceId: string): string {
+  return `${tenant}/${deviceId}`;
+}
+
+/** An UNSUBSCRIBE as the packet parser hands it over. */
+function isUnsubscribe(packet: unknown): packet is { cmd: 'unsubscribe'; unsubscriptions: string[] } {
+  if (typeof packet !== 'object' || packet === null) return false;
+  return Reflect.get(packet, 'cmd') === 'unsubscribe' && Array.isArray(Reflect.get(packet, 'unsubscriptions'));
+}
 
 /**
  * What the broker does with a device's message, supplied by the node. The returned promise
@@ -94,14 +148,15 @@ export interface MqttBrokerOptions {
   plaintext?: boolean;
   tls?: MqttTlsListener;
   /**
-   * The tenant a device belongs to, matched against a client certificate's subject O (a
-   * certificate without O means the default tenant). Until tenancy lands every device is in the default tenant.
+   * Every tenant's devices: a login's secret says the tenant (ids repeat across tenants); a
+   * client certificate's subject O names it (no O: the default tenant).
    */
-  deviceTenant?(device: DeviceRecord): string;
-  registry: DeviceRegistry;
+  fleet: MqttFleet;
   handleDeviceMessage: DeviceMessageHandler;
   sessions: SessionObserver;
   isAdminKey(secret: string): boolean;
+  /** An integration's API key (username `$key`): its tenant and role, or undefined. */
+  identify(secret: string): Promise<MqttMember | undefined>;
   /** Shared with the HTTP API: failed logins from one address spend one budget. */
   brake: Pick<GuessingBrake, 'retryAfterMs' | 'failed'>;
   limits?: Partial<MqttLimits>;
@@ -130,7 +185,14 @@ interface Refusal {
 }
 
 function ownerOf(principal: Principal): ClientIdOwner {
-  return principal.kind === 'admin' ? ADMIN_OWNER : deviceOwner(principal.device.id);
+  if (principal.kind === 'device') return deviceOwner(principal.device.tenant, principal.device.id);
+  return principal.kind === 'integration' ? integrationOwner(principal.member.tenant, principal.member.actor) : ADMIN_OWNER;
+}
+
+/** Who a principal is, for the log (never a secret). */
+function describe(principal: Principal): Record<string, string | boolean> {
+  if (principal.kind === 'device') return { device: principal.device.id, tenant: principal.device.tenant };
+  return principal.kind === 'integration' ? { integration: principal.member.actor, tenant: principal.member.tenant } : { admin: true };
 }
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -143,6 +205,8 @@ function authError(returnCode: number, message: string): AuthenticateError {
  * The embedded broker (Aedes, MQTT 3.1.1). Authentication is device id + token, the ACL keeps
  * each device under `things/{id}/`, and device messages are handled inside `authorizePublish`,
  * so the PUBACK of a QoS 1 telemetry message goes out only after its samples are committed.
+ * Several tenants share it: a non-default tenant's topics and client ids are mounted under
+ * `$tenant/{tenant}/` (rewritten on the way in, stripped on the way out; see tenant-mount.ts).
  */
 export class EmbeddedMqttBroker {
   private readonly principals = new WeakMap<Client, Principal>();
@@ -191,21 +255,18 @@ export class EmbeddedMqttBroker {
       },
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => done(null, this.authorizeSubscribe(client, subscription)),
-      // A device hears only its own topics, also from a persistent session stored under a
-      // client id that once belonged to another device.
-      authorizeForward: (client, packet) => {
-        const principal = this.principals.get(client);
-        if (principal?.kind === 'admin') return packet;
-        if (!principal) return null;
-        const ownTopic = packet.topic.startsWith(thingTopics.prefix(principal.device.id));
-        return ownTopic || sparkplugForwardAllowed(principal.device, packet.topic) ? packet : null;
-      },
+      authorizeForward: (client, packet) => this.authorizeForward(client, packet),
     });
     this.broker.on('client', (client) => this.track(client, true));
     this.broker.on('clientDisconnect', (client) => this.track(client, false));
     this.broker.on('subscribe', (subscriptions, client) => this.onSubscribe(client, subscriptions));
     this.broker.on('unsubscribe', (filters, client) => {
-      for (const filter of filters) this.subscriptions.get(client)?.delete(filter);
+      const principal = this.principals.get(client);
+      if (principal?.kind !== 'device') return;
+      for (const filter of filters) {
+        const inner = tenantRelative(principal.device.tenant, filter);
+        if (inner !== undefined) this.subscriptions.get(client)?.delete(inner);
+      }
     });
     this.broker.on('clientError', (client, error) => options.logger.debug({ client: client.id, err: error.message }, 'mqtt client error'));
     const packetLimits = packetSizeLimits(this.limits);
@@ -214,11 +275,11 @@ export class EmbeddedMqttBroker {
       this.boundPort = await listen(this.server, options.port, options.host);
     }
     if (options.tls) await this.startTls(options.tls, packetLimits);
-    options.registry.events.on('removed', (device) => {
-      this.disconnectDevice(device.id, 'device deleted');
-      this.clientIds.forgetOwner(deviceOwner(device.id));
+    options.fleet.events.on('removed', (device) => {
+      this.disconnectDevice(device.tenant, device.id, 'device deleted');
+      this.clientIds.forgetOwner(deviceOwner(device.tenant, device.id));
     });
-    options.registry.events.on('credentialRotated', (device) => this.disconnectDevice(device.id, 'token rotated'));
+    options.fleet.events.on('credentialRotated', (device) => this.disconnectDevice(device.tenant, device.id, 'token rotated'));
   }
 
   /**
@@ -356,60 +417,100 @@ export class EmbeddedMqttBroker {
       brake.failed(address);
       metrics.authFailed('mqtt');
       // Never the username or password as given: a device that swaps them would log its token.
-      const registered = username !== undefined && username !== ADMIN_USERNAME && (await this.options.registry.find(username));
+      const registered =
+        username !== undefined && username !== ADMIN_USERNAME && username !== KEY_USERNAME
+          ? await this.options.fleet.anyWithId(username)
+          : [];
       logger.info(
-        { address, clientIdLength: client.id.length, ...(registered ? { device: registered.id } : {}) },
-        'mqtt authentication refused',
+        { address, clientIdLength: client.id.length, ...(registered.length > 0 ? { device: username } : {}) },
+        username === KEY_USERNAME ? 'mqtt authentication refused: unknown API key' : 'mqtt authentication refused',
       );
-      return { returnCode: 4, message: 'bad device id or token' };
+      return { returnCode: 4, message: username === KEY_USERNAME ? 'bad API key' : 'bad device id or token' };
     }
     // Closed while the credentials were checked: claiming its id now would outlive it.
     if (connection.closed) return { returnCode: 3, message: 'connection closed during login' };
+    if (principal.kind !== 'admin') {
+      // A client id that looks mounted would claim a client id of another tenant's session.
+      if (client.id.startsWith(`${TENANT_MOUNT_ROOT}/`)) {
+        metrics.refused(listener, 'client_id_taken');
+        logger.warn(
+          { address, ...describe(principal), clientId: client.id },
+          `mqtt login refused: client ids starting with ${TENANT_MOUNT_ROOT}/ are the broker's`,
+        );
+        return { returnCode: 2, message: `client ids starting with ${TENANT_MOUNT_ROOT}/ are reserved` };
+      }
+      // Client ids are scoped by tenant like topics: two tenants' pump-0001 may both use their id.
+      client.id = `${tenantMount(tenantOf(principal))}${client.id}`;
+    }
     if (!this.clientIds.claim(client.id, ownerOf(principal), client, !client.clean)) {
       metrics.refused(listener, 'client_id_taken');
-      logger.warn(
-        { address, ...(principal.kind === 'device' ? { device: principal.device.id } : { admin: true }), clientId: client.id },
-        'mqtt login refused: the client id belongs to another device',
-      );
+      logger.warn({ address, ...describe(principal), clientId: client.id }, 'mqtt login refused: the client id belongs to another device');
       return { returnCode: 2, message: 'client id in use by another device' };
     }
     connection.client = client;
     clearTimeout(connection.deadline);
     this.unauthenticated.delete(connection);
     this.principals.set(client, principal);
+    this.mountUnsubscribes(client, tenantOf(principal));
     return undefined;
   }
 
   /**
+   * Aedes has no hook for UNSUBSCRIBE: a mounted tenant's filters are mounted as the parser
+   * hands the packet over, so they name the subscriptions `authorizeSubscribe` mounted. (A packet
+   * parsed before the login finished is left as sent: it can only miss, never reach another tenant.)
+   */
+  private mountUnsubscribes(client: Client, tenant: string): void {
+    if (tenantMount(tenant) === '') return;
+    const parser: unknown = Reflect.get(client, '_parser');
+    if (!(parser instanceof EventEmitter)) {
+      this.options.logger.error(
+        { tenant },
+        "mqtt: the broker's packet parser is not reachable; unsubscribes of this session will not apply",
+      );
+      return;
+    }
+    parser.prependListener('packet', (packet: unknown) => {
+      if (!isUnsubscribe(packet)) return;
+      packet.unsubscriptions = packet.unsubscriptions.map((filter) => {
+        const inner = tenantRelative(tenant, filter);
+        return inner === undefined ? filter : mountTopic(tenant, inner);
+      });
+    });
+  }
+
+  /**
    * A verified client certificate logs in the device its subject CN names, when that device is
-   * registered and belongs to the tenant its subject O names (no O: the default tenant).
+   * registered in the tenant its subject O names (no O: the default tenant).
    */
   private async certificatePrincipal(connection: Connection): Promise<Principal | { refused: Refusal } | undefined> {
     const { certificate, listener, address } = connection;
     if (certificate.kind !== 'verified') return undefined;
     const { metrics, logger } = this.options;
-    const device = await this.options.registry.find(certificate.deviceId);
-    if (!device) {
-      metrics.refused(listener, 'certificate_unknown_device');
-      logger.info({ address, device: certificate.deviceId }, 'mqtts certificate login refused: no such device is registered');
-      return { refused: { returnCode: 4, message: `no device ${certificate.deviceId} is registered` } };
-    }
-    const tenant = this.options.deviceTenant?.(device) ?? DEFAULT_CERTIFICATE_TENANT;
-    if (tenant !== certificate.tenant) {
+    const device = await this.options.fleet.find(certificate.tenant, certificate.deviceId);
+    if (device) return { kind: 'device', device };
+    if ((await this.options.fleet.anyWithId(certificate.deviceId)).length > 0) {
       metrics.refused(listener, 'certificate_wrong_tenant');
       logger.warn(
-        { address, device: device.id, certificateTenant: certificate.tenant },
+        { address, device: certificate.deviceId, certificateTenant: certificate.tenant },
         "mqtts certificate login refused: the certificate's organisation (O) is not the device's tenant",
       );
-      return { refused: { returnCode: 5, message: "the certificate's tenant is not the device's" } };
+      // Answered like an unknown device: the holder learns nothing about other tenants' ids.
+      return { refused: { returnCode: 4, message: `no device ${certificate.deviceId} is registered` } };
     }
-    return { kind: 'device', device };
+    metrics.refused(listener, 'certificate_unknown_device');
+    logger.info({ address, device: certificate.deviceId }, 'mqtts certificate login refused: no such device is registered');
+    return { refused: { returnCode: 4, message: `no device ${certificate.deviceId} is registered` } };
   }
 
   private async principalFor(username: string | undefined, password: Buffer | undefined): Promise<Principal | undefined> {
     const secret = password?.toString('utf8') ?? '';
     if (username === ADMIN_USERNAME) return this.options.isAdminKey(secret) ? { kind: 'admin' } : undefined;
-    const device = username ? await this.options.registry.authenticate(username, secret) : undefined;
+    if (username === KEY_USERNAME) {
+      const member = secret === '' ? undefined : await this.options.identify(secret);
+      return member ? { kind: 'integration', member } : undefined;
+    }
+    const device = username ? await this.options.fleet.authenticate(username, secret) : undefined;
     return device ? { kind: 'device', device } : undefined;
   }
 
@@ -424,37 +525,143 @@ export class EmbeddedMqttBroker {
       done(new Error('not authenticated'));
       return;
     }
-    if (principal.kind === 'admin') {
-      done(null);
-      return;
+    switch (principal.kind) {
+      case 'device':
+        this.devicePublish(principal.device, packet, done);
+        return;
+      case 'admin':
+        this.adminPublish(client, packet, done);
+        return;
+      case 'integration':
+        this.integrationPublish(client, principal.member, packet, done);
+        return;
     }
+  }
+
+  private devicePublish(device: DeviceRecord, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    const relative = tenantRelative(device.tenant, packet.topic);
     // A Sparkplug B edge node's own births, deaths and data: read by the host application, a subscriber.
-    if (sparkplugPublishAllowed(principal.device, packet.topic)) {
+    if (relative !== undefined && sparkplugPublishAllowed(device, relative)) {
+      packet.topic = mountTopic(device.tenant, relative);
       done(null);
       return;
     }
-    const topic = devicePublishAllowed(principal.device.id, packet.topic);
-    if (!topic) {
+    const topic = relative === undefined ? undefined : devicePublishAllowed(device.id, relative);
+    if (!topic || relative === undefined) {
       this.options.metrics.aclDenied('publish');
-      this.options.logger.warn({ device: principal.device.id, topic: packet.topic }, "mqtt publish outside the device's topics refused");
+      this.options.logger.warn({ device: device.id, topic: packet.topic }, "mqtt publish outside the device's topics refused");
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed, as AWS IoT and others do.
-      done(new Error(`device ${principal.device.id} may not publish to ${packet.topic}`));
+      done(new Error(`device ${device.id} may not publish to ${packet.topic}`));
       return;
     }
-    const deviceId = principal.device.id;
+    // Subscribers of the device's tenant (its integrations) hear it in their mount.
+    packet.topic = mountTopic(device.tenant, relative);
+    this.handleUplink(device.tenant, topic, packet, done, () => {
+      throw new Error(`device ${device.id} no longer exists`);
+    });
+  }
+
+  /**
+   * The platform admin publishes anywhere (the default tenant's topics, or another tenant's
+   * mount); on a device's own topics (telemetry, events, reports) its message is the device's,
+   * validated and stored before it is acknowledged, and refused when there is no such device.
+   */
+  private adminPublish(client: Client, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    const { tenant, topic } = tenantOfTopic(packet.topic);
+    const uplink = parseDeviceTopic(topic);
+    if (!uplink) {
+      done(null);
+      return;
+    }
+    packet.topic = mountTopic(tenant, topic);
+    this.handleUplink(tenant, uplink, packet, done, () =>
+      this.refusePublish(client, { admin: true }, packet, `no device ${uplink.deviceId} in tenant ${tenant}`),
+    );
+  }
+
+  /**
+   * An integration (an API key) publishes only on its tenant's device topics, and only what its
+   * role permits: a device's telemetry, events and reports (telemetry:write: handled like the
+   * device's own message), its desired state (twins:write), its actions (actions:invoke).
+   */
+  private integrationPublish(client: Client, member: MqttMember, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    const who = { integration: member.actor, tenant: member.tenant };
+    const topic = tenantRelative(member.tenant, packet.topic);
+    const uplink = topic === undefined ? undefined : parseDeviceTopic(topic);
+    const downlink = topic === undefined || uplink ? undefined : parseDownlinkTopic(topic);
+    const needs: Permission | undefined = uplink
+      ? 'telemetry:write'
+      : downlink?.kind === 'desired'
+        ? 'twins:write'
+        : downlink
+          ? 'actions:invoke'
+          : undefined;
+    if (topic === undefined || needs === undefined) {
+      done(this.refusePublish(client, who, packet, 'integrations publish only on device topics (telemetry, events, twin, actions)'));
+      return;
+    }
+    if (!permits(member.role, needs)) {
+      done(this.refusePublish(client, who, packet, `role ${member.role} lacks ${needs}`));
+      return;
+    }
+    packet.topic = mountTopic(member.tenant, topic);
+    const missing = () => this.refusePublish(client, who, packet, `no device ${(uplink ?? downlink)?.deviceId} in tenant ${member.tenant}`);
+    if (uplink) {
+      this.handleUplink(member.tenant, uplink, packet, done, missing);
+      return;
+    }
+    // Desired state and action requests go to the device as published (as the admin's always have).
+    const deviceId = downlink?.deviceId ?? '';
+    const checked = this.options.fleet.find(member.tenant, deviceId).then(
+      (device) => done(device ? null : missing()),
+      (error: Error) => done(error),
+    );
+    this.handling.add(checked);
+    checked.finally(() => this.handling.delete(checked));
+  }
+
+  /**
+   * Counts and logs a publish refused to an integration or the admin, and gives the error that
+   * closes its connection (MQTT 3.1.1 has no negative PUBACK).
+   */
+  private refusePublish(client: Client, who: Record<string, string | boolean>, packet: PublishPacket, reason: string): Error {
+    const listener = this.connections.get(client.conn)?.listener ?? 'mqtt';
+    this.options.metrics.aclDenied('publish');
+    this.options.metrics.refused(listener, 'forbidden');
+    this.options.logger.warn({ ...who, topic: packet.topic, reason }, `mqtt publish refused: ${reason}`);
+    return new Error(`publish to ${packet.topic} refused: ${reason}`);
+  }
+
+  /**
+   * A device message, from the device or on its behalf: the PUBACK waits for its handler.
+   * `missing` answers when the device is not (or no longer) in the tenant: it returns the
+   * refusal, or throws to report a failure.
+   */
+  private handleUplink(
+    tenant: string,
+    topic: DeviceTopic,
+    packet: PublishPacket,
+    done: (error?: Error | null) => void,
+    missing: () => Error,
+  ): void {
+    const { deviceId } = topic;
     // The registry cache holds the current record, so a model migration applies to the next message.
-    const handled = this.options.registry
-      .find(deviceId)
-      .then((record) => {
-        if (!record) throw new Error(`device ${deviceId} no longer exists`);
+    const handled = this.options.fleet
+      .find(tenant, deviceId)
+      .then(async (record) => {
+        if (!record) return missing();
         this.options.sessions.uplink(record);
-        return this.options.handleDeviceMessage(record, topic, packet.payload as Buffer);
+        await this.options.handleDeviceMessage(record, topic, packet.payload as Buffer);
+        return null;
       })
       .then(
-        () => done(null),
-        // Not handled (e.g. not stored), so not acknowledged: the device keeps the message and resends it.
+        (refusal) => done(refusal),
+        // Not handled (e.g. not stored), so not acknowledged: the sender keeps the message and resends it.
         (error: Error) => {
-          this.options.logger.error({ device: deviceId, topic: packet.topic, err: error.message }, 'device message could not be handled');
+          this.options.logger.error(
+            { device: deviceId, tenant, topic: packet.topic, err: error.message },
+            'device message could not be handled',
+          );
           done(error);
         },
       );
@@ -465,18 +672,58 @@ export class EmbeddedMqttBroker {
   private authorizeSubscribe(client: Client, subscription: Subscription): Subscription | null {
     const principal = this.principals.get(client);
     if (principal?.kind === 'admin') return subscription;
-    if (principal && deviceSubscribeAllowed(principal.device.id, subscription.topic)) return subscription;
-    if (principal && sparkplugSubscribeAllowed(principal.device, subscription.topic)) return subscription;
-    this.options.metrics.aclDenied('subscribe');
-    this.options.logger.warn({ client: client.id, filter: subscription.topic }, "mqtt subscription outside the device's topics refused");
-    return null;
+    const tenant = principal ? tenantOf(principal) : DEFAULT_TENANT;
+    const filter = principal ? tenantRelative(tenant, subscription.topic) : undefined;
+    let allowed = false;
+    if (principal?.kind === 'device' && filter !== undefined) {
+      allowed = deviceSubscribeAllowed(principal.device.id, filter) || sparkplugSubscribeAllowed(principal.device, filter);
+    } else if (principal?.kind === 'integration' && filter !== undefined) {
+      allowed = permits(principal.member.role, 'telemetry:read');
+    }
+    if (!principal || !allowed || filter === undefined) {
+      this.options.metrics.aclDenied('subscribe');
+      if (principal?.kind === 'integration')
+        this.options.metrics.refused(this.connections.get(client.conn)?.listener ?? 'mqtt', 'forbidden');
+      this.options.logger.warn(
+        { client: client.id, filter: subscription.topic, ...(principal ? describe(principal) : {}) },
+        principal?.kind === 'integration'
+          ? `mqtt subscription refused: outside the tenant's topics or role ${principal.member.role} lacks telemetry:read`
+          : "mqtt subscription outside the device's topics refused",
+      );
+      return null;
+    }
+    // Mounted in place: Aedes reads this object for the retained messages it sends and the session it stores.
+    subscription.topic = mountTopic(tenant, filter);
+    return subscription;
+  }
+
+  /**
+   * What a session hears: the platform admin everything it subscribed to; anyone else only what
+   * lies in its tenant's mount (stripped of it), and a device only its own topics, also from a
+   * persistent session stored under a client id that once belonged to another device. A copy:
+   * the packet is shared by every subscriber.
+   */
+  private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const principal = this.principals.get(client);
+    if (principal?.kind === 'admin') return packet;
+    if (!principal) return null;
+    const topic = unmountTopic(tenantOf(principal), packet.topic);
+    if (topic === undefined) return null;
+    if (principal.kind === 'device') {
+      const own = topic.startsWith(thingTopics.prefix(principal.device.id)) || sparkplugForwardAllowed(principal.device, topic);
+      if (!own) return null;
+    }
+    return topic === packet.topic ? packet : { ...packet, topic };
   }
 
   private onSubscribe(client: Client, subscriptions: Subscription[]): void {
     const principal = this.principals.get(client);
     if (principal?.kind !== 'device') return;
-    // Refused subscriptions arrive with qos 128 and are not listening.
-    const filters = subscriptions.filter((s) => (s.qos as number) !== 128).map((s) => s.topic);
+    // Refused subscriptions arrive with qos 128 and are not listening; the rest arrive mounted.
+    const filters = subscriptions
+      .filter((s) => (s.qos as number) !== 128)
+      .map((s) => tenantRelative(principal.device.tenant, s.topic))
+      .filter((filter): filter is string => filter !== undefined);
     if (filters.length === 0) return;
     let set = this.subscriptions.get(client);
     if (!set) {
@@ -490,19 +737,19 @@ export class EmbeddedMqttBroker {
   private track(client: Client, connected: boolean): void {
     const principal = this.principals.get(client);
     if (principal?.kind !== 'device') return;
-    const id = principal.device.id;
-    let set = this.sessions.get(id);
+    const key = deviceKey(principal.device.tenant, principal.device.id);
+    let set = this.sessions.get(key);
     if (connected) {
       if (!set) {
         set = new Set();
-        this.sessions.set(id, set);
+        this.sessions.set(key, set);
       }
       set.add(client);
       this.options.sessions.opened(principal.device);
     } else if (set) {
       set.delete(client);
       if (set.size === 0) {
-        this.sessions.delete(id);
+        this.sessions.delete(key);
         this.options.sessions.closed(principal.device);
       }
     }
@@ -513,13 +760,13 @@ export class EmbeddedMqttBroker {
     return this.sessions.size;
   }
 
-  isConnected(deviceId: string): boolean {
-    return this.sessions.has(deviceId);
+  isConnected(tenant: string, deviceId: string): boolean {
+    return this.sessions.has(deviceKey(tenant, deviceId));
   }
 
-  /** True when a live session of the device subscribes to a filter matching `topic`. */
-  isListening(deviceId: string, topic: string): boolean {
-    for (const client of this.sessions.get(deviceId) ?? []) {
+  /** True when a live session of the tenant's device subscribes to a filter matching `topic` (as the device sees it). */
+  isListening(tenant: string, deviceId: string, topic: string): boolean {
+    for (const client of this.sessions.get(deviceKey(tenant, deviceId)) ?? []) {
       for (const filter of this.subscriptions.get(client) ?? []) {
         if (topicMatches(filter, topic)) return true;
       }
@@ -527,19 +774,23 @@ export class EmbeddedMqttBroker {
     return false;
   }
 
-  private disconnectDevice(deviceId: string, why: string): void {
-    for (const client of this.sessions.get(deviceId) ?? []) {
-      this.options.logger.info({ device: deviceId, why }, 'closing mqtt session');
+  private disconnectDevice(tenant: string, deviceId: string, why: string): void {
+    for (const client of this.sessions.get(deviceKey(tenant, deviceId)) ?? []) {
+      this.options.logger.info({ device: deviceId, tenant, why }, 'closing mqtt session');
       client.close();
     }
   }
 
-  /** Publishes from the platform (QoS 1 by default); resolves once the broker has routed it. */
-  publish(topic: string, payload: unknown, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+  /**
+   * Publishes from the platform (QoS 1 by default) on a topic of `tenant` (default: the default
+   * tenant's), mounted where that tenant's clients hear it; resolves once the broker has routed it.
+   */
+  publish(topic: string, payload: unknown, options: { tenant?: string; retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
     const body = payload === null ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload));
+    const mounted = mountTopic(options.tenant ?? DEFAULT_TENANT, topic);
     return new Promise((resolve, reject) => {
       this.broker.publish(
-        { cmd: 'publish', topic, payload: body, qos: options.qos ?? 1, retain: options.retain ?? false, dup: false },
+        { cmd: 'publish', topic: mounted, payload: body, qos: options.qos ?? 1, retain: options.retain ?? false, dup: false },
         (error) => (error ? reject(error) : resolve()),
       );
     });

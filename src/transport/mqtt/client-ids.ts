@@ -4,12 +4,20 @@
  * another off the broker, or pick up its persistent session (subscriptions, queued messages).
  */
 
-/** Who may hold client ids: one device, or the admin integration principal. */
+/** Who may hold client ids: one device of one tenant, an integration's key, or the platform admin. */
 export type ClientIdOwner = string;
 
-/** Later, with tenants, the tenant goes into the owner (and the client id scope) here. */
-export function deviceOwner(deviceId: string): ClientIdOwner {
-  return `device:${deviceId}`;
+/**
+ * Device ids repeat across tenants: the owner names both. (The client ids themselves are
+ * scoped too: the broker mounts a non-default tenant's client ids under its topic mount.)
+ */
+export function deviceOwner(tenant: string, deviceId: string): ClientIdOwner {
+  return `device:${tenant}/${deviceId}`;
+}
+
+/** An integration logged in with an API key: the key's holder, within its tenant. */
+export function integrationOwner(tenant: string, actor: string): ClientIdOwner {
+  return `integration:${tenant}/${actor}`;
 }
 
 export const ADMIN_OWNER: ClientIdOwner = 'admin';

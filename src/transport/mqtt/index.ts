@@ -1,6 +1,7 @@
 /**
  * MQTT transport: the embedded broker that devices connect to, as a device binding (sessions
- * become presence, device topics become gateway messages), and the public topic scheme. Later:
+ * become presence, device topics become gateway messages), the public topic scheme, and where
+ * each tenant's topics are mounted inside the one broker. Later:
  * an external-broker client (MQTT 5, shared subscriptions) behind the same face.
  */
 
@@ -10,10 +11,23 @@ export {
   DEFAULT_MQTT_LIMITS,
   type DeviceMessageHandler,
   EmbeddedMqttBroker,
+  KEY_USERNAME,
   type MqttBrokerOptions,
+  type MqttFleet,
   type MqttLimits,
   type MqttListener,
+  type MqttMember,
   type MqttTlsListener,
   type SessionObserver,
 } from './broker.js';
-export { type DeviceTopic, devicePublishAllowed, deviceSubscribeAllowed, parseDeviceTopic, thingTopics, topicMatches } from './topics.js';
+export { mountTopic, TENANT_MOUNT_ROOT, tenantMount, unmountTopic } from './tenant-mount.js';
+export {
+  type DeviceTopic,
+  type DownlinkTopic,
+  devicePublishAllowed,
+  deviceSubscribeAllowed,
+  parseDeviceTopic,
+  parseDownlinkTopic,
+  thingTopics,
+  topicMatches,
+} from './topics.js';

@@ -46,6 +46,17 @@ export function parseDeviceTopic(topic: string): DeviceTopic | undefined {
   }
 }
 
+/** A platform-side topic an integration may publish on a device's behalf: its desired state or an action request. */
+export type DownlinkTopic = { kind: 'desired'; deviceId: string } | { kind: 'action'; deviceId: string; name: string };
+
+/** Parses `things/{id}/twin/desired` or `things/{id}/actions/{name}`; undefined for anything else. */
+export function parseDownlinkTopic(topic: string): DownlinkTopic | undefined {
+  const [root, deviceId, kind, a, ...rest] = topic.split('/');
+  if (root !== THINGS_ROOT || !deviceId || !a || rest.length > 0) return undefined;
+  if (kind === 'twin' && a === 'desired') return { kind: 'desired', deviceId };
+  return kind === 'actions' ? { kind: 'action', deviceId, name: a } : undefined;
+}
+
 /** A device may publish only the device-side topics under its own prefix. */
 export function devicePublishAllowed(deviceId: string, topic: string): DeviceTopic | undefined {
   const parsed = parseDeviceTopic(topic);

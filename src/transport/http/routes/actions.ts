@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { type Invocation, isFinished } from '../../../commands/index.js';
 import { DomainError } from '../../../errors/index.js';
 import { parseDuration } from '../../../time/index.js';
-import type { HttpApiContext } from '../context.js';
+import { actorOf, type HttpApiContext, tenantOf } from '../context.js';
 import { AnyJson, ErrorBody, errorResponses, IdParam, type TypeBoxTypeProvider } from '../schemas.js';
 
 const InvocationStatus = Type.Union((['queued', 'delivered', 'succeeded', 'failed', 'expired'] as const).map((s) => Type.Literal(s)));
@@ -44,7 +44,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.post(
     '/devices/:id/actions/:action',
     {
-      config: { access: 'admin' },
+      config: { access: 'actions:invoke' },
       schema: {
         summary: 'Invoke a device action; ?wait=5s answers with the output when the device replies in time',
         description:
@@ -71,17 +71,18 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       const body = request.body ?? {};
       const wait = durationParam('wait', request.query.wait, MAX_WAIT_MS);
       const headerKey = request.headers['idempotency-key'];
-      const device = await context.registry.get(id);
-      const outcome = await context.commands.invoke(device, {
+      const device = await tenantOf(context, request).registry.get(id);
+      const outcome = await tenantOf(context, request).commands.invoke(device, {
         action,
         input: body.input,
         idempotencyKey: (typeof headerKey === 'string' ? headerKey : undefined) ?? body.idempotencyKey,
         timeoutMs: durationParam('timeout', body.timeout),
         ttlMs: durationParam('ttl', body.ttl),
-        actor: 'api',
+        actor: actorOf(request),
       });
       let invocation: Invocation = outcome.invocation;
-      if (wait !== undefined && !isFinished(invocation.status)) invocation = await context.commands.waitFor(invocation.id, wait);
+      if (wait !== undefined && !isFinished(invocation.status))
+        invocation = await tenantOf(context, request).commands.waitFor(invocation.id, wait);
       const response = {
         ...invocation,
         replayed: outcome.replayed,
@@ -94,7 +95,7 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/invocations/:invocationId',
     {
-      config: { access: 'admin' },
+      config: { access: 'actions:read' },
       schema: {
         summary: 'One action invocation',
         tags,
@@ -102,13 +103,13 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: InvocationBody, 404: ErrorBody },
       },
     },
-    async (request) => context.commands.get(request.params.invocationId),
+    async (request) => tenantOf(context, request).commands.get(request.params.invocationId),
   );
 
   app.get(
     '/devices/:id/invocations',
     {
-      config: { access: 'admin' },
+      config: { access: 'actions:read' },
       schema: {
         summary: "A device's action history, newest first",
         tags,
@@ -122,8 +123,8 @@ export const actionRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request) => {
-      const device = await context.registry.get(request.params.id);
-      return { items: await context.commands.list(device, request.query) };
+      const device = await tenantOf(context, request).registry.get(request.params.id);
+      return { items: await tenantOf(context, request).commands.list(device, request.query) };
     },
   );
 };

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { AgentDefinitionSchema, type AlarmQuery, type DecisionOutcome, VerificationSchema } from '../../../agents/index.js';
 import { DomainError, invalid } from '../../../errors/index.js';
 import { parseTime } from '../../../telemetry/index.js';
-import type { HttpApiContext } from '../context.js';
+import { actorOf, type HttpApiContext, tenantOf } from '../context.js';
 import { AnyObject, ErrorBody, errorResponses, IdParam, NoContent, type TypeBoxTypeProvider } from '../schemas.js';
 
 const Mode = Type.Union([Type.Literal('auto'), Type.Literal('approve'), Type.Literal('shadow')]);
@@ -22,7 +22,6 @@ const Note = Type.Optional(Type.Object({ note: Type.Optional(Type.String({ maxLe
 export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['agents'];
-  const { agents, alarms } = context;
 
   // Agent definitions may be written in YAML, as they are in files.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_request, body, done) => {
@@ -51,44 +50,44 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/agents',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:read' },
       schema: {
         summary: 'List agents',
         tags,
         response: { 200: Type.Object({ items: Type.Array(AnyObject), killSwitchEngaged: Type.Boolean() }) },
       },
     },
-    async () => ({
-      items: agents.list(),
-      killSwitchEngaged: agents.killSwitchEngaged,
+    async (request) => ({
+      items: tenantOf(context, request).agents.list(),
+      killSwitchEngaged: tenantOf(context, request).agents.killSwitchEngaged,
     }),
   );
 
   app.post(
     '/agents',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:write' },
       ...engineValidates,
       schema: { summary: 'Create an agent', tags, body: documented, response: { 201: AnyObject, ...errorResponses, 409: ErrorBody } },
     },
-    async (request, reply) => reply.code(201).send(await agents.put(request.body, { create: true })),
+    async (request, reply) => reply.code(201).send(await tenantOf(context, request).agents.put(request.body, { create: true })),
   );
 
   app.get(
     '/agents/kill-switch',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:read' },
       schema: { summary: 'Whether the global kill switch is engaged', tags, response: { 200: Type.Object({ engaged: Type.Boolean() }) } },
     },
-    async () => ({
-      engaged: agents.killSwitchEngaged,
+    async (request) => ({
+      engaged: tenantOf(context, request).agents.killSwitchEngaged,
     }),
   );
 
   app.put(
     '/agents/kill-switch',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:halt' },
       schema: {
         summary: 'Engage or release the global kill switch: while engaged no agent sends anything (refusals are recorded)',
         tags,
@@ -97,24 +96,24 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request) => {
-      await agents.setGlobalKill(request.body.engaged);
-      return { engaged: agents.killSwitchEngaged };
+      await tenantOf(context, request).agents.setGlobalKill(request.body.engaged);
+      return { engaged: tenantOf(context, request).agents.killSwitchEngaged };
     },
   );
 
   app.get(
     '/agents/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:read' },
       schema: { summary: 'Read an agent definition', tags, params: IdParam, response: { 200: AnyObject, 404: ErrorBody } },
     },
-    async (request) => agents.get(request.params.id),
+    async (request) => tenantOf(context, request).agents.get(request.params.id),
   );
 
   app.put(
     '/agents/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:write' },
       ...engineValidates,
       schema: {
         summary: 'Replace an agent definition',
@@ -130,19 +129,19 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       const { body } = request;
       if (body && typeof body === 'object' && 'id' in body && body.id !== undefined && body.id !== id)
         throw invalid(`the body's id "${String(body.id)}" differs from the URL's "${id}"`);
-      agents.get(id);
-      return agents.put({ ...(body ?? {}), id }, { create: false });
+      tenantOf(context, request).agents.get(id);
+      return tenantOf(context, request).agents.put({ ...(body ?? {}), id }, { create: false });
     },
   );
 
   app.delete(
     '/agents/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:write' },
       schema: { summary: 'Delete an agent and its state', tags, params: IdParam, response: { 204: NoContent, 404: ErrorBody } },
     },
     async (request, reply) => {
-      await agents.remove(request.params.id);
+      await tenantOf(context, request).agents.remove(request.params.id);
       return reply.code(204).send();
     },
   );
@@ -150,7 +149,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/agents/:id/mode',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:write' },
       schema: {
         summary: 'Switch mode: auto (act), approve (queue for an operator), shadow (record only)',
         tags,
@@ -159,13 +158,13 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AnyObject, 404: ErrorBody },
       },
     },
-    async (request) => agents.setMode(request.params.id, request.body.mode),
+    async (request) => tenantOf(context, request).agents.setMode(request.params.id, request.body.mode),
   );
 
   app.put(
     '/agents/:id/enabled',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:write' },
       schema: {
         summary: "The agent's own kill switch: disabled agents still judge and record, but never act",
         tags,
@@ -174,7 +173,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AnyObject, 404: ErrorBody },
       },
     },
-    async (request) => agents.setEnabled(request.params.id, request.body.enabled),
+    async (request) => tenantOf(context, request).agents.setEnabled(request.params.id, request.body.enabled),
   );
 
   const decisionQuery = Type.Object({
@@ -188,7 +187,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/agents/:id/decisions',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:read' },
       ...asStored,
       schema: {
         summary: "An agent's decision records, newest first, filterable by device, outcome and time",
@@ -200,7 +199,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     },
     async (request) => {
       const { id } = request.params;
-      agents.get(id);
+      tenantOf(context, request).agents.get(id);
       const q = request.query;
       const time = (name: string, text: string | undefined) => {
         if (text === undefined) return undefined;
@@ -208,7 +207,7 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         if (value === undefined) throw invalid(`${name} must be epoch ms, ISO 8601 or relative like -1h`);
         return value;
       };
-      const items = await agents.decisions({
+      const items = await tenantOf(context, request).agents.decisions({
         agentId: id,
         limit: q.limit,
         ...(q.device ? { deviceId: q.device } : {}),
@@ -223,17 +222,17 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/decisions/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:read' },
       ...asStored,
       schema: { summary: 'One decision record in full', tags, params: IdParam, response: { 200: Decision, 404: ErrorBody } },
     },
-    async (request) => agents.decision(request.params.id),
+    async (request) => tenantOf(context, request).agents.decision(request.params.id),
   );
 
   app.get(
     '/approvals',
     {
-      config: { access: 'admin' },
+      config: { access: 'agents:read' },
       ...asStored,
       schema: {
         summary: 'Decisions waiting for an operator (agents in approve mode)',
@@ -241,13 +240,13 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: Type.Object({ items: Type.Array(Decision) }) },
       },
     },
-    async () => ({ items: await agents.pendingApprovals() }),
+    async (request) => ({ items: await tenantOf(context, request).agents.pendingApprovals() }),
   );
 
   app.post(
     '/approvals/:id/approve',
     {
-      config: { access: 'admin' },
+      config: { access: 'decisions:approve' },
       ...asStored,
       schema: {
         summary: 'Approve a pending decision: the safety envelope is checked again, then it is executed',
@@ -257,13 +256,13 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: Decision, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => agents.approve(request.params.id, 'api'),
+    async (request) => tenantOf(context, request).agents.approve(request.params.id, actorOf(request), request.body?.note),
   );
 
   app.post(
     '/approvals/:id/reject',
     {
-      config: { access: 'admin' },
+      config: { access: 'decisions:approve' },
       ...asStored,
       schema: {
         summary: 'Reject a pending decision',
@@ -273,13 +272,13 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: Decision, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => agents.reject(request.params.id, 'api'),
+    async (request) => tenantOf(context, request).agents.reject(request.params.id, actorOf(request), request.body?.note),
   );
 
   app.get(
     '/alarms',
     {
-      config: { access: 'admin' },
+      config: { access: 'alarms:read' },
       schema: {
         summary: 'Alarms: open ones by default (state=active|acknowledged|cleared|open|all), newest first',
         tags: ['alarms'],
@@ -304,23 +303,23 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         ...(q.agent ? { agentId: q.agent } : {}),
         ...(q.before !== undefined ? { before: q.before } : {}),
       };
-      return { items: await alarms.list(query) };
+      return { items: await tenantOf(context, request).alarms.list(query) };
     },
   );
 
   app.get(
     '/alarms/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'alarms:read' },
       schema: { summary: 'One alarm with its history', tags: ['alarms'], params: IdParam, response: { 200: AlarmBody, 404: ErrorBody } },
     },
-    async (request) => alarms.get(request.params.id),
+    async (request) => tenantOf(context, request).alarms.get(request.params.id),
   );
 
   app.post(
     '/alarms/:id/acknowledge',
     {
-      config: { access: 'admin' },
+      config: { access: 'alarms:ack' },
       schema: {
         summary: 'Acknowledge an active alarm',
         tags: ['alarms'],
@@ -329,13 +328,13 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AlarmBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => alarms.acknowledge(request.params.id, 'api', request.body?.note),
+    async (request) => tenantOf(context, request).alarms.acknowledge(request.params.id, actorOf(request), request.body?.note),
   );
 
   app.post(
     '/alarms/:id/clear',
     {
-      config: { access: 'admin' },
+      config: { access: 'alarms:ack' },
       schema: {
         summary: 'Clear an alarm',
         tags: ['alarms'],
@@ -344,6 +343,6 @@ export const agentRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: AlarmBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => alarms.clear(request.params.id, 'api', request.body?.note),
+    async (request) => tenantOf(context, request).alarms.clear(request.params.id, actorOf(request), request.body?.note),
   );
 };

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
 import { BINDING_PROTOCOLS, type DeviceRecord, NETWORK_KINDS, type PresenceStatus } from '../../../registry/index.js';
 import { deviceThingDescription } from '../../../wot/index.js';
-import type { HttpApiContext } from '../context.js';
+import { type HttpApiContext, tenantOf } from '../context.js';
 import {
   AnyObject,
   AttributeValue,
@@ -77,7 +77,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.post(
     '/devices',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:write' },
       schema: {
         summary: 'Register a device; returns its token once',
         tags,
@@ -98,7 +98,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request, reply) => {
-      const registered = await context.registry.register(request.body);
+      const registered = await tenantOf(context, request).registry.register(request.body);
       return reply.code(201).header('location', `/api/v1/devices/${registered.device.id}`).send(registered);
     },
   );
@@ -106,7 +106,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary:
           'List devices, ordered by id, paginated with `after`; filter by model, edge, network profile, binding protocol or presence status',
@@ -137,18 +137,18 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
     },
     async (request) => {
       const { status, ...query } = request.query;
-      if (!status) return context.registry.list(query);
+      if (!status) return tenantOf(context, request).registry.list(query);
       // Presence is computed, not stored: walk the (otherwise filtered) fleet in id order and keep
       // the devices in that state. Fine for tens of thousands of devices.
       const matching: DeviceRecord[] = [];
       const { model, edge, network, protocol } = query;
-      for await (const page of context.registry.all({
+      for await (const page of tenantOf(context, request).registry.all({
         ...(model ? { model } : {}),
         ...(edge ? { edge } : {}),
         ...(network ? { network } : {}),
         ...(protocol ? { protocol } : {}),
       })) {
-        const presences = await Promise.all(page.map((device) => context.presence(device)));
+        const presences = await Promise.all(page.map((device) => tenantOf(context, request).presence(device)));
         page.forEach((device, index) => {
           if (presences[index]?.status === status) matching.push(device);
         });
@@ -165,7 +165,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices/:id/errors',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary: 'What the device sent that was refused, newest first (the last 50, kept in memory since the node started)',
         tags,
@@ -179,8 +179,8 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request) => {
-      const device = await context.registry.get(request.params.id);
-      return { items: context.recentErrors(device.id) };
+      const device = await tenantOf(context, request).registry.get(request.params.id);
+      return { items: tenantOf(context, request).recentErrors(device.id) };
     },
   );
 
@@ -188,7 +188,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices/summary',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary: 'Fleet summary: device count, devices per model and per presence status, and the presence split per edge',
         tags,
@@ -205,15 +205,16 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         },
       },
     },
-    async () => {
+    async (request) => {
+      const tenant = tenantOf(context, request);
       // Maps, not plain objects: an edge or model id such as "constructor" must not read an inherited property.
       const byModel = new Map<string, number>();
       const byPresence = noDevices();
       const byEdge = new Map<string, PresenceTally>();
       const direct: PresenceTally = { total: 0, ...noDevices() };
       let total = 0;
-      for await (const page of context.registry.all()) {
-        const presences = await Promise.all(page.map((device) => context.presence(device)));
+      for await (const page of tenant.registry.all()) {
+        const presences = await Promise.all(page.map((device) => tenant.presence(device)));
         page.forEach((device, index) => {
           total++;
           byModel.set(device.model, (byModel.get(device.model) ?? 0) + 1);
@@ -235,16 +236,16 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.get(
     '/devices/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: { summary: 'Read a device', tags, params: IdParam, response: { 200: Device, 404: ErrorBody } },
     },
-    async (request) => context.registry.get(request.params.id),
+    async (request) => tenantOf(context, request).registry.get(request.params.id),
   );
 
   app.get(
     '/devices/:id/binding',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary: 'The health of the binding that reaches the device: state, last good read, errors, poll latency',
         description:
@@ -254,13 +255,13 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: BindingHealthBody, 404: ErrorBody },
       },
     },
-    async (request) => context.bindingHealth(await context.registry.get(request.params.id)),
+    async (request) => tenantOf(context, request).bindingHealth(await tenantOf(context, request).registry.get(request.params.id)),
   );
 
   app.get(
     '/devices/:id/td',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary: 'The W3C WoT Thing Description (1.1) of the device, with a form for every way it is reached',
         description:
@@ -271,8 +272,8 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request, reply) => {
-      const device = await context.registry.get(request.params.id);
-      const model = await context.models.get(device.model, device.modelVersion);
+      const device = await tenantOf(context, request).registry.get(request.params.id);
+      const model = await tenantOf(context, request).models.get(device.model, device.modelVersion);
       // The forms point where this request came to: the consumer has just shown it can reach that.
       // An HTTP/1.0 request may come without a Host header, whatever fastify's type says.
       const hostHeader: string | undefined = request.host;
@@ -297,7 +298,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.patch(
     '/devices/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:write' },
       schema: {
         summary: 'Rename, change attributes (null removes one), migrate to another model version or change the binding',
         tags,
@@ -316,13 +317,13 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: Device, ...errorResponses },
       },
     },
-    async (request) => context.registry.patch(request.params.id, request.body),
+    async (request) => tenantOf(context, request).registry.patch(request.params.id, request.body),
   );
 
   app.delete(
     '/devices/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:write' },
       schema: {
         summary: 'Delete a device: revokes its credential and drops its live sessions',
         tags,
@@ -331,7 +332,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       },
     },
     async (request, reply) => {
-      await context.registry.remove(request.params.id);
+      await tenantOf(context, request).registry.remove(request.params.id);
       return reply.code(204).send();
     },
   );
@@ -339,7 +340,7 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
   app.post(
     '/devices/:id/token',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:write' },
       schema: {
         summary: 'Issue a new device token; the old one stops working and live sessions are dropped',
         tags,
@@ -347,13 +348,13 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: WithToken, 404: ErrorBody },
       },
     },
-    async (request) => context.registry.rotateToken(request.params.id),
+    async (request) => tenantOf(context, request).registry.rotateToken(request.params.id),
   );
 
   app.get(
     '/resolve/*',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary: 'Resolve an identification code (e.g. 88.100.1/pump-0001) or an IPv6 address to its device',
         tags: ['identity'],
@@ -361,6 +362,6 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
         response: { 200: Device, 404: ErrorBody },
       },
     },
-    async (request) => context.registry.resolve(decodeURIComponent(request.params['*'])),
+    async (request) => tenantOf(context, request).registry.resolve(decodeURIComponent(request.params['*'])),
   );
 };

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { OUTBOX_EPOCH_HEADER } from '../../../edge/index.js';
-import type { HttpApiContext } from '../context.js';
+import { notFound } from '../../../errors/index.js';
+import { type HttpApiContext, type TenantApi, tenantOf } from '../context.js';
 import { AnyObject, ErrorBody, errorResponses, IdParam, NoContent, type TypeBoxTypeProvider } from '../schemas.js';
 
 const EdgeBody = Type.Object(
@@ -29,10 +30,15 @@ const GapReportBody = Type.Object({
 export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async (fastify, { context }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['edges'];
-  const edges = context.edges;
-  if (!edges) return;
+  // Edges link to clouds only: an edge node has no edge routes.
+  if (!context.servesEdges) return;
+  const edgesOf = (request: FastifyRequest) => {
+    const edges = tenantOf(context, request).edges;
+    if (!edges) throw notFound('this node serves no edges');
+    return edges;
+  };
 
-  const withStatus = async (id: string) => {
+  const withStatus = async (edges: NonNullable<TenantApi['edges']>, id: string) => {
     const edge = await edges.directory.get(id);
     const outbox = edge.heartbeat?.outbox;
     return {
@@ -53,7 +59,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.post(
     '/edges',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:write' },
       schema: {
         summary: 'Register an edge node; returns its token once',
         tags,
@@ -61,13 +67,13 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         response: { 201: Type.Object({ edge: EdgeBody, token: Type.String() }), ...errorResponses, 409: ErrorBody },
       },
     },
-    async (request, reply) => reply.code(201).send(await edges.directory.register(request.body)),
+    async (request, reply) => reply.code(201).send(await edgesOf(request).directory.register(request.body)),
   );
 
   app.post(
     '/edges/:id/token',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:write' },
       schema: {
         summary: 'Issue a new edge token (shown once)',
         tags,
@@ -75,37 +81,38 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         response: { 200: Type.Object({ edge: EdgeBody, token: Type.String() }), 404: ErrorBody },
       },
     },
-    async (request) => edges.directory.rotateToken(request.params.id),
+    async (request) => edgesOf(request).directory.rotateToken(request.params.id),
   );
 
   app.get(
     '/edges',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:read' },
       schema: {
         summary: 'Edges with link state, backlog, drain rate, gaps and capacity',
         tags,
         response: { 200: Type.Object({ items: Type.Array(EdgeBody) }) },
       },
     },
-    async () => ({
-      items: await Promise.all((await edges.directory.list()).map((edge) => withStatus(edge.id))),
-    }),
+    async (request) => {
+      const edges = edgesOf(request);
+      return { items: await Promise.all((await edges.directory.list()).map((edge) => withStatus(edges, edge.id))) };
+    },
   );
 
   app.get(
     '/edges/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:read' },
       schema: { summary: 'One edge with its status', tags, params: IdParam, response: { 200: EdgeBody, 404: ErrorBody } },
     },
-    async (request) => withStatus(request.params.id),
+    async (request) => withStatus(edgesOf(request), request.params.id),
   );
 
   app.delete(
     '/edges/:id',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:write' },
       schema: {
         summary: 'Decommission an edge: its token stops working and its link closes; refused (409) while devices are attached to it',
         tags,
@@ -114,9 +121,10 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request, reply) => {
+      const edges = edgesOf(request);
       const { id } = request.params;
       const served: string[] = [];
-      for await (const page of context.registry.all({ edge: id })) served.push(...page.map((device) => device.id));
+      for await (const page of tenantOf(context, request).registry.all({ edge: id })) served.push(...page.map((device) => device.id));
       await edges.directory.remove(id, served);
       edges.hub.forget(id);
       return reply.code(204).send();
@@ -126,7 +134,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/edges/:id/config',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:read' },
       schema: {
         summary: "The edge's desired configuration (devices, models, agents, desired values) next to what it last applied",
         tags,
@@ -135,6 +143,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
+      const edges = edgesOf(request);
       const { id } = request.params;
       const config = await edges.hub.configFor(id);
       const edge = await edges.directory.get(id);
@@ -147,7 +156,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/edges/:id/gaps',
     {
-      config: { access: 'admin' },
+      config: { access: 'edges:read' },
       schema: {
         summary: 'Gap reports of an edge, newest first: telemetry its full outbox dropped or thinned, per device with the time range',
         tags,
@@ -157,6 +166,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
+      const edges = edgesOf(request);
       const { id } = request.params;
       return { items: await edges.directory.gaps(id, request.query.limit) };
     },
@@ -183,6 +193,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
     },
     wsHandler: (socket, request) => {
       const { id } = request.params;
+      const edges = edgesOf(request);
       const session = {
         send: (message: unknown) => {
           if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import type { HttpApiContext } from '../context.js';
+import { type HttpApiContext, tenantOf } from '../context.js';
 import { AnyObject, ErrorBody, errorResponses, type TypeBoxTypeProvider } from '../schemas.js';
 
 const ModelVersion = Type.Object({
@@ -19,7 +19,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.put(
     '/models/:modelId',
     {
-      config: { access: 'admin' },
+      config: { access: 'models:write' },
       schema: {
         summary: 'Store a thing model (W3C WoT Thing Model JSON) as a new version',
         description:
@@ -31,7 +31,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
       },
     },
     async (request, reply) => {
-      const { model, created } = await context.models.put(request.params.modelId, request.body);
+      const { model, created } = await tenantOf(context, request).models.put(request.params.modelId, request.body);
       return reply.code(created ? 201 : 200).send(model);
     },
   );
@@ -39,7 +39,7 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
   app.get(
     '/models',
     {
-      config: { access: 'admin' },
+      config: { access: 'models:read' },
       schema: {
         summary: 'List thing models (latest version of each)',
         tags,
@@ -52,13 +52,13 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         },
       },
     },
-    async () => ({ items: await context.models.list() }),
+    async (request) => ({ items: await tenantOf(context, request).models.list() }),
   );
 
   app.get(
     '/models/:modelId',
     {
-      config: { access: 'admin' },
+      config: { access: 'models:read' },
       schema: {
         summary: 'Read a thing model (latest, or ?version=N)',
         tags,
@@ -67,13 +67,13 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
         response: { 200: ModelVersion, 404: ErrorBody },
       },
     },
-    async (request) => context.models.get(request.params.modelId, request.query.version),
+    async (request) => tenantOf(context, request).models.get(request.params.modelId, request.query.version),
   );
 
   app.get(
     '/models/:modelId/versions',
     {
-      config: { access: 'admin' },
+      config: { access: 'models:read' },
       schema: {
         summary: 'Every version of a thing model, oldest first',
         tags,
@@ -83,8 +83,8 @@ export const modelRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asyn
     },
     async (request) => {
       const { modelId } = request.params;
-      const items = await context.models.versions(modelId);
-      if (items.length === 0) await context.models.get(modelId);
+      const items = await tenantOf(context, request).models.versions(modelId);
+      if (items.length === 0) await tenantOf(context, request).models.get(modelId);
       return { items };
     },
   );

@@ -24,7 +24,7 @@ export const operationsRoutes: FastifyPluginAsync<{ context: HttpApiContext }> =
   app.get(
     '/api/v1/node',
     {
-      config: { access: 'admin' },
+      config: { access: 'node:read' },
       schema: {
         summary: 'What this node is: role, version, ports, uptime',
         tags: ['operations'],

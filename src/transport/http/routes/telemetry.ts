@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
 import { encodeCursor, parseTime, planTelemetryQuery } from '../../../telemetry/index.js';
-import type { HttpApiContext } from '../context.js';
+import { type HttpApiContext, type TenantApi, tenantOf } from '../context.js';
 import { ErrorBody, errorResponses, IdParam, Rejection, type TypeBoxTypeProvider } from '../schemas.js';
 
 const EventParams = Type.Object({ id: Type.String(), name: Type.String() });
@@ -44,8 +44,8 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['telemetry'];
   /** The device a message is for (the access check has let the caller act for it) and the raw body. */
-  const deviceMessage = async (request: { params: { id: string }; body: unknown }) => {
-    const device = await context.registry.get(request.params.id);
+  const deviceMessage = async (tenant: TenantApi, request: { params: { id: string }; body: unknown }) => {
+    const device = await tenant.registry.get(request.params.id);
     return { device, body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0) };
   };
 
@@ -62,7 +62,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     raw.post(
       '/devices/:id/telemetry',
       {
-        config: { access: 'device' },
+        config: { access: 'telemetry:write', devices: true },
         // Generous here: the pipeline enforces the configured limit and counts refusals.
         bodyLimit: context.maxPayloadBytes * 16,
         schema: {
@@ -75,7 +75,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         },
       },
       async (request, reply) => {
-        const { device, body } = await deviceMessage(request);
+        const { device, body } = await deviceMessage(tenantOf(context, request), request);
         const outcome = await context.deviceMessages.accept(device, { kind: 'telemetry', payload: { bytes: body } });
         if (outcome.acceptedSamples === 0) {
           return reply.code(400).send({ ...outcome, error: 'invalid', message: 'no value was stored; see rejections' });
@@ -87,7 +87,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     raw.post(
       '/devices/:id/events/:name',
       {
-        config: { access: 'device' },
+        config: { access: 'telemetry:write', devices: true },
         bodyLimit: context.maxPayloadBytes * 16,
         schema: {
           summary: 'Report a device event named in its thing model: {"data": …, "ts": …} (both optional)',
@@ -104,7 +104,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         },
       },
       async (request, reply) => {
-        const { device, body } = await deviceMessage(request);
+        const { device, body } = await deviceMessage(tenantOf(context, request), request);
         const outcome = await context.deviceMessages.accept(device, { kind: 'event', name: request.params.name, payload: { bytes: body } });
         if ('rejection' in outcome) {
           return reply.code(400).send({ error: 'invalid', message: outcome.rejection.message, rejection: outcome.rejection });
@@ -118,7 +118,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.get(
     '/devices/:id/events',
     {
-      config: { access: 'admin' },
+      config: { access: 'telemetry:read' },
       schema: {
         summary: "A device's events, newest first (paginated with `cursor`)",
         tags,
@@ -145,7 +145,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     async (request) => {
       const { id } = request.params;
       const { query } = request;
-      const device = await context.registry.get(id);
+      const device = await tenantOf(context, request).registry.get(id);
       const now = context.now();
       const time = (text: string | undefined, fallback: number, field: string) => {
         if (text === undefined) return fallback;
@@ -164,7 +164,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         .flat()
         .flatMap((n) => n.split(','))
         .filter((n) => n.length > 0);
-      const page = await context.deviceEvents.list({
+      const page = await tenantOf(context, request).deviceEvents.list({
         deviceUid: device.uid,
         names,
         from,
@@ -179,7 +179,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.get(
     '/devices/:id/telemetry',
     {
-      config: { access: 'admin' },
+      config: { access: 'telemetry:read' },
       schema: {
         summary: 'Query telemetry: raw values (paginated) or, with agg/bucket, bucketed aggregates',
         tags,
@@ -200,14 +200,14 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     },
     async (request) => {
       const { id } = request.params;
-      const device = await context.registry.get(id);
-      const model = await context.models.compiled(device.model, device.modelVersion);
+      const device = await tenantOf(context, request).registry.get(id);
+      const model = await tenantOf(context, request).models.compiled(device.model, device.modelVersion);
       const plan = planTelemetryQuery(request.query, model, context.now());
       if (plan.kind === 'aggregate') {
-        const series = await context.telemetry.aggregate({ deviceUid: device.uid, ...plan });
+        const series = await tenantOf(context, request).telemetry.aggregate({ deviceUid: device.uid, ...plan });
         return { deviceId: id, from: plan.from, to: plan.to, agg: plan.fn, bucketMs: plan.bucketMs, series };
       }
-      const page = await context.telemetry.raw({ deviceUid: device.uid, ...plan });
+      const page = await tenantOf(context, request).telemetry.raw({ deviceUid: device.uid, ...plan });
       return { deviceId: id, from: plan.from, to: plan.to, items: page.items, next: page.next ? encodeCursor(page.next) : null };
     },
   );
@@ -215,7 +215,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.get(
     '/devices/:id/latest',
     {
-      config: { access: 'admin' },
+      config: { access: 'telemetry:read' },
       schema: {
         summary: 'The last value of every property, with its time',
         tags,
@@ -231,9 +231,9 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
     },
     async (request) => {
       const { id } = request.params;
-      const device = await context.registry.get(id);
-      const model = await context.models.compiled(device.model, device.modelVersion);
-      const latest = await context.telemetry.latest(device.uid, [...model.properties.keys()]);
+      const device = await tenantOf(context, request).registry.get(id);
+      const model = await tenantOf(context, request).models.compiled(device.model, device.modelVersion);
+      const latest = await tenantOf(context, request).telemetry.latest(device.uid, [...model.properties.keys()]);
       return { deviceId: id, values: Object.fromEntries(latest.map((v) => [v.property, { value: v.value, ts: v.ts }])) };
     },
   );
@@ -241,7 +241,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.post(
     '/stream-tickets',
     {
-      config: { access: 'admin' },
+      config: { access: 'telemetry:read' },
       schema: {
         summary: 'A single-use ticket (30 s) for opening a WebSocket stream from a browser, which cannot send an Authorization header',
         tags,
@@ -256,7 +256,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
   app.route({
     method: 'GET',
     url: '/devices/:id/stream',
-    config: { access: 'device', acceptsStreamTicket: true },
+    config: { access: 'telemetry:read', devices: true, acceptsStreamTicket: true },
     schema: {
       summary: "WebSocket: live stream of the device's accepted telemetry, one JSON message per sample",
       description:
@@ -275,9 +275,9 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
       let unsubscribe: (() => void) | undefined;
       socket.on('close', () => unsubscribe?.());
       const subscribe = async () => {
-        await context.registry.get(id);
+        await tenantOf(context, request).registry.get(id);
         if (socket.readyState !== socket.OPEN) return;
-        unsubscribe = context.bus.on('telemetry.accepted', (event) => {
+        unsubscribe = tenantOf(context, request).bus.on('telemetry.accepted', (event) => {
           if (event.device.id !== id) return;
           // A consumer that cannot keep up is cut off rather than buffered without bound.
           if (socket.bufferedAmount > 4 * 1024 * 1024) {

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { DomainError } from '../../../errors/index.js';
 import { parseDuration } from '../../../time/index.js';
-import type { HttpApiContext } from '../context.js';
+import { actorOf, type HttpApiContext, tenantOf } from '../context.js';
 import { AnyJson, AnyObject, ErrorBody, errorResponses, IdParam, type TypeBoxTypeProvider } from '../schemas.js';
 
 const Twin = Type.Object({
@@ -34,7 +34,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/devices/:id/twin',
     {
-      config: { access: 'admin' },
+      config: { access: 'twins:read' },
       schema: {
         summary: 'The device twin: reported, desired, delta, per-key metadata, version',
         tags,
@@ -43,8 +43,8 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request, reply) => {
-      const device = await context.registry.get(request.params.id);
-      const twin = await context.twins.get(device);
+      const device = await tenantOf(context, request).registry.get(request.params.id);
+      const twin = await tenantOf(context, request).twins.get(device);
       return reply.header('etag', `"${twin.version}"`).send(twin);
     },
   );
@@ -52,7 +52,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.patch(
     '/devices/:id/twin',
     {
-      config: { access: 'admin' },
+      config: { access: 'twins:write' },
       schema: {
         summary: 'Change desired state (null removes a key); needs the current version',
         description:
@@ -71,11 +71,11 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request, reply) => {
-      const device = await context.registry.get(request.params.id);
+      const device = await tenantOf(context, request).registry.get(request.params.id);
       const { body } = request;
       const expectedVersion = versionFromIfMatch(request.headers['if-match']) ?? body.version;
       if (expectedVersion === undefined) {
-        const current = await context.twins.get(device);
+        const current = await tenantOf(context, request).twins.get(device);
         return reply.code(428).send({
           error: 'invalid',
           message: `send the version you are changing: If-Match: "${current.version}" (or "version": ${current.version} in the body)`,
@@ -87,7 +87,12 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         ttlMs = parseDuration(body.ttl);
         if (!ttlMs) throw new DomainError('invalid', `ttl must be a duration like 30m or 6h; got ${body.ttl}`);
       }
-      const twin = await context.twins.setDesired(device, { values: body.desired, expectedVersion, actor: 'api', ttlMs });
+      const twin = await tenantOf(context, request).twins.setDesired(device, {
+        values: body.desired,
+        expectedVersion,
+        actor: actorOf(request),
+        ttlMs,
+      });
       return reply.header('etag', `"${twin.version}"`).send(twin);
     },
   );
@@ -95,7 +100,7 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
   app.get(
     '/devices/:id/twin/history',
     {
-      config: { access: 'admin' },
+      config: { access: 'twins:read' },
       schema: {
         summary: 'Every twin change, newest first: who changed what, old → new',
         description:
@@ -111,15 +116,15 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
-      const device = await context.registry.get(request.params.id);
-      return { items: await context.twins.history(device, request.query) };
+      const device = await tenantOf(context, request).registry.get(request.params.id);
+      return { items: await tenantOf(context, request).twins.history(device, request.query) };
     },
   );
 
   app.get(
     '/devices/:id/presence',
     {
-      config: { access: 'admin' },
+      config: { access: 'devices:read' },
       schema: {
         summary: 'online / asleep / offline / unknown, from sessions, last uplink and the network profile',
         tags: ['devices'],
@@ -138,8 +143,8 @@ export const twinRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
       },
     },
     async (request) => {
-      const device = await context.registry.get(request.params.id);
-      return { deviceId: device.id, ...(await context.presence(device)), network: device.network };
+      const device = await tenantOf(context, request).registry.get(request.params.id);
+      return { deviceId: device.id, ...(await tenantOf(context, request).presence(device)), network: device.network };
     },
   );
 };
