@@ -423,6 +423,10 @@ describe('--plaintext false', () => {
         reconnectPeriod: 0,
         protocolVersion: 4,
       });
+      // The node's own Sparkplug host application found its broker on MQTTS: its STATE is online.
+      const state = new Promise<string>((resolve) => client.on('message', (_topic, payload) => resolve(payload.toString())));
+      await client.subscribeAsync('spBv1.0/STATE/thingloop');
+      assert.match(await state, /"online":\s*true/);
       await client.endAsync();
     } finally {
       await t.stop();

@@ -70,7 +70,12 @@ export function createBindings(config: NodeConfig, parts: BindingParts): NodeBin
   const sparkplug = config.sparkplug
     ? new SparkplugHost({
         hostId: config.sparkplugHostId,
-        broker: () => (config.sparkplugBroker ? { url: config.sparkplugBroker } : sparkplugLogin.endpoint(config.mqttHost, mqtt.port)),
+        broker: () =>
+          config.sparkplugBroker
+            ? { url: config.sparkplugBroker }
+            : config.plaintext
+              ? sparkplugLogin.endpoint(config.mqttHost, mqtt.port)
+              : sparkplugLogin.endpoint(config.mqttHost, mqtt.tlsPort ?? 0, true),
         registry: parts.registry,
         models: parts.models,
         logger: parts.logger.child({ component: 'sparkplug' }),

@@ -18,10 +18,16 @@ export class HostCredential {
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
-  /** The embedded broker as seen from inside the node: a wildcard listen address is reached on loopback. */
-  endpoint(listenHost: string, port: number): SparkplugBrokerEndpoint {
+  /**
+   * The embedded broker as seen from inside the node: a wildcard listen address is reached on
+   * loopback. `secure` when only MQTTS listens (--plaintext false): the host then talks TLS to
+   * its own listener without checking the certificate, whose names need not include loopback; the
+   * peer is this process on this machine, and the secret is random and never leaves memory.
+   */
+  endpoint(listenHost: string, port: number, secure = false): SparkplugBrokerEndpoint {
     const host = listenHost === '0.0.0.0' || listenHost === '' ? '127.0.0.1' : listenHost === '::' ? '::1' : listenHost;
     const literal = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-    return { url: `mqtt://${literal}:${port}`, username: ADMIN_USERNAME, password: this.secret };
+    const url = `${secure ? 'mqtts' : 'mqtt'}://${literal}:${port}`;
+    return { url, username: ADMIN_USERNAME, password: this.secret, ...(secure ? { verifyServer: false } : {}) };
   }
 }

@@ -31,6 +31,8 @@ export interface SparkplugBrokerEndpoint {
   url: string;
   username?: string;
   password?: string;
+  /** False only for the node's own MQTTS listener on loopback (see HostCredential.endpoint). */
+  verifyServer?: boolean;
 }
 
 export interface SparkplugHostOptions {
@@ -192,6 +194,7 @@ export class SparkplugHost implements DeviceBinding {
       will: { topic: stateTopic, payload: Buffer.from(statePayload(false, this.stateTs)), qos: 1, retain: true },
       ...(endpoint.username !== undefined ? { username: endpoint.username } : {}),
       ...(endpoint.password !== undefined ? { password: endpoint.password } : {}),
+      ...(endpoint.verifyServer === false ? { rejectUnauthorized: false } : {}),
     };
     const client = mqtt.connect(endpoint.url, clientOptions);
     this.client = client;
