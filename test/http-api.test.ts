@@ -504,7 +504,7 @@ describe('HTTP API', () => {
         modelId: 'pump',
         action: 'reset',
         invocationId: 'inv-1',
-        '*': '88.100.1/auth-1',
+        ref: '88.100.1/auth-1',
       };
       return (
         Object.entries(spec.body.paths)

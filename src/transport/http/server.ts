@@ -143,8 +143,13 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
 
   await app.register(swagger, {
     openapi: {
-      openapi: '3.0.3',
-      info: { title: 'Thingloop API', version: '1', description: 'Terminal–edge–cloud IoT platform: registry, thing models, telemetry.' },
+      openapi: '3.1.0',
+      info: {
+        title: 'Thingloop API',
+        version: '1',
+        description:
+          'Terminal–edge–cloud IoT platform: tenants, people, API keys and the audit trail; thing models; the device registry and its bindings (MQTT, HTTP, CoAP, Modbus TCP, OPC UA, Sparkplug B); telemetry and events; digital twins (reported, desired, delta); actions; closed-loop agents with approvals, alarms and decision records; edges and their links. Every operation names the permission it needs; the caller acts in its own tenant.',
+      },
       components: {
         securitySchemes: {
           bearer: {
@@ -156,6 +161,17 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
         },
       },
       security: [{ bearer: [] }],
+    },
+    // The router captures a value that contains slashes (an identification code) only as a wildcard;
+    // the document names it, as OpenAPI needs every path parameter to have a name.
+    transform: ({ schema, url }) => {
+      if (!url.endsWith('/*') || !schema) return { schema, url };
+      const params = schema.params as { properties?: Record<string, unknown> } | undefined;
+      const wildcard = params?.properties?.['*'];
+      return {
+        schema: { ...schema, params: { type: 'object', properties: { ref: wildcard ?? { type: 'string' } }, required: ['ref'] } },
+        url: `${url.slice(0, -1)}:ref`,
+      };
     },
   });
 

@@ -358,7 +358,9 @@ export const deviceRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = asy
       schema: {
         summary: 'Resolve an identification code (e.g. 88.100.1/pump-0001) or an IPv6 address to its device',
         tags: ['identity'],
-        params: Type.Object({ '*': Type.String() }),
+        params: Type.Object({
+          '*': Type.String({ description: 'An identification code (88.100.1/pump-0001: may contain "/") or an IPv6 address' }),
+        }),
         response: { 200: Device, 404: ErrorBody },
       },
     },

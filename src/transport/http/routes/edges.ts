@@ -182,7 +182,7 @@ export const edgeRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = async
         'Binary frames from the edge are uplink batches (a JSON header line, then gzipped JSON records with sequence numbers); text frames carry heartbeats and configuration results. The cloud answers with {"type":"ack","upTo":N} and pushes {"type":"config"} documents.',
       tags,
       params: IdParam,
-      response: { 401: ErrorBody, 426: ErrorBody },
+      response: { 101: Type.Null({ description: 'Switching Protocols: the WebSocket opens' }), 401: ErrorBody, 426: ErrorBody },
     },
     // The access check has authenticated the edge named by :id before either handler runs.
     handler: async (_request, reply) => {

@@ -263,7 +263,7 @@ export const telemetryRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = 
         'Upgrade to WebSocket. Authenticate with the Authorization header or, from a browser, `?ticket=<stream ticket>` (POST /api/v1/stream-tickets; single use, 30 s). Messages: `{"deviceId","ts","values"}`. Close codes: 4401 unauthorized, 4404 unknown device, 1013 consumer too slow.',
       tags,
       params: IdParam,
-      response: { 426: ErrorBody },
+      response: { 101: Type.Null({ description: 'Switching Protocols: the WebSocket opens' }), 426: ErrorBody },
     },
     handler: async (_request, reply) =>
       reply
