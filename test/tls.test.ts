@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { StartupError, startCloudNode } from '../src/node/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { DevCertificateAuthority, type IssuedCertificate } from '../src/transport/tls/index.js';
 import { ADMIN_KEY, startTestNode, type TestNode, tempDir, testConfig } from './support/harness.js';
+import { runCli } from './support/process-node.js';
 import { freePort } from './support/sparkplug.js';
 import { until } from './support/wait.js';
 
@@ -469,16 +470,69 @@ describe('edge link over TLS', () => {
       const status = await cloud.api<{ connected: boolean }>('/api/v1/edges/site-tls');
       return status.body.connected ? undefined : true;
     });
+    const failedBefore = await metricValue(cloud, 'thingloop_refusals_total', { listener: 'https', reason: 'tls_handshake_failed' });
     const untrusting = await startTestNode({ ...edgeConfig, cloudCa: otherCa });
     try {
-      // Long enough for several attempts: none may succeed.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // The edge hangs up in the handshake (it does not trust the cloud's certificate): the cloud counts it, twice = a retry too.
+      await until('the edge refusing the handshake twice', async () => {
+        const failed = await metricValue(cloud, 'thingloop_refusals_total', { listener: 'https', reason: 'tls_handshake_failed' });
+        return failed >= failedBefore + 2 ? true : undefined;
+      });
       const status = await cloud.api<{ connected: boolean }>('/api/v1/edges/site-tls');
       assert.equal(status.body.connected, false, 'a cloud certificate the edge does not trust is not linked to');
     } finally {
       await untrusting.stop();
       await cloud.stop();
       rmSync(pki.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('thingloop certs dev', () => {
+  test('makes a CA, a server and device certificates and a CRL that a node uses as they are', async () => {
+    const out = tempDir('thingloop-certs-');
+    const help = await runCli({ args: ['certs', 'dev', '--help'] });
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--device <id>/);
+    const made = await runCli({ args: ['certs', 'dev', '--out', out, '--device', 'cli-pump', '--device', 'cli-old'] });
+    assert.equal(made.code, 0, made.stderr);
+    for (const name of ['ca.pem', 'ca-key.pem', 'server.pem', 'server-key.pem', 'device-cli-pump.pem', 'device-cli-pump-key.pem']) {
+      assert.ok(statSync(join(out, name)).isFile(), name);
+    }
+    assert.equal(statSync(join(out, 'server-key.pem')).mode & 0o777, 0o600, 'keys are private');
+    const caBefore = readFileSync(join(out, 'ca.pem'), 'utf8');
+    const revoked = await runCli({ args: ['certs', 'dev', '--out', out, '--revoke', 'cli-old'] });
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(readFileSync(join(out, 'ca.pem'), 'utf8'), caBefore, 'a second run reuses the CA');
+    const unknown = await runCli({ args: ['certs', 'dev', '--out', out, '--revoke', 'never-issued'] });
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /cannot revoke never-issued/);
+
+    const t = await startTestNode({
+      tlsCert: join(out, 'server.pem'),
+      tlsKey: join(out, 'server-key.pem'),
+      tlsCa: join(out, 'ca.pem'),
+      tlsCrl: join(out, 'crl.pem'),
+      mqttsPort: 0,
+      httpsPort: 0,
+    });
+    try {
+      await t.registerDevice('cli-pump');
+      await t.registerDevice('cli-old');
+      const publish = (id: string) =>
+        mosquitto('mosquitto_pub', [
+          ...['-h', 'localhost', '-p', String(t.node.mqttsPort), '--cafile', join(out, 'ca.pem'), '-q', '1'],
+          ...['--cert', join(out, `device-${id}.pem`), '--key', join(out, `device-${id}-key.pem`), '-i', `cli-${id}`],
+          ...['-t', `things/${id}/telemetry`, '-m', '{"speed": 12}'],
+        ]);
+      const accepted = await publish('cli-pump');
+      assert.equal(accepted.code, 0, accepted.stderr);
+      const refused = await publish('cli-old');
+      assert.notEqual(refused.code, 0, 'the revoked device is refused');
+      assert.equal(await metricValue(t, 'thingloop_refusals_total', { listener: 'mqtts', reason: 'certificate_revoked' }), 1);
+    } finally {
+      await t.stop();
+      rmSync(out, { recursive: true, force: true });
     }
   });
 });
