@@ -1,7 +1,9 @@
-import { type MouseEvent, useCallback, useMemo, useState } from 'react';
-import { ApiClient, type ApiError } from './api/client';
+import { type MouseEvent, useCallback, useEffect, useMemo, useState } from 'react';
+import { signOut as endSession, whoAmI } from './api/auth';
+import { ApiClient, ApiError } from './api/client';
+import { Loading } from './components/states';
 import { href, navigate, type Route, useRoute } from './lib/router';
-import { ApiContext, storedKey, storeKey } from './lib/session';
+import { ApiContext, type Credential, type Me, MeContext, storeCredential, storedCredential, takeSessionFromLocation } from './lib/session';
 import { AgentDetail, Agents } from './screens/Agents';
 import { Alarms } from './screens/Alarms';
 import { Approvals } from './screens/Approvals';
@@ -33,66 +35,148 @@ function onLinkClick(event: MouseEvent) {
   navigate(url.pathname + url.search);
 }
 
+/** The credential this tab starts with: one an organisation sign-in just handed back in the URL, else the stored one. */
+function initialCredential(): Credential | null {
+  const returned = takeSessionFromLocation();
+  if (returned) {
+    storeCredential(returned);
+    return returned;
+  }
+  return storedCredential();
+}
+
 export function App() {
-  const [key, setKey] = useState<string | null>(storedKey);
+  const [credential, setCredential] = useState<Credential | null>(initialCredential);
+  const [me, setMe] = useState<Me | null>(null);
+  const [meError, setMeError] = useState<unknown>();
+  const [attempt, setAttempt] = useState(0);
   const [message, setMessage] = useState<string | undefined>();
   const route = useRoute();
 
-  const signOut = useCallback((why?: string) => {
-    storeKey(null);
-    setKey(null);
+  const forget = useCallback((why?: string) => {
+    storeCredential(null);
+    setCredential(null);
+    setMe(null);
+    setMeError(undefined);
     setMessage(why);
   }, []);
 
   const api = useMemo(
     () =>
-      key
-        ? new ApiClient(key, (error: ApiError) => signOut(`Your session ended: the API key was refused (${error.message}). Sign in again.`))
+      credential
+        ? new ApiClient(credential.token, (error: ApiError) =>
+            forget(`Your session ended: the node no longer accepts it (${error.serverMessage ?? `HTTP ${error.status}`}). Sign in again.`),
+          )
         : null,
-    [key, signOut],
+    [credential, forget],
   );
+
+  // A stored or returned credential: ask the node who it is before showing anything it decides.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new attempt (Retry) asks again
+  useEffect(() => {
+    if (!api || me) return;
+    const controller = new AbortController();
+    whoAmI(api, controller.signal).then(
+      (answer) => {
+        if (!controller.signal.aborted) setMe(answer);
+      },
+      (error: unknown) => {
+        // A 401 has signed out already (onUnauthorized); anything else is shown with a retry.
+        if (!controller.signal.aborted && !(error instanceof ApiError && error.kind === 'unauthorized')) setMeError(error);
+      },
+    );
+    return () => controller.abort();
+  }, [api, me, attempt]);
+
+  const signOut = async () => {
+    if (credential) await endSession(credential);
+    forget('Signed out.');
+  };
 
   if (!api) {
     return (
       <SignIn
         message={message}
-        onSignedIn={(next) => {
-          storeKey(next);
+        onSignedIn={(next, who) => {
+          storeCredential(next);
           setMessage(undefined);
-          setKey(next);
+          setMe(who);
+          setCredential(next);
         }}
       />
     );
   }
 
+  if (!me) {
+    return (
+      <main className="signin">
+        {meError === undefined ? (
+          <Loading what="your sign-in" />
+        ) : (
+          <div className="state error" role="alert">
+            <p>{meError instanceof Error ? meError.message : String(meError)}</p>
+            <div className="buttons">
+              <button
+                type="button"
+                onClick={() => {
+                  setMeError(undefined);
+                  setAttempt((n) => n + 1);
+                }}
+              >
+                Retry
+              </button>
+              <button type="button" className="secondary" onClick={() => forget()}>
+                Sign in again
+              </button>
+            </div>
+          </div>
+        )}
+      </main>
+    );
+  }
+
   return (
     <ApiContext.Provider value={api}>
-      {/* biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: delegates link clicks; links stay keyboard-native */}
-      <div className="layout" onClick={onLinkClick}>
-        <a className="skip" href="#main">
-          Skip to content
-        </a>
-        <header className="topbar">
-          <span className="brand">Thingloop</span>
-          <nav aria-label="Main">
-            <ul>
-              {NAV.map((item) => (
-                <li key={item.to}>
-                  <a href={item.to} aria-current={item.active(route) ? 'page' : undefined}>
-                    {item.label}
-                  </a>
-                </li>
-              ))}
-            </ul>
-          </nav>
-          <button type="button" className="link" onClick={() => signOut('Signed out.')}>
-            Sign out
-          </button>
-        </header>
-        <main id="main" tabIndex={-1}>
-          <Screen route={route} />
-        </main>
-      </div>
+      <MeContext.Provider value={me}>
+        {/* biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: delegates link clicks; links stay keyboard-native */}
+        <div className="layout" onClick={onLinkClick}>
+          <a className="skip" href="#main">
+            Skip to content
+          </a>
+          <header className="topbar">
+            <span className="brand">Thingloop</span>
+            <nav aria-label="Main">
+              <ul>
+                {NAV.map((item) => (
+                  <li key={item.to}>
+                    <a href={item.to} aria-current={item.active(route) ? 'page' : undefined}>
+                      {item.label}
+                    </a>
+                  </li>
+                ))}
+              </ul>
+            </nav>
+            <p className="whoami" data-testid="whoami">
+              <span className="sr-only">Signed in: tenant, who, role</span>
+              <span data-testid="me-tenant" title="Tenant">
+                {me.tenant}
+              </span>
+              <span data-testid="me-actor" title={credential?.kind === 'key' ? 'API key' : 'User'}>
+                {me.actor}
+              </span>
+              <span className="role" data-testid="me-role" title="Role">
+                {me.role}
+              </span>
+            </p>
+            <button type="button" className="link" onClick={signOut}>
+              Sign out
+            </button>
+          </header>
+          <main id="main" tabIndex={-1}>
+            <Screen route={route} />
+          </main>
+        </div>
+      </MeContext.Provider>
     </ApiContext.Provider>
   );
 }

@@ -50,6 +50,20 @@ describe('ApiClient', () => {
     expect(init.body).toBe('{"desired":{"speed":1}}');
   });
 
+  it('sends no authorization header without a bearer (signing in, public endpoints)', async () => {
+    const fetcher = vi.fn(async (_url: string, _init: RequestInit) => respond(200, { enabled: false }));
+    await new ApiClient('', undefined, fetcher).get('/api/v1/auth/oidc');
+    expect(fetcher.mock.calls[0]?.[1].headers).not.toHaveProperty('authorization');
+  });
+
+  it('explains a 403 as a refusal of the role, with the server sentence', () => {
+    const error = toApiError(403, { error: 'forbidden', message: 'the viewer role does not have the decisions:approve permission' });
+    expect(error.kind).toBe('forbidden');
+    expect(error.message).toBe(
+      'Your role may not do that: ask an administrator of this tenant. (the viewer role does not have the decisions:approve permission)',
+    );
+  });
+
   it('calls onUnauthorized on 401 and throws', async () => {
     const onUnauthorized = vi.fn();
     const client = new ApiClient('bad', onUnauthorized, async () =>

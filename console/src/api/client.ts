@@ -1,6 +1,7 @@
 /**
- * The console's only way to the node: every request carries the admin key, every failure becomes
- * an ApiError with a kind and a sentence that says what to do.
+ * The console's only way to the node: every request carries the bearer of the sign-in (a session
+ * token or an API key), every failure becomes an ApiError with a kind and a sentence that says
+ * what to do.
  */
 
 export type ErrorKind =
@@ -46,8 +47,8 @@ export function toApiError(status: number, body: unknown): ApiError {
   const serverMessage = typeof record.message === 'string' ? record.message : undefined;
   const kind: ErrorKind = KIND_BY_STATUS[status] ?? (status >= 500 ? 'internal' : 'invalid');
   const advice: Record<ErrorKind, string> = {
-    unauthorized: 'The API key was refused. Sign in again with the admin key.',
-    forbidden: 'This key may not do that.',
+    unauthorized: 'You are not signed in, or your session has ended. Sign in again.',
+    forbidden: 'Your role may not do that: ask an administrator of this tenant.',
     not_found: 'Not found: it may have been deleted.',
     conflict: 'Someone else changed this first. Reload and try again.',
     invalid: 'The request was refused.',
@@ -72,14 +73,15 @@ export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
 export class ApiClient {
   constructor(
-    private readonly key: string,
+    /** Bearer of the sign-in; '' sends none (signing in, public endpoints). */
+    private readonly bearer: string,
     private readonly onUnauthorized: (error: ApiError) => void = () => {},
     private readonly fetcher: FetchLike = (input, init) => fetch(input, init),
     readonly baseUrl = '',
   ) {}
 
   async request<T>(path: string, options: RequestOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.key}`, accept: 'application/json', ...options.headers };
+    const headers: Record<string, string> = { ...this.authorization(), accept: 'application/json', ...options.headers };
     let body: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json';
@@ -109,20 +111,24 @@ export class ApiClient {
     return parsed as T;
   }
 
+  private authorization(): Record<string, string> {
+    return this.bearer ? { authorization: `Bearer ${this.bearer}` } : {};
+  }
+
   get<T>(path: string, signal?: AbortSignal): Promise<T> {
     return this.request<T>(path, { signal });
   }
 
   /** Plain text (Prometheus /metrics). */
   async text(path: string, signal?: AbortSignal): Promise<string> {
-    const response = await this.fetcher(`${this.baseUrl}${path}`, { headers: { authorization: `Bearer ${this.key}` }, signal });
+    const response = await this.fetcher(`${this.baseUrl}${path}`, { headers: this.authorization(), signal });
     if (!response.ok) throw toApiError(response.status, undefined);
     return response.text();
   }
 
   /**
    * ws(s):// URL of a device's live telemetry stream. Browsers cannot set headers on WebSockets, and
-   * a key in a URL ends up in logs and histories: the key buys a single-use ticket (in a header) instead.
+   * a bearer in a URL ends up in logs and histories: the bearer buys a single-use ticket (in a header) instead.
    */
   async streamUrl(deviceId: string, location: { protocol: string; host: string } = window.location): Promise<string> {
     const { ticket } = await this.request<{ ticket: string }>('/api/v1/stream-tickets', { method: 'POST' });

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import type { DecisionRecord } from '../api/types';
 import { describeAction, outcomeText } from '../lib/agents';
-import { useApi } from '../lib/session';
+import { useApi, usePermission } from '../lib/session';
 import { useMutation } from '../lib/useApi';
 import { Confirm } from './Confirm';
 import { ErrorState } from './states';
@@ -13,6 +13,7 @@ export function ApprovalActions({ decision, onDecided }: { decision: DecisionRec
   const api = useApi();
   const [verdict, setVerdict] = useState<Verdict | undefined>();
   const { busy, error, run } = useMutation();
+  const denied = usePermission()('decisions:approve');
   const target = `${decision.agentId} on ${decision.deviceId}`;
 
   const send = async (chosen: Verdict) => {
@@ -27,13 +28,25 @@ export function ApprovalActions({ decision, onDecided }: { decision: DecisionRec
   return (
     <>
       <div className="buttons">
-        <button type="button" onClick={() => setVerdict('approve')} aria-label={`Approve ${target}`}>
+        <button type="button" onClick={() => setVerdict('approve')} aria-label={`Approve ${target}`} disabled={!!denied} title={denied}>
           Approve
         </button>
-        <button type="button" className="secondary" onClick={() => setVerdict('reject')} aria-label={`Reject ${target}`}>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => setVerdict('reject')}
+          aria-label={`Reject ${target}`}
+          disabled={!!denied}
+          title={denied}
+        >
           Reject
         </button>
       </div>
+      {denied && (
+        <p className="hint" data-testid="approval-denied">
+          {denied}
+        </p>
+      )}
       {error !== undefined && <ErrorState error={error} />}
       {verdict && (
         <Confirm

@@ -6,6 +6,7 @@ const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
 
 const device = (binding: Device['binding']): Device => ({
   id: 'plc-7',
+  tenant: 'default',
   name: 'PLC 7',
   model: 'pump',
   modelVersion: 1,

@@ -19,7 +19,7 @@ import {
 } from '../lib/agents';
 import { formatTime } from '../lib/format';
 import { href, navigate } from '../lib/router';
-import { useApi } from '../lib/session';
+import { useApi, usePermission } from '../lib/session';
 import { useLoad, useMutation, usePolled } from '../lib/useApi';
 
 const REFRESH_MS = 10_000;
@@ -88,6 +88,7 @@ function KillSwitch({ engaged, onChanged }: { engaged: boolean; onChanged: () =>
   const api = useApi();
   const [confirming, setConfirming] = useState(false);
   const { busy, error, run } = useMutation();
+  const denied = usePermission()('agents:halt');
   const change = () =>
     run(async () => {
       await api.request('/api/v1/agents/kill-switch', { method: 'PUT', body: { engaged: !engaged } });
@@ -100,7 +101,13 @@ function KillSwitch({ engaged, onChanged }: { engaged: boolean; onChanged: () =>
         <strong>Global kill switch: {engaged ? 'engaged' : 'released'}.</strong>{' '}
         {engaged ? 'No agent sends anything to devices; refusals are recorded.' : 'Agents act according to their mode.'}
       </p>
-      <button type="button" className={engaged ? 'secondary' : 'danger'} onClick={() => setConfirming(true)}>
+      <button
+        type="button"
+        className={engaged ? 'secondary' : 'danger'}
+        disabled={!!denied}
+        title={denied}
+        onClick={() => setConfirming(true)}
+      >
         {engaged ? 'Release kill switch' : 'Engage kill switch'}
       </button>
       {error !== undefined && <ErrorState error={error} />}
@@ -133,6 +140,7 @@ export function AgentDetail({ id, query }: { id: string; query: URLSearchParams 
   const { state, reload, set } = useLoad((signal) => api.get<AgentDefinition>(base, signal), [id]);
   const [change, setChange] = useState<Change | undefined>();
   const { busy, error, run } = useMutation();
+  const denied = usePermission()('agents:write');
   const [saved, setSaved] = useState<string | undefined>();
 
   if (state.status !== 'ready') {
@@ -185,6 +193,8 @@ export function AgentDetail({ id, query }: { id: string; query: URLSearchParams 
                 key={m.mode}
                 type="button"
                 aria-pressed={mode === m.mode}
+                disabled={!!denied}
+                title={denied}
                 onClick={() => (m.mode === mode ? undefined : setChange({ kind: 'mode', mode: m.mode }))}
               >
                 {m.label}
@@ -197,6 +207,8 @@ export function AgentDetail({ id, query }: { id: string; query: URLSearchParams 
           <button
             type="button"
             className={enabled ? 'danger' : undefined}
+            disabled={!!denied}
+            title={denied}
             onClick={() => setChange({ kind: 'enabled', enabled: !enabled })}
           >
             {enabled ? 'Disable agent' : 'Enable agent'}

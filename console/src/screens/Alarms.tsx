@@ -6,7 +6,7 @@ import { Table } from '../components/Table';
 import { alarmsPath, sortOpenAlarms } from '../lib/agents';
 import { formatAgo, formatTime } from '../lib/format';
 import { href, navigate } from '../lib/router';
-import { useApi } from '../lib/session';
+import { useApi, usePermission } from '../lib/session';
 import { useMutation, useNow, usePolled } from '../lib/useApi';
 
 const REFRESH_MS = 10_000;
@@ -89,6 +89,7 @@ function AlarmRow({ alarm, now, onChanged }: { alarm: Alarm; now: number; onChan
   const api = useApi();
   const { busy, error, run } = useMutation();
   const [clearing, setClearing] = useState(false);
+  const denied = usePermission()('alarms:ack');
   const label = `${alarm.type} on ${alarm.deviceId}`;
 
   const act = async (what: 'acknowledge' | 'clear') => {
@@ -150,12 +151,25 @@ function AlarmRow({ alarm, now, onChanged }: { alarm: Alarm; now: number; onChan
       <td>
         <div className="buttons">
           {alarm.state === 'active' && (
-            <button type="button" disabled={busy} onClick={() => act('acknowledge')} aria-label={`Acknowledge ${label}`}>
+            <button
+              type="button"
+              disabled={busy || !!denied}
+              title={denied}
+              onClick={() => act('acknowledge')}
+              aria-label={`Acknowledge ${label}`}
+            >
               Acknowledge
             </button>
           )}
           {alarm.state !== 'cleared' && (
-            <button type="button" className="secondary" disabled={busy} onClick={() => setClearing(true)} aria-label={`Clear ${label}`}>
+            <button
+              type="button"
+              className="secondary"
+              disabled={busy || !!denied}
+              title={denied}
+              onClick={() => setClearing(true)}
+              aria-label={`Clear ${label}`}
+            >
               Clear
             </button>
           )}

@@ -23,7 +23,7 @@ import {
 } from '../lib/edges';
 import { formatAgo, formatTime } from '../lib/format';
 import { href, navigate } from '../lib/router';
-import { useApi } from '../lib/session';
+import { useApi, usePermission } from '../lib/session';
 import { type Loadable, useLoad, useMutation, usePolled } from '../lib/useApi';
 
 /** The link state shows within one refresh of an edge connecting or dropping. */
@@ -417,6 +417,7 @@ function Decommission({ edge }: { edge: EdgeStatus }) {
   const api = useApi();
   const [confirming, setConfirming] = useState(false);
   const { busy, error, run } = useMutation();
+  const denied = usePermission()('edges:write');
   const decommission = async () => {
     const done = await run(() => api.request(`/api/v1/edges/${encodeURIComponent(edge.id)}`, { method: 'DELETE' }));
     setConfirming(false);
@@ -426,7 +427,7 @@ function Decommission({ edge }: { edge: EdgeStatus }) {
   const attached = refused ? attachedDevices(refused.details) : [];
   return (
     <>
-      <button type="button" className="danger" onClick={() => setConfirming(true)}>
+      <button type="button" className="danger" disabled={!!denied} title={denied} onClick={() => setConfirming(true)}>
         Decommission
       </button>
       {refused && (

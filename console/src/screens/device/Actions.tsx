@@ -3,7 +3,7 @@ import type { DataSchema, Device, Invocation, ThingModelDocument } from '../../a
 import { SchemaFields } from '../../components/SchemaForm';
 import { Empty, ErrorState } from '../../components/states';
 import { buildInput, fieldsOf, initialValues } from '../../lib/schemaForm';
-import { useApi } from '../../lib/session';
+import { useApi, usePermission } from '../../lib/session';
 import { useMutation } from '../../lib/useApi';
 
 const WAIT = '5s';
@@ -49,6 +49,7 @@ function ActionForm({
   const [errors, setErrors] = useState<Record<string, string>>({});
   const { busy, error, run } = useMutation();
   const [result, setResult] = useState<Invocation | undefined>();
+  const denied = usePermission()('actions:invoke');
   const idPrefix = `action-${name}`;
 
   const submit = async (event: FormEvent) => {
@@ -87,7 +88,7 @@ function ActionForm({
         errors={errors}
         onChange={(field, value) => setValues((current) => ({ ...current, [field]: value }))}
       />
-      <button type="submit" disabled={busy}>
+      <button type="submit" disabled={busy || !!denied} title={denied}>
         {busy ? `Running ${name}…` : `Run ${name}`}
       </button>
       <div aria-live="polite" data-testid={`${idPrefix}-result`}>

@@ -6,7 +6,7 @@ import { ErrorState, Loading } from '../../components/states';
 import { Table } from '../../components/Table';
 import { formatValue } from '../../lib/format';
 import { type Field, fieldsOf, parseField, writableProperties } from '../../lib/schemaForm';
-import { useApi } from '../../lib/session';
+import { useApi, usePermission } from '../../lib/session';
 import { usePolled } from '../../lib/useApi';
 
 const REFRESH_MS = 5_000;
@@ -19,6 +19,7 @@ type Outcome =
 /** Reported, desired and delta side by side; desired values of writable properties can be edited with optimistic concurrency. */
 export function TwinPanel({ device, model }: { device: Device; model: ThingModelDocument }) {
   const api = useApi();
+  const denied = usePermission()('twins:write');
   const base = `/api/v1/devices/${encodeURIComponent(device.id)}/twin`;
   const { state, reload, set } = usePolled((signal) => api.get<Twin>(base, signal), [base], REFRESH_MS);
   const [edits, setEdits] = useState<Record<string, string | boolean>>({});
@@ -134,7 +135,7 @@ export function TwinPanel({ device, model }: { device: Device; model: ThingModel
           ))}
           <p className="hint">Empty a field to remove its desired value. Saving sends If-Match: "{twin.version}".</p>
           <div className="buttons">
-            <button type="submit" disabled={busy || Object.keys(edits).length === 0}>
+            <button type="submit" disabled={busy || !!denied || Object.keys(edits).length === 0} title={denied}>
               {busy ? 'Saving…' : 'Save desired state'}
             </button>
             {Object.keys(edits).length > 0 && (

@@ -465,6 +465,20 @@ export const tenancyRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = as
 
   const oidc = tenancy.oidc;
   app.get(
+    '/auth/oidc',
+    {
+      config: { access: 'public' },
+      schema: {
+        summary: 'Whether this node offers OpenID Connect sign-in (the console shows its button only then)',
+        tags: ['tenancy'],
+        security: [],
+        response: { 200: Type.Object({ enabled: Type.Boolean() }) },
+      },
+    },
+    async () => ({ enabled: oidc !== undefined }),
+  );
+
+  app.get(
     '/auth/oidc/login',
     {
       config: { access: 'public' },
