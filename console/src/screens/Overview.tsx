@@ -7,7 +7,7 @@ import { backlog, devicesText, LINK_LABEL, linkState, PRESENCE_ORDER, presenceSp
 import { formatAgo, formatSpan } from '../lib/format';
 import { type CounterSample, counterValue, ratePerSecond } from '../lib/metrics';
 import { href } from '../lib/router';
-import { useApi } from '../lib/session';
+import { useApi, usePermission } from '../lib/session';
 import { type Loadable, usePolled } from '../lib/useApi';
 import { LinkBadge, useEdgeList } from './Edges';
 
@@ -19,6 +19,7 @@ const SHOWN = 5;
 /** Every panel is backed by one API; the fleet summary feeds the device, presence and topology panels. */
 export function Overview() {
   const api = useApi();
+  const metricsDenied = usePermission()('metrics:read');
   const summary = usePolled(
     async (signal) => {
       const [counts, models] = await Promise.all([
@@ -40,7 +41,8 @@ export function Overview() {
         <ApprovalsPanel />
         <DevicesPanel state={summary.state} retry={reloadSummary} />
         <PresencePanel state={summary.state} retry={reloadSummary} />
-        <IngestPanel />
+        {/* The node's ingest counters are the whole node's, every tenant's: only roles with metrics:read see them. */}
+        {!metricsDenied && <IngestPanel />}
       </div>
     </section>
   );
