@@ -31,7 +31,7 @@ const FLAGS = [
 ];
 
 /** The node serves console/dist; a fresh checkout has it from `npm install` (prepare), otherwise build it now. */
-const STORED_KEY = "sessionStorage.getItem('thingloop.apiKey')";
+const STORED_KEY = "JSON.parse(sessionStorage.getItem('thingloop.credential') ?? 'null')?.token ?? null";
 
 /** Polls `check` until it holds (page-side code would need DOM types the test tsconfig does not have). */
 async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
@@ -156,6 +156,7 @@ describe('web console in chromium', () => {
 
   it('signs in with the API key (a wrong key is refused with a message)', async () => {
     await page.goto(t.node.httpUrl);
+    await page.getByRole('button', { name: 'Use an API key instead' }).click();
     await page.getByLabel('API key').fill('not-the-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText('That key was refused').waitFor();
@@ -547,14 +548,14 @@ describe('web console in chromium', () => {
       await shot('15-approve-confirm');
       await dialog.getByRole('button', { name: 'Approve and execute' }).click();
       const decided = page.getByTestId('approvals-decided');
-      await decided.getByText('executed (approved by api)').waitFor();
+      await decided.getByText('executed (approved by admin)').waitFor();
       assert.equal(await page.getByTestId('approval-pump-0002').count(), 0, 'the approved decision leaves the queue');
       await decided.getByRole('link', { name: 'view the decision' }).click();
       await page.getByRole('heading', { name: 'Decision on pump-0002' }).waitFor();
-      await page.getByTestId('decision-outcome').getByText('executed (approved by api)').waitFor();
+      await page.getByTestId('decision-outcome').getByText('executed (approved by admin)').waitFor();
       await page
         .getByTestId('decision-approval')
-        .getByText(/approved by api/)
+        .getByText(/approved by admin/)
         .waitFor();
       await page.getByTestId('decision-actions').getByText('Invoke stop on pump-0002').waitFor();
       await page.getByText('speed >= 0 held').waitFor();
@@ -576,9 +577,9 @@ describe('web console in chromium', () => {
       );
       const acknowledged = alarms.body.items.find((a) => a.deviceId === 'pump-0002');
       assert.equal(acknowledged?.state, 'acknowledged');
-      assert.equal(acknowledged?.acknowledgedBy, 'api');
+      assert.equal(acknowledged?.acknowledgedBy, 'admin');
       await row.getByText('History').click();
-      await row.getByText(/acknowledged \(major\) by api/).waitFor();
+      await row.getByText(/acknowledged \(major\) by admin/).waitFor();
       await shot('18-alarms-acknowledged');
       await page.getByRole('button', { name: 'History', exact: true }).click();
       await page.waitForURL(/view=history/);
@@ -827,10 +828,10 @@ describe('web console in chromium', () => {
   });
 
   it('returns to sign-in with a message when the key stops working (401)', async () => {
-    await page.evaluate("sessionStorage.setItem('thingloop.apiKey', 'revoked-key')");
+    await page.evaluate(`sessionStorage.setItem('thingloop.credential', '${JSON.stringify({ kind: 'key', token: 'revoked-key' })}')`);
     await page.goto(`${t.node.httpUrl}/devices`);
     await page.getByText('Your session ended').waitFor();
-    await page.getByLabel('API key').waitFor();
+    await page.getByLabel('Username').waitFor();
     assert.equal(await page.evaluate(STORED_KEY), null);
     await shot('10-session-ended');
   });
