@@ -68,6 +68,8 @@ export interface AgentEngineDependencies {
   onError(error: unknown, context: string): void;
   /** Whether this node runs agents for a device (the cloud leaves edge-served devices to their edge). */
   evaluates(device: DeviceRecord): boolean;
+  /** The tenant's agent quota: throws (too_many_requests) when `current` agents may not become one more. */
+  admitAgent?(current: number): void;
 }
 
 interface RunningAgent {
@@ -134,6 +136,8 @@ export class AgentEngine {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly dirty = new Set<string>();
   private readonly seeded = new Set<string>();
+  /** New agents admitted under the quota whose definition is still being stored. */
+  private creating = 0;
   private globalKill = false;
 
   constructor(private readonly deps: AgentEngineDependencies) {}
@@ -163,7 +167,16 @@ export class AgentEngine {
     const { spec } = compiled;
     const existing = this.agents.get(spec.id);
     if (options.create && existing) throw conflict(`agent "${spec.id}" already exists: use PUT /api/v1/agents/${spec.id} to change it`);
-    await this.deps.store.putDefinition(spec.definition);
+    if (!existing) {
+      // Checked and reserved before the first await, so creations at the same time cannot pass the quota together.
+      this.deps.admitAgent?.(this.agents.size + this.creating);
+      this.creating++;
+    }
+    try {
+      await this.deps.store.putDefinition(spec.definition);
+    } finally {
+      if (!existing) this.creating--;
+    }
     const sameShape =
       existing &&
       JSON.stringify([existing.spec.definition.perceive.windows, existing.spec.definition.judge.detectors]) ===

@@ -1,5 +1,6 @@
 import type { EventBus } from '../bus/index.js';
 import { type CommandService, type Invocation, parseActionResult } from '../commands/index.js';
+import { DomainError } from '../errors/index.js';
 import type { IngestEvents, IngestOutcome, IngestPipeline, Rejection } from '../ingest/index.js';
 import type { CompiledThingModel } from '../model/index.js';
 import type { Logger } from '../observability/index.js';
@@ -58,6 +59,18 @@ export interface BindingRefusals {
   bindingRefused(protocol: BindingProtocol, reason: string): void;
 }
 
+/**
+ * The tenant's quotas on device messages (a port: the tenancy module's guard implements it). It
+ * throws a DomainError (`too_many_requests`, `details.reason` quota_…) to refuse a message;
+ * `grows`: telemetry and events, which add to the tenant's store.
+ */
+export interface MessageAdmission {
+  admitMessage(grows: boolean): void;
+}
+
+/** How often a device is told that its messages are being refused by a quota: a flood must not become a flood of notices. */
+const QUOTA_NOTICE_INTERVAL_MS = 1_000;
+
 /** What handling a message gave: the routes that answer devices (HTTP) show it to them. */
 export interface MessageOutcomes {
   telemetry: IngestOutcome;
@@ -86,6 +99,8 @@ export interface GatewayDependencies {
   refusals: BindingRefusals;
   /** Clouds only: actions for devices an edge serves go through its link. */
   edgeRoute?: EdgeRoute;
+  /** The tenant's quotas on telemetry, events and twin reports; none when absent. */
+  admission?: MessageAdmission;
   logger: Logger;
   now(): number;
 }
@@ -136,6 +151,13 @@ export function desiredStateOf(twin: TwinView, now: number): DesiredState {
   return { version: twin.version, desired: twin.desired, delta: twin.delta, ts: now };
 }
 
+/** The refusal reason an admission error carries (`details.reason`), or a generic one. */
+function reasonOf(error: unknown): string {
+  const details = error instanceof DomainError && typeof error.details === 'object' && error.details !== null ? error.details : undefined;
+  const reason: unknown = details ? Reflect.get(details, 'reason') : undefined;
+  return typeof reason === 'string' ? reason : 'quota';
+}
+
 function payloadOf(payload: DevicePayload): Buffer | unknown {
   return 'bytes' in payload ? payload.bytes : payload.body;
 }
@@ -156,6 +178,8 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
   private readonly bindings = new Map<BindingProtocol, DeviceBinding>();
   private ownBindings: RunningBindings | undefined;
   private readonly recent = new Map<string, DeviceErrorNotice[]>();
+  /** When each device was last told that a quota refused its message. */
+  private readonly quotaNoticeAt = new Map<string, number>();
   /** The protocol each device is attached to (client bindings only). */
   private readonly attached = new Map<string, BindingProtocol>();
   /** Attach and detach run one after another per device, in the order the registry changed. */
@@ -218,6 +242,7 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
   accept<M extends DeviceMessage>(device: DeviceRecord, message: M, source: MessageSource): Promise<MessageOutcomes[M['kind']]>;
   async accept(device: DeviceRecord, message: DeviceMessage, source: MessageSource): Promise<MessageOutcomes[DeviceMessage['kind']]> {
     const { ingest, presence } = this.deps;
+    if (message.kind === 'telemetry' || message.kind === 'event' || message.kind === 'twin-reported') this.admit(device, message, source);
     switch (message.kind) {
       case 'telemetry':
         return ingest.acceptTelemetry(device, payloadOf(message.payload), source, contentTypeOf(message.payload));
@@ -242,6 +267,29 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
           if (device.network.sleepy) this.wakeLogged(device);
         } else this.wakeLogged(device);
         return undefined;
+    }
+  }
+
+  /**
+   * Applies the tenant's quotas to a device message. A refusal is counted on the listener it came
+   * in on (HTTP counts its own as it answers 429), the device is told on its errors (at most once
+   * a second), and the error is thrown for the binding to answer: HTTP 429, CoAP 4.29, MQTT drops
+   * the message and acknowledges it.
+   */
+  private admit(device: DeviceRecord, message: DeviceMessage, source: MessageSource): void {
+    try {
+      this.deps.admission?.admitMessage(message.kind !== 'twin-reported');
+    } catch (error) {
+      const reason = reasonOf(error);
+      if (source !== 'http' && source !== 'edge') this.deps.refusals.bindingRefused(source, reason);
+      const at = this.now();
+      const told = this.quotaNoticeAt.get(device.id);
+      if (told === undefined || at - told >= QUOTA_NOTICE_INTERVAL_MS) {
+        this.quotaNoticeAt.set(device.id, at);
+        const notice = message.kind === 'twin-reported' ? 'twin' : message.kind === 'event' ? 'event' : 'telemetry';
+        this.reportErrors(device, notice, [{ reason, message: (error as Error).message }]).catch(() => undefined);
+      }
+      throw error;
     }
   }
 
@@ -428,6 +476,7 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
         this.deps.presence.forget(device.id);
         // A device registered later under the same id starts clean.
         this.recent.delete(device.id);
+        this.quotaNoticeAt.delete(device.id);
         this.schedule(device.id, () => this.detach(device.id, protocolOf(device)));
         twins.forget(device).catch((error: Error) => logger.error({ err: error.message }, 'cleaning up a deleted device failed'));
       }),

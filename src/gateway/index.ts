@@ -20,6 +20,7 @@ export {
   type EdgeRoute,
   type ForwardedAction,
   type GatewayDependencies,
+  type MessageAdmission,
   type MessageOutcomes,
   protocolOf,
   type RunningBindings,

@@ -65,11 +65,12 @@ export function createAgents(
   sinks: AlarmSink[],
   now: () => number,
   logger: Logger,
-  placement: AgentPlacement,
+  placement: AgentPlacement & { admitAgent?(current: number): void },
 ): AgentParts {
   const alarms = new AlarmService(new SqliteAlarms(db), sinks, now);
   const engine = new AgentEngine({
     evaluates: placement.evaluates,
+    ...(placement.admitAgent ? { admitAgent: placement.admitAgent } : {}),
     store: placedStore(new SqliteAgentStore(db), placement),
     plant,
     alarms,

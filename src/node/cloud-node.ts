@@ -159,7 +159,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           onAuditWriteError: (error) => logger.error({ err: (error as Error).message }, 'audit trail write failed'),
         });
     if (tenancy) {
-      await tenancy.tenants.ensureDefault();
+      defaultTenant.quotas.apply((await tenancy.tenants.ensureDefault()).quotas);
+      // A tenant's quotas changed (PATCH /tenants/{id}): its running parts apply them from the next request.
+      tenancy.tenants.events.on('changed', (tenant) => tenants.get(tenant.id)?.quotas.apply(tenant.quotas));
       const trail = tenancy;
       cleanups.push('audit trail (entries not yet written)', () => trail.audit.close());
     }
@@ -207,7 +209,9 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
     await defaultTenant.serve(nodeBindings.all);
     const openTenant = async (id: string): Promise<void> => {
       if (tenants.has(id)) return;
-      const scope = await startTenantScope({ id, db: openTenantDatabase(config, id), shared, edges: !isEdge });
+      const quotas = (await tenancy?.tenants.get(id))?.quotas;
+      const db = openTenantDatabase(config, id);
+      const scope = await startTenantScope({ id, db, shared, edges: !isEdge, ...(quotas ? { quotas } : {}) });
       tenants.set(id, scope);
       fleet.add(id, scope.registry);
       await scope.serve(nodeBindings.all);

@@ -11,6 +11,7 @@ import { ModelCatalog } from '../model/index.js';
 import type { Logger, NodeMetrics } from '../observability/index.js';
 import { type DeviceRecord, DeviceRegistry, PresenceBook } from '../registry/index.js';
 import {
+  databaseBytes,
   openDatabase,
   type SqliteDatabase,
   SqliteDeviceEvents,
@@ -23,7 +24,7 @@ import {
   SqliteTwins,
 } from '../store/sqlite/index.js';
 import { TelemetryRetention, type TelemetrySample } from '../telemetry/index.js';
-import { DEFAULT_TENANT } from '../tenancy/index.js';
+import { DEFAULT_TENANT, TenantQuotaGuard, type TenantQuotas } from '../tenancy/index.js';
 import type { TenantApi } from '../transport/http/index.js';
 import { TwinService } from '../twin/index.js';
 import { createAgents } from './agents-wiring.js';
@@ -76,6 +77,8 @@ export interface TenantScope {
   edgeDirectory: EdgeDirectory | undefined;
   edgeHub: EdgeHub | undefined;
   retention: TelemetryRetention;
+  /** The tenant's quotas as they apply now (`apply` when they change). */
+  quotas: TenantQuotaGuard;
   /** The tenant as the HTTP routes use it. */
   api: TenantApi;
   /** Expired actions and desired changes, the agents' timers: run every second by the node. */
@@ -116,6 +119,8 @@ export interface TenantScopeOptions {
   edges: boolean;
   /** Edge role: the outbox to the cloud. */
   edgeOutbox?: EdgeOutboxParts;
+  /** The tenant's quotas at start (a cloud's tenants; none on an edge). */
+  quotas?: TenantQuotas;
 }
 
 /** Builds a tenant's parts on its database and attaches its devices to the node's bindings. */
@@ -129,12 +134,20 @@ export async function startTenantScope(options: TenantScopeOptions): Promise<Ten
   const models = new ModelCatalog(new SqliteModels(db), now);
   const devices = new SqliteDevices(db, id);
   const edgeDirectory = options.edges ? new EdgeDirectory(new SqliteEdges(db), now) : undefined;
+  const quotas = new TenantQuotaGuard({
+    tenant: id,
+    quotas: options.quotas ?? {},
+    storedBytes: () => databaseBytes(db),
+    refusals: metrics,
+    now,
+  });
   const registry = new DeviceRegistry(
     devices,
     models,
     tenantAddressing(shared.identity, id),
     now,
     async (edgeId) => (await edgeDirectory?.find(edgeId)) !== undefined,
+    quotas,
   );
   const telemetry = new SqliteTelemetryStore(db, metrics, {
     maxBatchSamples: 5_000,
@@ -195,6 +208,7 @@ export async function startTenantScope(options: TenantScopeOptions): Promise<Ten
     commands,
     presence,
     refusals: metrics,
+    admission: quotas,
     ...(edgeDirectory
       ? {
           edgeRoute: {
@@ -212,6 +226,7 @@ export async function startTenantScope(options: TenantScopeOptions): Promise<Ten
   const { engine: agents, alarms } = createAgents(db, plant, shared.sinks(id), now, logger.child({ component: 'agents' }), {
     // The cloud leaves devices served by an edge to the agents running on that edge.
     evaluates: (device) => isEdge || device.edge === undefined,
+    admitAgent: (current) => quotas.admitAgents(current),
     ...(edgeOutbox ? { onDecision: (decision) => edgeOutbox.onDecision(decision as unknown as Record<string, unknown>) } : {}),
   });
   await agents.start();
@@ -291,6 +306,7 @@ export async function startTenantScope(options: TenantScopeOptions): Promise<Ten
     edgeDirectory,
     edgeHub,
     retention,
+    quotas,
     api,
     async expireDue() {
       // allSettled, not all: shutdown must wait for every part, also after one failed.

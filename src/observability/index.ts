@@ -9,6 +9,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { BindingProtocol, BindingRefusals } from '../gateway/index.js';
 import type { IngestMetrics, IngestSource, RejectionReason } from '../ingest/index.js';
 import type { WriteMetrics } from '../store/sqlite/index.js';
+import type { QuotaName, QuotaReason, QuotaRefusals } from '../tenancy/index.js';
 
 export type { Logger } from 'pino';
 
@@ -47,7 +48,9 @@ export type RefusalReason =
   | 'certificate_unverified'
   | 'certificate_without_device'
   | 'certificate_unknown_device'
-  | 'certificate_wrong_tenant';
+  | 'certificate_wrong_tenant'
+  /** A tenant's quota (devices, agents, messages per second, stored bytes): also `thingloop_quota_refusals_total`. */
+  | QuotaReason;
 
 /** Counts every refusal, by listener and reason. */
 export interface RefusalMetrics {
@@ -61,7 +64,7 @@ export interface TransportMetrics extends RefusalMetrics {
   aclDenied(action: 'publish' | 'subscribe'): void;
 }
 
-export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics, BindingRefusals {
+export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics, BindingRefusals, QuotaRefusals {
   readonly registry = new Registry();
   private readonly received: Counter<'source'>;
   private readonly accepted: Counter<'source'>;
@@ -73,6 +76,7 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   private readonly authFailures: Counter<'protocol'>;
   private readonly aclDenials: Counter<'action'>;
   private readonly refusals: Counter<'listener' | 'reason'>;
+  private readonly quotaRefusals: Counter<'tenant' | 'quota'>;
 
   constructor(queueDepth: () => number) {
     const registers = [this.registry];
@@ -134,6 +138,12 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
       labelNames: ['listener', 'reason'],
       registers,
     });
+    this.quotaRefusals = new Counter({
+      name: 'thingloop_quota_refusals_total',
+      help: "Requests and messages refused by a tenant's quota, by tenant and quota (devices, agents, messagesPerSecond, storedBytes)",
+      labelNames: ['tenant', 'quota'],
+      registers,
+    });
   }
 
   messageReceived(source: IngestSource): void {
@@ -163,6 +173,9 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   /** A binding's own refusal reasons (a malformed frame, an unknown alias, an unreachable peer) are its to name. */
   bindingRefused(protocol: BindingProtocol, reason: string): void {
     this.refusals.inc({ listener: protocol, reason });
+  }
+  quotaRefused(tenant: string, quota: QuotaName): void {
+    this.quotaRefusals.inc({ tenant, quota });
   }
   aclDenied(action: 'publish' | 'subscribe'): void {
     this.aclDenials.inc({ action });

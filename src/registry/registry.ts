@@ -69,6 +69,12 @@ export interface Addressing {
 
 const MAX_ADDRESS_ATTEMPTS = 16;
 
+/** The tenant's device quota (a port: the tenancy module's guard implements it); throws to refuse. */
+export interface DeviceAdmission {
+  /** `count` reads how many devices the tenant has; called only when a quota is set. */
+  admitDevices(count: () => Promise<number>): Promise<void>;
+}
+
 function checkAttributes(attributes: Record<string, AttributeValue> | undefined): void {
   if (attributes === undefined) return;
   const entries = Object.entries(attributes);
@@ -97,9 +103,25 @@ export class DeviceRegistry {
     private readonly addressing: Addressing,
     private readonly now: () => number,
     private readonly edgeExists: (edgeId: string) => Promise<boolean> = async () => false,
+    private readonly admission?: DeviceAdmission,
   ) {}
 
+  /** Registrations under a quota run one at a time: counting and inserting must not interleave. */
+  private registering: Promise<unknown> = Promise.resolve();
+
+  /** Registers a device (refused past the tenant's device quota: HTTP, Sparkplug births, provisioning alike). */
   async register(registration: DeviceRegistration): Promise<RegisteredDevice> {
+    const admission = this.admission;
+    if (!admission) return this.registerNow(registration);
+    const turn = this.registering.then(async () => {
+      await admission.admitDevices(() => this.repository.count({}));
+      return this.registerNow(registration);
+    });
+    this.registering = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async registerNow(registration: DeviceRegistration): Promise<RegisteredDevice> {
     const id = registration.id ?? `dev-${randomBytes(6).toString('hex')}`;
     if (!DEVICE_ID_PATTERN.test(id)) {
       throw invalid(`device id "${id}" is invalid: start with a letter or digit, then letters, digits, ".", "_", ":" or "-" (at most 128)`);

@@ -10,6 +10,7 @@ export * from './keys.js';
 export * from './oidc.js';
 export * from './passwords.js';
 export * from './policy.js';
+export * from './quotas.js';
 export * from './sessions.js';
 export * from './tenancy.js';
 export * from './tenants.js';

@@ -1,3 +1,4 @@
+import { EventBus } from '../bus/index.js';
 import { conflict, DomainError, invalid, notFound } from '../errors/index.js';
 import { DEFAULT_TENANT, isTenantId, TENANT_ID_PATTERN } from './policy.js';
 
@@ -24,6 +25,14 @@ export interface TenantRepository {
   list(): Promise<TenantRecord[]>;
   update(tenant: TenantRecord): Promise<void>;
 }
+
+/** The refusal reason of each quota (`details.reason`, the `reason` label of `thingloop_refusals_total`). */
+export const QUOTA_REASONS = {
+  devices: 'quota_devices',
+  messagesPerSecond: 'quota_messages_per_second',
+  storedBytes: 'quota_stored_bytes',
+  agents: 'quota_agents',
+} as const satisfies Record<keyof TenantQuotas, string>;
 
 const QUOTA_FIELDS = ['devices', 'messagesPerSecond', 'storedBytes', 'agents'] as const;
 /** Rates may be fractional (one message every few seconds); counts and bytes are whole. */
@@ -67,14 +76,14 @@ function tenantNameOf(value: unknown, fallback: string): string {
 
 /**
  * Refuses going past a quota: `current` in use, `adding` more wanted. The error says which quota,
- * its limit and the use (`details.reason` is `quota_<name>`, for the refusal counter); an absent
+ * its limit and the use (`details.reason` is `quota_<name>` in snake case, for the refusal counter); an absent
  * quota never refuses.
  */
-export function checkQuota(tenant: TenantRecord, quota: keyof TenantQuotas, current: number, adding = 1): void {
+export function checkQuota(tenant: Pick<TenantRecord, 'id' | 'quotas'>, quota: keyof TenantQuotas, current: number, adding = 1): void {
   const limit = tenant.quotas[quota];
   if (limit === undefined || current + adding <= limit) return;
   throw new DomainError('too_many_requests', `tenant "${tenant.id}" is at its ${quota} quota (${current} of ${limit})`, {
-    reason: `quota_${quota}`,
+    reason: QUOTA_REASONS[quota],
     limit,
     current,
   });
@@ -92,6 +101,9 @@ export interface NewTenant {
  * deliberate operation of its own.
  */
 export class TenantDirectory {
+  /** A tenant was created or changed (its running parts take new quotas at once). */
+  readonly events = new EventBus<{ changed: TenantRecord }>();
+
   constructor(
     private readonly repository: TenantRepository,
     private readonly now: () => number,
@@ -111,6 +123,7 @@ export class TenantDirectory {
     };
     if (input.id === DEFAULT_TENANT) await this.ensureDefault();
     if (!(await this.repository.insert(tenant))) throw conflict(`tenant "${input.id}" already exists`);
+    this.events.emit('changed', tenant);
     return tenant;
   }
 
@@ -141,6 +154,7 @@ export class TenantDirectory {
       updatedAt: this.now(),
     };
     await this.repository.update(updated);
+    this.events.emit('changed', updated);
     return updated;
   }
 

@@ -9,6 +9,7 @@ export { SqliteEdges, SqliteOutbox } from './edge.js';
 export { type DeviceEventWriterOptions, SqliteDeviceEvents } from './events.js';
 export { SqliteInvocations } from './invocations.js';
 export { SqliteDevices, SqliteModels, SqliteSettings } from './metadata.js';
+export { databaseBytes } from './size.js';
 export { SqliteTelemetryStore, type TelemetryWriterOptions, type WriteMetrics } from './telemetry.js';
 export {
   SqliteApiKeys,

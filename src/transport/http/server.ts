@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { DomainError, type ErrorKind } from '../../errors/index.js';
+import { isQuotaRefusal, QUOTA_REASONS } from '../../tenancy/index.js';
 import { enforceRouteAccess } from './access.js';
 import type { HttpApiContext } from './context.js';
 import { jsonBodyProblem } from './json-body.js';
@@ -177,6 +178,13 @@ export async function buildHttpApi(context: HttpApiContext): Promise<FastifyInst
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof DomainError) {
+      if (isQuotaRefusal(error)) {
+        // Device messages are counted by the gateway, on whichever listener they came; creations here.
+        const { reason } = error.details;
+        if (reason === QUOTA_REASONS.devices || reason === QUOTA_REASONS.agents) context.refusals.refused('http', reason);
+        const retryAfter: unknown = Reflect.get(error.details, 'retryAfterSeconds');
+        if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+      }
       return reply.code(STATUS_BY_KIND[error.kind]).send({ error: error.kind, message: error.message, details: error.details });
     }
     if (error.validation) {

@@ -1,5 +1,6 @@
 import type { BindingHealth, DeviceBinding, DeviceMessage, DeviceUplink, DownlinkRequest } from '../../gateway/index.js';
 import type { DeviceRecord } from '../../registry/index.js';
+import { isQuotaRefusal } from '../../tenancy/index.js';
 import { EmbeddedMqttBroker, type MqttBrokerOptions, type SessionObserver } from './broker.js';
 import { type DeviceTopic, thingTopics, topicMatches } from './topics.js';
 
@@ -79,7 +80,16 @@ export class MqttBinding implements DeviceBinding {
       ...this.options,
       sessions,
       handleDeviceMessage: async (device, topic, payload) => {
-        await uplink.receive(device, messageOf(topic, payload), 'mqtt');
+        try {
+          await uplink.receive(device, messageOf(topic, payload), 'mqtt');
+        } catch (error) {
+          // Over a tenant's quota the message is dropped but acknowledged, as AWS IoT and EMQX
+          // throttle: MQTT 3.1.1 has no negative PUBACK, and closing the connection would only
+          // bring the same message back on reconnect. The refusal is counted and the device told
+          // on things/{id}/errors.
+          if (isQuotaRefusal(error)) return;
+          throw error;
+        }
         this.lastGood.set(keyOf(device), uplink.now());
       },
     });
