@@ -700,8 +700,12 @@ export class EmbeddedMqttBroker {
   /**
    * What a session hears: the platform admin everything it subscribed to; anyone else only what
    * lies in its tenant's mount (stripped of it), and a device only its own topics, also from a
-   * persistent session stored under a client id that once belonged to another device. A copy:
-   * the packet is shared by every subscriber.
+   * persistent session stored under a client id that once belonged to another device.
+   *
+   * The mount is stripped in place: Aedes 1.2 hands this hook a packet of the session's own (a
+   * copy per subscription, per retained message, per queued message), and for a persistent
+   * session's queue it writes that object and ignores the one returned. The tenant test checks
+   * that the admin, on the same message, still sees the mounted topic.
    */
   private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     const principal = this.principals.get(client);
@@ -713,7 +717,8 @@ export class EmbeddedMqttBroker {
       const own = topic.startsWith(thingTopics.prefix(principal.device.id)) || sparkplugForwardAllowed(principal.device, topic);
       if (!own) return null;
     }
-    return topic === packet.topic ? packet : { ...packet, topic };
+    packet.topic = topic;
+    return packet;
   }
 
   private onSubscribe(client: Client, subscriptions: Subscription[]): void {
