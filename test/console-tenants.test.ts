@@ -14,6 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { AGENT_PUMP_MODEL } from './support/agents.js';
 import { type JsonObject, startTestNode, type TestNode } from './support/harness.js';
+import { type OidcIssuer, startOidcIssuer } from './support/oidc-issuer.js';
+import { freePort } from './support/sparkplug.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -349,5 +351,76 @@ describe('console sign-in with two tenants in chromium', () => {
     assert.deepEqual(await page.evaluate(CREDENTIAL), { kind: 'session', token: opened.body.token });
     await noHorizontalScrolling(page, 'the overview at 390 px');
     await shot(page, '09-bob-phone-overview');
+  });
+});
+
+describe('console sign-in with your organisation (OpenID Connect) in chromium', () => {
+  const CLIENT_ID = 'thingloop-console';
+  const CLIENT_SECRET = 'thingloop-console-secret-0123456789';
+  let t: TestNode;
+  let issuer: OidcIssuer;
+  let browser: Browser;
+  let context: BrowserContext;
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `no chromium at ${CHROMIUM}`);
+    ensureConsoleBuilt();
+    mkdirSync(SHOTS, { recursive: true });
+    // The issuer must know the redirect URI before the node listens: the node's port is chosen first.
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/api/v1/auth/oidc/callback`;
+    issuer = await startOidcIssuer({
+      clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }],
+      accounts: { carla: { preferred_username: 'carla', name: 'Carla', thingloop_tenant: 'bravo', thingloop_role: 'operator' } },
+    });
+    t = await startTestNode({
+      httpPort: port,
+      oidcIssuer: issuer.url.href.replace(/\/$/, ''),
+      oidcClientId: CLIENT_ID,
+      oidcClientSecret: CLIENT_SECRET,
+      oidcRedirectUrl: redirectUri,
+    });
+    assert.equal((await t.api('/api/v1/tenants', { method: 'POST', body: { id: 'bravo', name: 'Bravo plant' } })).status, 201);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  });
+
+  after(async () => {
+    await context?.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await t?.stop();
+    await issuer?.stop();
+  });
+
+  it("offers the organisation's sign-in and comes back signed in, the token gone from the address bar", async () => {
+    const offered = await t.api<{ enabled: boolean }>('/api/v1/auth/oidc', { auth: null });
+    assert.deepEqual(offered.body, { enabled: true });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    await page.goto(`http://127.0.0.1:${new URL(t.node.httpUrl).port}/`);
+    const button = page.getByRole('link', { name: 'Sign in with your organisation' });
+    await button.waitFor();
+    await page.screenshot({ path: join(SHOTS, '10-sign-in-oidc.png'), fullPage: true });
+    await button.click();
+    // The provider's own login and consent pages (its development interactions): any password.
+    await page.locator('input[name="login"]').fill('carla');
+    await page.locator('input[name="password"]').fill('any password');
+    await page.locator('button[type="submit"]').click();
+    const nodePort = new URL(t.node.httpUrl).port;
+    await until(async () => {
+      if (new URL(page.url()).port === nodePort) return true;
+      const consent = page.locator('button[type="submit"]');
+      if ((await consent.count()) > 0) await consent.first().click({ timeout: 2_000 });
+      return false;
+    }, 'the way back to the console');
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.getByTestId('me-tenant').getByText('bravo', { exact: true }).waitFor();
+    await page.getByTestId('me-actor').getByText('user:carla', { exact: true }).waitFor();
+    await page.getByTestId('me-role').getByText('operator', { exact: true }).waitFor();
+    assert.equal(new URL(page.url()).hash, '', 'the session token left the address bar');
+    const credential = await page.evaluate<{ kind: string; token: string }>(CREDENTIAL);
+    assert.equal(credential.kind, 'session');
+    assert.equal((await t.api<{ actor: string }>('/api/v1/me', { auth: credential.token })).body.actor, 'user:carla');
+    await page.screenshot({ path: join(SHOTS, '11-oidc-signed-in.png'), fullPage: true });
   });
 });
