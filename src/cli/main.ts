@@ -5,11 +5,15 @@
 import { Command } from 'commander';
 import { MIN_ADMIN_KEY_LENGTH } from '../access/index.js';
 import { VERSION } from '../node/index.js';
+import { addAgentCommand, addAlarmsCommand, addApprovalsCommand } from './agents.js';
 import { addCertsCommand } from './certs.js';
+import { addDataDirCommands } from './data-dir.js';
 import { addDemoCommand } from './demo.js';
+import { addDeviceCommand } from './devices.js';
 import { addModelCommand } from './model.js';
 import { addNodeOptions, serve } from './serve.js';
 import { addSimCommand } from './sim.js';
+import { addStatusCommand } from './status.js';
 
 const program = new Command()
   .name('thingloop')
@@ -43,6 +47,13 @@ addDemoCommand(program);
 addSimCommand(program);
 addModelCommand(program);
 addCertsCommand(program);
+// Daily work against a running node's API, and on its data directory.
+addStatusCommand(program);
+addDeviceCommand(program);
+addAgentCommand(program);
+addApprovalsCommand(program);
+addAlarmsCommand(program);
+addDataDirCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`thingloop: ${(error as Error).message}\n`);

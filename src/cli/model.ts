@@ -1,7 +1,11 @@
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
-import { MODEL_ID_PATTERN } from '../model/index.js';
+import { parse as parseYaml } from 'yaml';
+import { MODEL_ID_PATTERN, type ModelSummary, type ThingModelVersion } from '../model/index.js';
 import { isNodeId, SECURITY_MODES, SECURITY_POLICIES, thingModelFromServer } from '../transport/opcua/index.js';
+import { type ApiOptions, clientFor, withApiOptions } from './api-client.js';
+import { formatFields, formatTable, printJson, time } from './table.js';
 
 interface FromOpcuaOptions {
   node?: string;
@@ -20,7 +24,10 @@ function oneOf<T extends string>(value: string, allowed: readonly T[], flag: str
 
 /** `thingloop model …`: thing model tools. */
 export function addModelCommand(program: Command): void {
-  const model = program.command('model').description('thing model tools');
+  const model = program
+    .command('model')
+    .description('thing models: list, show and store them on a running node (its HTTP API: --url, --key); draft one from an OPC UA server');
+  addModelApiCommands(model);
   model
     .command('from-opcua')
     .description('browse an OPC UA server and print a draft WoT Thing Model (JSON) with a property for every readable variable')
@@ -83,5 +90,89 @@ export function addModelCommand(program: Command): void {
       process.stderr.write(`from-opcua: ${count} properties; register with PUT /api/v1/models/${id}\n`);
       // node-opcua keeps timers alive after disconnect; the model is printed, so the command is done.
       process.exit(0);
+    });
+}
+
+const examples = (...lines: string[]) => ['', 'Example:', ...lines.map((line) => `  ${line}`), ''].join('\n');
+
+const modelPath = (id: string) => `/api/v1/models/${encodeURIComponent(id)}`;
+
+/** A model file: JSON, or YAML (.yaml/.yml, or anything that is not JSON). */
+async function readModelFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  try {
+    return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new Error(`${file} is not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+  }
+}
+
+/** `thingloop model list|show|put`: the node's thing model catalog. */
+function addModelApiCommands(model: Command): void {
+  withApiOptions(model.command('list').description('thing models on the node (latest version of each)'))
+    .addHelpText('after', examples('thingloop model list', 'thingloop model list --json'))
+    .action(async (options: ApiOptions) => {
+      const { items } = await clientFor(options).get<{ items: ModelSummary[] }>('/api/v1/models', { doing: 'list thing models' });
+      if (options.json) return printJson(items);
+      process.stdout.write(
+        formatTable(
+          ['id', 'title', 'version', 'updated'],
+          items.map((m) => [m.id, m.title, m.latestVersion, time(m.updatedAt)]),
+          '(no thing models)',
+        ),
+      );
+    });
+
+  withApiOptions(model.command('show').description('one thing model: its document (latest version, or --version)'))
+    .argument('<id>', 'model id')
+    .option('--version <n>', 'this version instead of the latest')
+    .addHelpText('after', examples('thingloop model show pump', 'thingloop model show pump --version 1 --json > pump.json'))
+    .action(async (id: string, options: ApiOptions & { version?: string }) => {
+      const version = options.version === undefined ? undefined : Number(options.version);
+      if (version !== undefined && (!Number.isInteger(version) || version < 1)) throw new Error('--version must be a whole number from 1');
+      const stored = await clientFor(options).get<ThingModelVersion>(
+        `${modelPath(id)}${version !== undefined ? `?version=${version}` : ''}`,
+        { doing: `read thing model "${id}"`, missing: `thing model "${id}"${version !== undefined ? ` version ${version}` : ''}` },
+      );
+      if (options.json) return printJson(stored);
+      const { document } = stored;
+      const names = (affordances: Record<string, unknown> | undefined) =>
+        affordances && Object.keys(affordances).length > 0 ? Object.keys(affordances).join(', ') : undefined;
+      process.stdout.write(
+        formatFields([
+          ['id', stored.id],
+          ['version', stored.version],
+          ['title', document.title],
+          ['created', time(stored.createdAt)],
+          ['properties', names(document.properties)],
+          ['actions', names(document.actions)],
+          ['events', names(document.events)],
+        ]),
+      );
+    });
+
+  withApiOptions(
+    model.command('put').description('store a thing model from a file (JSON or YAML) as a new version; an unchanged one keeps its version'),
+  )
+    .argument('<file>', 'the W3C WoT Thing Model, .json or .yaml')
+    .option('--id <id>', "the model id (default: the file's name without its extension)")
+    .addHelpText('after', examples('thingloop model put examples/models/pump.json', 'thingloop model put line2.yaml --id line2-pump'))
+    .action(async (file: string, options: ApiOptions & { id?: string }) => {
+      const id = options.id ?? basename(file, extname(file));
+      if (!MODEL_ID_PATTERN.test(id)) throw new Error(`the model id "${id}" must match ${MODEL_ID_PATTERN.source}: give --id`);
+      const document = await readModelFile(file);
+      const { status, body } = await clientFor(options).call<ThingModelVersion>(
+        'PUT',
+        modelPath(id),
+        { doing: `store thing model "${id}"` },
+        { body: document },
+      );
+      if (options.json) return printJson({ ...body, created: status === 201 });
+      process.stdout.write(status === 201 ? `stored ${id} version ${body.version}\n` : `${id} unchanged (version ${body.version})\n`);
     });
 }

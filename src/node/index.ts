@@ -4,4 +4,11 @@
  */
 export { type NodeOptions, type RunningNode, StartupError, startCloudNode } from './cloud-node.js';
 export { ConfigError, howToSet, type NodeConfig, type ResolvedConfig, resolveConfig, SETTINGS, type SettingSpec } from './config.js';
+export {
+  type BackupManifest,
+  backupDataDirectory,
+  type DataDirectoryProgress,
+  resetAdminKey,
+  restoreDataDirectory,
+} from './data-directory.js';
 export { VERSION } from './version.js';

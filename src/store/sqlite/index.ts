@@ -4,6 +4,7 @@
  */
 
 export { SqliteAgentStore, SqliteAlarms } from './agents.js';
+export { type BackupProgress, backupDatabase, databaseInUse, databaseProblems } from './backup.js';
 export { type OpenOptions, openDatabase, type SqliteDatabase } from './database.js';
 export { SqliteEdges, SqliteOutbox } from './edge.js';
 export { type DeviceEventWriterOptions, SqliteDeviceEvents } from './events.js';
