@@ -60,6 +60,7 @@ export interface RunningNode {
 export class StartupError extends Error {}
 
 const EXPIRY_SWEEP_MS = 1_000;
+const HOUSEKEEPING_MS = 3_600_000;
 
 async function listenHttp(app: FastifyInstance, config: NodeConfig): Promise<number> {
   try {
@@ -156,6 +157,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       ? undefined
       : new Tenancy(sqliteTenancyStores(db), {
           now,
+          refusals: metrics,
           onAuditWriteError: (error) => logger.error({ err: (error as Error).message }, 'audit trail write failed'),
         });
     if (tenancy) {
@@ -163,6 +165,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       // A tenant's quotas changed (PATCH /tenants/{id}): its running parts apply them from the next request.
       tenancy.tenants.events.on('changed', (tenant) => tenants.get(tenant.id)?.quotas.apply(tenant.quotas));
       const trail = tenancy;
+      metrics.watchAuditTrail(() => trail.audit.stats());
       cleanups.push('audit trail (entries not yet written)', () => trail.audit.close());
     }
     const { registry, models, twins, commands, agents, alarms, gateway } = defaultTenant;
@@ -361,6 +364,28 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       await expirySweep;
     });
 
+    // Ended sessions and audit entries past retention are deleted hourly; shutdown waits for a run in progress.
+    let housekeeping: Promise<unknown> | undefined;
+    const keepHouse = async () => {
+      if (!tenancy) return;
+      await tenancy.sessions.sweep();
+      await tenancy.audit.prune(now() - config.auditRetentionMs);
+    };
+    const runHousekeeping = () => {
+      housekeeping ??= keepHouse()
+        .catch((error) => logger.error({ err: (error as Error).message }, 'tenancy housekeeping failed'))
+        .finally(() => {
+          housekeeping = undefined;
+        });
+      return housekeeping;
+    };
+    const housekeepingTimer = setInterval(runHousekeeping, HOUSEKEEPING_MS);
+    housekeepingTimer.unref();
+    cleanups.push('tenancy housekeeping (session sweep, audit retention)', async () => {
+      clearInterval(housekeepingTimer);
+      await housekeeping;
+    });
+
     const hostFor = (host: string) => (host === '0.0.0.0' || host === '::' ? 'localhost' : host);
     logger.info(
       { role: config.role, httpPort, mqttPort: mqtt.port, httpsPort, mqttsPort: mqtt.tlsPort, dataDir: config.dataDir, version: VERSION },
@@ -398,6 +423,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
             tenant.retention.sweep(),
           ]),
         );
+        await runHousekeeping();
       },
       async stop() {
         if (stopping) return;

@@ -87,6 +87,8 @@ export interface NodeConfig {
   cloudCa: string | undefined;
   /** How long a stopping node waits for its work in flight before it exits anyway. */
   shutdownTimeoutMs: number;
+  /** How long the audit trail keeps an entry; older ones are deleted by the node's housekeeping. */
+  auditRetentionMs: number;
 }
 
 type Origin = 'default' | 'config file' | 'environment' | 'flag';
@@ -537,6 +539,15 @@ export const SETTINGS: SettingSpec[] = [
     description: 'serve /api/v1/openapi.json without a key',
     defaultValue: false,
     parse: yesNo,
+  }),
+  spec({
+    key: 'auditRetentionMs',
+    flag: 'audit-retention',
+    env: 'THINGLOOP_AUDIT_RETENTION',
+    description: 'how long the audit trail keeps who did what; older entries are deleted hourly',
+    display: '365d',
+    defaultValue: 365 * 86_400_000,
+    parse: retention,
   }),
   spec({
     key: 'shutdownTimeoutMs',

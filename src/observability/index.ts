@@ -9,7 +9,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { BindingProtocol, BindingRefusals } from '../gateway/index.js';
 import type { IngestMetrics, IngestSource, RejectionReason } from '../ingest/index.js';
 import type { WriteMetrics } from '../store/sqlite/index.js';
-import type { QuotaName, QuotaReason, QuotaRefusals } from '../tenancy/index.js';
+import type { AuditStats, CredentialRefusal, CredentialRefusals, QuotaName, QuotaReason, QuotaRefusals } from '../tenancy/index.js';
 
 export type { Logger } from 'pino';
 
@@ -64,7 +64,7 @@ export interface TransportMetrics extends RefusalMetrics {
   aclDenied(action: 'publish' | 'subscribe'): void;
 }
 
-export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics, BindingRefusals, QuotaRefusals {
+export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetrics, BindingRefusals, QuotaRefusals, CredentialRefusals {
   readonly registry = new Registry();
   private readonly received: Counter<'source'>;
   private readonly accepted: Counter<'source'>;
@@ -77,6 +77,8 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   private readonly aclDenials: Counter<'action'>;
   private readonly refusals: Counter<'listener' | 'reason'>;
   private readonly quotaRefusals: Counter<'tenant' | 'quota'>;
+  private readonly credentialRefusals: Counter<'reason'>;
+  private auditStats: (() => AuditStats) | undefined;
 
   constructor(queueDepth: () => number) {
     const registers = [this.registry];
@@ -144,6 +146,39 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
       labelNames: ['tenant', 'quota'],
       registers,
     });
+    this.credentialRefusals = new Counter({
+      name: 'thingloop_credential_refusals_total',
+      help: 'API keys and session tokens refused, by reason (unknown_key, expired_session, wrong_password…)',
+      labelNames: ['reason'],
+      registers,
+    });
+    const audit = () => this.auditStats?.();
+    new Gauge({
+      name: 'thingloop_audit_entries_buffered',
+      help: 'Audit entries recorded but not yet written',
+      registers,
+      collect() {
+        this.set(audit()?.buffered ?? 0);
+      },
+    });
+    new Counter({
+      name: 'thingloop_audit_entries_dropped_total',
+      help: 'Audit entries lost because the buffer was full (the trail has a hole)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(audit()?.dropped ?? 0);
+      },
+    });
+    new Counter({
+      name: 'thingloop_audit_write_failures_total',
+      help: 'Audit batches the store refused',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(audit()?.writeFailures ?? 0);
+      },
+    });
   }
 
   messageReceived(source: IngestSource): void {
@@ -179,5 +214,12 @@ export class NodeMetrics implements IngestMetrics, WriteMetrics, TransportMetric
   }
   aclDenied(action: 'publish' | 'subscribe'): void {
     this.aclDenials.inc({ action });
+  }
+  credentialRefused(reason: CredentialRefusal): void {
+    this.credentialRefusals.inc({ reason });
+  }
+  /** The audit trail's own counts, read at each scrape: a dropped entry is a hole in who-did-what. */
+  watchAuditTrail(stats: () => AuditStats): void {
+    this.auditStats = stats;
   }
 }
