@@ -63,7 +63,7 @@ function explain(status: number, body: unknown, purpose: CallPurpose, target: Ap
     case 403:
       return `this key cannot ${purpose.doing} (403)${said ? `: ${said}` : ''}`;
     case 404:
-      if (purpose.missing && !/tenant/.test(said))
+      if (purpose.missing && !/^no tenant "/.test(said))
         return `no ${purpose.missing}${target.tenant ? ` in tenant "${target.tenant}"` : ''} (404)`;
       return `cannot ${purpose.doing}: ${said || 'not found'} (404)`;
     case 429:
