@@ -310,6 +310,9 @@ describe('console sign-in with two tenants in chromium', () => {
       await action.getByRole('button', { name: 'Run stop' }).click();
       await action.getByText(/Your role may not do that/).waitFor();
       await action.getByText(/does not have the actions:invoke permission/).waitFor();
+      // The refusal makes the console ask /me again: the header and the controls follow the new role.
+      await page.getByTestId('me-role').getByText('viewer', { exact: true }).waitFor();
+      await until(async () => action.getByRole('button', { name: 'Run stop' }).isDisabled(), 'Run stop disabled for a viewer');
       await page.getByRole('heading', { name: 'Alpha pump 1' }).waitFor();
       await shot(page, '07-alice-refused');
     } finally {

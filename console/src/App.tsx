@@ -1,4 +1,4 @@
-import { type MouseEvent, useCallback, useEffect, useMemo, useState } from 'react';
+import { type MouseEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { signOut as endSession, whoAmI } from './api/auth';
 import { ApiClient, ApiError } from './api/client';
 import { Loading } from './components/states';
@@ -61,15 +61,24 @@ export function App() {
     setMessage(why);
   }, []);
 
+  // A 403 may mean the role changed since /me answered: ask again, so the header and controls follow.
+  const recheckRef = useRef<() => void>(() => undefined);
   const api = useMemo(
     () =>
       credential
-        ? new ApiClient(credential.token, (error: ApiError) =>
-            forget(`Your session ended: the node no longer accepts it (${error.serverMessage ?? `HTTP ${error.status}`}). Sign in again.`),
-          )
+        ? new ApiClient(credential.token, (error: ApiError) => {
+            if (error.kind === 'forbidden') recheckRef.current();
+            else
+              forget(
+                `Your session ended: the node no longer accepts it (${error.serverMessage ?? `HTTP ${error.status}`}). Sign in again.`,
+              );
+          })
         : null,
     [credential, forget],
   );
+  recheckRef.current = () => {
+    if (api && me) whoAmI(api).then(setMe, () => undefined);
+  };
 
   // A stored or returned credential: ask the node who it is before showing anything it decides.
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new attempt (Retry) asks again
@@ -81,7 +90,7 @@ export function App() {
         if (!controller.signal.aborted) setMe(answer);
       },
       (error: unknown) => {
-        // A 401 has signed out already (onUnauthorized); anything else is shown with a retry.
+        // A 401 has signed out already (onRefused); anything else is shown with a retry.
         if (!controller.signal.aborted && !(error instanceof ApiError && error.kind === 'unauthorized')) setMeError(error);
       },
     );

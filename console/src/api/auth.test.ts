@@ -54,11 +54,11 @@ describe('who am I', () => {
     expect(calls[0]?.init.headers).toMatchObject({ authorization: 'Bearer tlu_s1' });
   });
 
-  it('an ended session (401) signs the console out through onUnauthorized', async () => {
-    const onUnauthorized = vi.fn();
+  it('an ended session (401) signs the console out through onRefused', async () => {
+    const onRefused = vi.fn();
     const { fetcher } = recording(() => respond(401, { error: 'unauthorized', message: 'session expired' }));
-    await expect(whoAmI(new ApiClient('tlu_old', onUnauthorized, fetcher))).rejects.toMatchObject({ kind: 'unauthorized' });
-    expect(onUnauthorized).toHaveBeenCalledOnce();
+    await expect(whoAmI(new ApiClient('tlu_old', onRefused, fetcher))).rejects.toMatchObject({ kind: 'unauthorized' });
+    expect(onRefused).toHaveBeenCalledOnce();
   });
 });
 

@@ -64,22 +64,29 @@ describe('ApiClient', () => {
     );
   });
 
-  it('calls onUnauthorized on 401 and throws', async () => {
-    const onUnauthorized = vi.fn();
-    const client = new ApiClient('bad', onUnauthorized, async () =>
-      respond(401, { error: 'unauthorized', message: 'needs the admin key' }),
-    );
+  it('calls onRefused on 401 and throws', async () => {
+    const onRefused = vi.fn();
+    const client = new ApiClient('bad', onRefused, async () => respond(401, { error: 'unauthorized', message: 'needs the admin key' }));
     await expect(client.get('/api/v1/devices')).rejects.toMatchObject({ kind: 'unauthorized', status: 401 });
-    expect(onUnauthorized).toHaveBeenCalledOnce();
+    expect(onRefused).toHaveBeenCalledOnce();
+  });
+
+  it('tells of a 403 too (the role may have changed), with the refusal', async () => {
+    const onRefused = vi.fn();
+    const client = new ApiClient('k', onRefused, async () =>
+      respond(403, { error: 'forbidden', message: 'the viewer role does not have it' }),
+    );
+    await expect(client.get('/api/v1/approvals/x/approve')).rejects.toMatchObject({ kind: 'forbidden', status: 403 });
+    expect(onRefused).toHaveBeenCalledExactlyOnceWith(expect.objectContaining({ kind: 'forbidden' }));
   });
 
   it('does not sign out on other errors', async () => {
-    const onUnauthorized = vi.fn();
-    const client = new ApiClient('k', onUnauthorized, async () => respond(404, { error: 'not_found', message: 'no device x' }));
+    const onRefused = vi.fn();
+    const client = new ApiClient('k', onRefused, async () => respond(404, { error: 'not_found', message: 'no device x' }));
     const error = await client.get('/api/v1/devices/x').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);
     expect((error as ApiError).kind).toBe('not_found');
-    expect(onUnauthorized).not.toHaveBeenCalled();
+    expect(onRefused).not.toHaveBeenCalled();
   });
 
   it('turns a failed fetch into a network error that says what to check', async () => {

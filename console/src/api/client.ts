@@ -75,7 +75,8 @@ export class ApiClient {
   constructor(
     /** Bearer of the sign-in; '' sends none (signing in, public endpoints). */
     private readonly bearer: string,
-    private readonly onUnauthorized: (error: ApiError) => void = () => {},
+    /** Told of every 401 (the sign-in ended) and 403 (the role may not: it may have changed). */
+    private readonly onRefused: (error: ApiError) => void = () => {},
     private readonly fetcher: FetchLike = (input, init) => fetch(input, init),
     readonly baseUrl = '',
   ) {}
@@ -105,7 +106,7 @@ export class ApiClient {
     }
     if (!response.ok) {
       const error = toApiError(response.status, parsed);
-      if (error.kind === 'unauthorized') this.onUnauthorized(error);
+      if (error.kind === 'unauthorized' || error.kind === 'forbidden') this.onRefused(error);
       throw error;
     }
     return parsed as T;
