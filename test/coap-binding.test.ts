@@ -10,7 +10,7 @@ import type { Agent } from 'coap';
 import { GuessingBrake } from '../src/access/index.js';
 import type { DesiredState, DeviceMessage, DeviceUplink, MessageSource } from '../src/gateway/index.js';
 import { createLogger } from '../src/observability/index.js';
-import type { DeviceRecord } from '../src/registry/index.js';
+import { type DeviceRecord, FleetDirectory } from '../src/registry/index.js';
 import { ManualClock } from '../src/time/index.js';
 import { CoapBinding } from '../src/transport/coap/index.js';
 import { closeAgent, coapAgent, coapObserve, coapRequest, coapSend } from './support/coap.js';
@@ -80,15 +80,20 @@ describe('CoAP binding', () => {
       ['tank-2', { profile: 'nbiot' }],
       ['tank-3', { profile: 'ethernet' }],
     ] as const) {
-      const { token, device } = await t.registerDevice(id, 'pump', { network });
+      const { token } = await t.registerDevice(id, 'pump', { network });
       tokens[id] = token;
+      // The record as the store stamps it (with its tenant), as the gateway hands it to bindings.
+      const device = await t.node.registry.find(id);
+      assert.ok(device);
       records[id] = device;
     }
     uplink = new RecordingUplink(clock);
+    const fleet = new FleetDirectory();
+    fleet.add('default', t.node.registry);
     binding = new CoapBinding({
       port: 0,
       host: '127.0.0.1',
-      registry: t.node.registry,
+      fleet,
       // Five failures, then an address waits (the clock does not move: it stays braked).
       brake: new GuessingBrake({ burst: 5, refillPerSecond: 0.1, now: () => clock.now() }),
       limits: { maxPayloadBytes: 64 * 1024, fetchWaitMs: 50 },

@@ -24,7 +24,7 @@ import {
 import { type IngestEvents, IngestPipeline } from '../src/ingest/index.js';
 import { ModelCatalog } from '../src/model/index.js';
 import { createLogger, NodeMetrics } from '../src/observability/index.js';
-import { type DeviceRecord, DeviceRegistry, PresenceBook } from '../src/registry/index.js';
+import { type DeviceRecord, DeviceRegistry, type FleetDeviceRef, PresenceBook } from '../src/registry/index.js';
 import {
   openDatabase,
   SqliteDeviceEvents,
@@ -60,9 +60,9 @@ class RecordingBinding implements DeviceBinding {
     this.lifecycle.push(`attach ${attached.device.id} ${attached.model.id}`);
     this.attached.set(attached.device.id, attached);
   }
-  async detach(deviceId: string): Promise<void> {
-    this.lifecycle.push(`detach ${deviceId}`);
-    this.attached.delete(deviceId);
+  async detach(device: FleetDeviceRef): Promise<void> {
+    this.lifecycle.push(`detach ${device.id}`);
+    this.attached.delete(device.id);
   }
   reachable(device: DeviceRecord): boolean {
     return this.listening.has(device.id);

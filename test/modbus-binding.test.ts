@@ -226,12 +226,12 @@ describe('modbus-tcp binding: reading a PLC', () => {
     assert.equal(b.h39, 239);
     assert.equal(b.far, 1);
     // Holding 0…39 (the gap of 10 is read through), input 0…2, and the far register: 3 reads a round.
-    assert.deepEqual(binding.pollState(first.id)?.readsPerRound, { 100: 3 });
+    assert.deepEqual(binding.pollState(first)?.readsPerRound, { 100: 3 });
     assert.equal(plc.clients, 1);
     assert.equal(binding.connectionCount(), 1);
     // Once polling stops (rounds in flight finish first), every request the PLC saw was one of those reads.
-    await binding.detach(first.id);
-    await binding.detach(second.id);
+    await binding.detach(first);
+    await binding.detach(second);
     assert.ok(readsSent >= 12);
     assert.equal(plc.requests.reads, readsSent);
   });
@@ -266,7 +266,7 @@ describe('modbus-tcp binding: reading a PLC', () => {
     assert.equal(errors[0]?.reason, 'modbus_illegal_data_address');
     assert.ok(uplink.refusals.filter((reason) => reason === 'modbus_illegal_data_address').length >= 2);
     // After the coalesced read failed, the registers are read one by one.
-    assert.deepEqual(binding.pollState(device.id)?.readsPerRound, { 100: 3 });
+    assert.deepEqual(binding.pollState(device)?.readsPerRound, { 100: 3 });
     assert.equal(binding.health(device)?.state, 'polling');
     assert.ok((binding.health(device)?.errors ?? 0) >= 2);
   });
@@ -477,7 +477,7 @@ describe('modbus-tcp binding: faults', () => {
     // Backoff doubles up to its cap.
     const seen = new Set<number>();
     await until('backoff at its cap', () => {
-      const state = binding.pollState(lost.id);
+      const state = binding.pollState(lost);
       if (state?.backoffMs) seen.add(state.backoffMs);
       return state?.backoffMs === 160 && (state.failures ?? 0) >= 4 ? true : undefined;
     });
@@ -505,7 +505,7 @@ describe('modbus-tcp binding: faults', () => {
     assert.deepEqual(uplink.presence(lost.id), ['online', 'listening', 'offline', 'online', 'listening']);
     const recovered = await until('fresh readings', () => uplink.telemetry(lost.id).find((body) => body.a === 10));
     assert.equal(recovered.b, 20);
-    assert.equal(binding.pollState(lost.id)?.backoffMs, 0);
+    assert.equal(binding.pollState(lost)?.backoffMs, 0);
     assert.equal(binding.health(lost)?.state, 'polling');
   });
 

@@ -377,8 +377,8 @@ describe('OPC UA binding against a node-opcua server', () => {
     assert.ok(uplink.errors.some((e) => e.device === 'no-endpoint' && /endpoint/.test(e.message)));
     plant.temperature = 71.75;
     await until('telemetry still flowing for the good device', () => uplink.telemetry(pump.id).find((s) => s.temperature === 71.75));
-    await binding.detach('broken');
-    await binding.detach('no-endpoint');
+    await binding.detach({ tenant: 'default', id: 'broken' });
+    await binding.detach({ tenant: 'default', id: 'no-endpoint' });
   });
 });
 

@@ -83,7 +83,15 @@ describe('Sparkplug B host application (external broker: Mosquitto)', () => {
       () => Date.now(),
     );
     uplink = new RecordingUplink();
-    host = new SparkplugHost({ hostId: 'scada-1', broker: () => ({ url: broker.url }), registry, models, logger, rebirthHoldMs: 0 });
+    host = new SparkplugHost({
+      hostId: 'scada-1',
+      broker: () => ({ url: broker.url }),
+      tenant: 'default',
+      registry,
+      models,
+      logger,
+      rebirthHoldMs: 0,
+    });
     await host.start(uplink);
     assert.ok(host.isConnected);
     edge = new TestEdgeNode({ url: broker.url, group: 'plant1', edgeNode: 'gw1', bdSeq: 7 });
@@ -377,7 +385,7 @@ describe('the simulated Sparkplug B tank farm (thingloop sim) against the host a
       () => Date.now(),
     );
     const uplink = new RecordingUplink();
-    const host = new SparkplugHost({ hostId: 'demo', broker: () => ({ url: broker.url }), registry, models, logger });
+    const host = new SparkplugHost({ hostId: 'demo', broker: () => ({ url: broker.url }), tenant: 'default', registry, models, logger });
     const farm = new SimulatedSparkplugEdgeNode({
       url: broker.url,
       group: 'pump-station',

@@ -1,5 +1,5 @@
 import type { CompiledThingModel } from '../model/index.js';
-import type { BindingProtocol, DeviceRecord } from '../registry/index.js';
+import type { BindingProtocol, DeviceRecord, FleetDeviceRef } from '../registry/index.js';
 import type { JsonValue } from '../telemetry/index.js';
 
 /**
@@ -113,8 +113,11 @@ export interface DeviceBinding {
   stop(): Promise<void>;
   /** The node serves this device now (registered, loaded at start, its model or binding changed). */
   attach?(attached: AttachedDevice): Promise<void>;
-  /** The device was deleted or moved to another protocol or node. */
-  detach?(deviceId: string): Promise<void>;
+  /**
+   * The device was deleted or moved to another protocol or node. Named by tenant and id: one
+   * binding serves every tenant, and two tenants' devices of one id are two devices.
+   */
+  detach?(device: FleetDeviceRef): Promise<void>;
   /** Whether a downlink of this kind reaches the device now (an action is queued otherwise). */
   reachable(device: DeviceRecord, request: DownlinkRequest): boolean;
   /** Delivers a downlink; rejects when it could not (the gateway reports it). */

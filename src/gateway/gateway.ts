@@ -477,7 +477,7 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
         // A device registered later under the same id starts clean.
         this.recent.delete(device.id);
         this.quotaNoticeAt.delete(device.id);
-        this.schedule(device.id, () => this.detach(device.id, protocolOf(device)));
+        this.schedule(device.id, () => this.detach(device, protocolOf(device)));
         twins.forget(device).catch((error: Error) => logger.error({ err: error.message }, 'cleaning up a deleted device failed'));
       }),
     );
@@ -489,7 +489,7 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
       const binding = this.bindings.get(protocolOf(device));
       const wanted = this.serves(device) && binding?.attach ? binding : undefined;
       const current = this.attached.get(device.id);
-      if (current !== undefined && current !== wanted?.protocol) await this.detach(device.id);
+      if (current !== undefined && current !== wanted?.protocol) await this.detach(device);
       if (!wanted?.attach) return;
       const model = await this.deps.modelOf(device);
       await wanted.attach({ device, model });
@@ -498,11 +498,12 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
   }
 
   /** `fallback`: the binding that may hold state for the device without having attached it (a deleted push device). */
-  private async detach(deviceId: string, fallback?: BindingProtocol): Promise<void> {
-    const protocol = this.attached.get(deviceId) ?? fallback;
+  private async detach(device: DeviceRecord, fallback?: BindingProtocol): Promise<void> {
+    // `attached` is this gateway's, so this tenant's: keyed by id alone; the binding is shared and is told the tenant.
+    const protocol = this.attached.get(device.id) ?? fallback;
     if (protocol === undefined) return;
-    this.attached.delete(deviceId);
-    await this.bindings.get(protocol)?.detach?.(deviceId);
+    this.attached.delete(device.id);
+    await this.bindings.get(protocol)?.detach?.({ tenant: device.tenant, id: device.id });
   }
 
   private schedule(deviceId: string, step: () => Promise<void>): void {

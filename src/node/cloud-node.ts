@@ -180,6 +180,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       registry,
       fleet,
       models,
+      tenantParts: (id) => tenants.get(id),
       isAdminKey: (secret) => admin.isAdminKey(secret),
       // MQTT logins with an API key (username `$key`); sessions are for people, not MQTT.
       identify: async (secret) => tenancy?.keys.authenticate(secret),
@@ -220,6 +221,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       await scope.serve(nodeBindings.all);
     };
     for (const tenant of (await tenancy?.tenants.list()) ?? []) await openTenant(tenant.id);
+    if (config.sparkplug && !tenants.has(config.sparkplugTenant)) {
+      // Births are refused (registration_failed) until the tenant is created.
+      logger.warn({ tenant: config.sparkplugTenant }, 'the Sparkplug tenant (--sparkplug-tenant) does not exist yet');
+    }
     let oidc: OidcSignIn | undefined;
     const oidcSignIn = (): OidcSignIn => {
       if (!oidc) throw new StartupError('OpenID Connect sign-in is not ready yet');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MIN_ADMIN_KEY_LENGTH } from '../access/index.js';
 import { DEFAULT_CODE_PREFIX, DEFAULT_IPV6_PREFIX } from '../identity/index.js';
+import { DEFAULT_TENANT, isTenantId, TENANT_ID_PATTERN } from '../tenancy/index.js';
 import { parseDuration } from '../time/index.js';
 import { parseAddressRange } from '../transport/webhook/index.js';
 
@@ -64,6 +65,8 @@ export interface NodeConfig {
   sparkplugHostId: string;
   /** An external broker for it (mqtt://…); the embedded broker when unset. */
   sparkplugBroker: string | undefined;
+  /** The tenant whose registry the devices it learns from births join (one tenant: births carry no credentials). */
+  sparkplugTenant: string;
   /** Modbus TCP: poll interval of a property whose form has no `modv:pollingTime`. */
   modbusPollMs: number;
   /** Modbus TCP: how long a PLC has to answer one request. */
@@ -172,6 +175,12 @@ function hostName(text: string): string {
   if (/^[A-Za-z0-9.-]{1,253}$/.test(bare)) return bare;
   if (bare.includes(':') && /^[0-9A-Fa-f:.]+$/.test(bare)) return `[${bare}]`;
   throw new Error(`"${text}" is not a host name or IP address`);
+}
+
+function tenantId(text: string): string {
+  const trimmed = text.trim();
+  if (!isTenantId(trimmed)) throw new Error(`"${text}" is not a tenant id (${TENANT_ID_PATTERN})`);
+  return trimmed;
 }
 
 /** A Sparkplug id is one MQTT topic level (spec 4.1.1). */
@@ -707,6 +716,14 @@ export const SETTINGS: SettingSpec[] = [
     parse: mqttUrl,
     // The URL may carry the broker's user and password.
     secret: true,
+  }),
+  spec({
+    key: 'sparkplugTenant',
+    flag: 'sparkplug-tenant',
+    env: 'THINGLOOP_SPARKPLUG_TENANT',
+    description: 'the tenant the Sparkplug host application registers devices in (births carry no credentials to tell)',
+    defaultValue: DEFAULT_TENANT,
+    parse: tenantId,
   }),
   spec({
     key: 'modbusPollMs',

@@ -2,6 +2,17 @@ import { EventBus } from '../bus/index.js';
 import type { DeviceRecord } from './device.js';
 import type { DeviceRegistry, RegistryEvents } from './registry.js';
 
+/** A device as something serving every tenant names it: ids repeat across tenants, so the tenant goes with the id. */
+export interface FleetDeviceRef {
+  tenant: string;
+  id: string;
+}
+
+/** One string per (tenant, id), for the maps of listeners and pollers that serve every tenant (tenant ids hold no "/"). */
+export function fleetKey(device: FleetDeviceRef): string {
+  return `${device.tenant}/${device.id}`;
+}
+
 /**
  * Every tenant's devices as the node's shared listeners see them. A listener (the MQTT broker,
  * the CoAP server) does not know a device's tenant before it logs in: ids repeat across

@@ -4,7 +4,7 @@
  */
 export * from './binding.js';
 export * from './device.js';
-export { FleetDirectory } from './fleet.js';
+export { type FleetDeviceRef, FleetDirectory, fleetKey } from './fleet.js';
 export * from './network.js';
 export * from './presence.js';
 export {

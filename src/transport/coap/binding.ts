@@ -13,7 +13,7 @@ import type {
   DownlinkRequest,
 } from '../../gateway/index.js';
 import type { Logger } from '../../observability/index.js';
-import { type DeviceRecord, type DeviceRegistry, PRESENCE_GRACE } from '../../registry/index.js';
+import { type DeviceRecord, type FleetDeviceRef, type FleetDirectory, fleetKey, PRESENCE_GRACE } from '../../registry/index.js';
 import { CoapListener, type EarlyRefusal, type ListenerLimits } from './listener.js';
 import { ActionMailbox, type PendingAction } from './mailbox.js';
 import {
@@ -70,7 +70,8 @@ const MAX_UDP_PAYLOAD = 65_507;
 export interface CoapBindingOptions {
   port: number;
   host?: string;
-  registry: Pick<DeviceRegistry, 'authenticate' | 'find'>;
+  /** Every tenant's devices: a token says whose device it is (ids repeat across tenants, tokens never do). */
+  fleet: Pick<FleetDirectory, 'authenticate' | 'anyWithId'>;
   /** Shared with the node's other listeners: failed logins from one address spend one budget. */
   brake: Pick<GuessingBrake, 'retryAfterMs' | 'failed'>;
   limits?: Partial<CoapLimits>;
@@ -141,6 +142,8 @@ export class CoapBinding implements DeviceBinding {
   private listener: CoapListener | undefined;
   private uplink: DeviceUplink | undefined;
   private boundPort = 0;
+  // Every per-device map (lines, observations, waiters, the mailbox) is keyed by tenant and id
+  // (fleetKey): one listener serves every tenant, and two tenants' devices of one id are two devices.
   private readonly devices = new Map<string, DeviceLine>();
   private readonly observations = new Map<string, Map<string, Observation>>();
   private observationCount = 0;
@@ -195,32 +198,35 @@ export class CoapBinding implements DeviceBinding {
     await Promise.allSettled([...this.handling]);
   }
 
-  async detach(deviceId: string): Promise<void> {
-    this.devices.delete(deviceId);
-    this.mailbox.forget(deviceId);
-    for (const observation of this.observations.get(deviceId)?.values() ?? []) observation.stream.destroy();
+  async detach(device: FleetDeviceRef): Promise<void> {
+    const owner = fleetKey(device);
+    this.devices.delete(owner);
+    this.mailbox.forget(owner);
+    for (const observation of this.observations.get(owner)?.values() ?? []) observation.stream.destroy();
   }
 
   reachable(device: DeviceRecord, request: DownlinkRequest): boolean {
+    const owner = fleetKey(device);
     switch (request.kind) {
       case 'desired':
-        return this.observes(device.id, 'twin-desired') || (this.desiredWaiters.get(device.id)?.size ?? 0) > 0;
+        return this.observes(owner, 'twin-desired') || (this.desiredWaiters.get(owner)?.size ?? 0) > 0;
       case 'invoke':
-        return this.observes(device.id, 'actions') || this.listening(device, this.uplink?.now() ?? Date.now());
+        return this.observes(owner, 'actions') || this.listening(device, this.uplink?.now() ?? Date.now());
       case 'errors':
-        return this.observes(device.id, 'errors');
+        return this.observes(owner, 'errors');
     }
   }
 
   async deliver(device: DeviceRecord, request: DownlinkRequest): Promise<void> {
     const now = this.uplink?.now() ?? Date.now();
+    const owner = fleetKey(device);
     switch (request.kind) {
       case 'desired': {
-        for (const resolve of this.desiredWaiters.get(device.id) ?? []) resolve(request.state);
-        for (const observation of this.observationsOf(device.id, 'twin-desired')) {
+        for (const resolve of this.desiredWaiters.get(owner) ?? []) resolve(request.state);
+        for (const observation of this.observationsOf(owner, 'twin-desired')) {
           if (observation.version === request.state.version) continue;
           observation.version = request.state.version;
-          this.notify(device.id, observation, request.state);
+          this.notify(owner, observation, request.state);
         }
         // No observer: the state waits in the twin (as for a disconnected MQTT device) until the device asks.
         return;
@@ -232,30 +238,30 @@ export class CoapBinding implements DeviceBinding {
           input: request.input ?? null,
           deadline: now + request.timeoutMs,
         };
-        if (!this.mailbox.put(device.id, pending, now)) {
+        if (!this.mailbox.put(owner, pending, now)) {
           throw new Error(`${this.limits.maxPendingPerDevice} invocations already wait for ${device.id} to fetch them`);
         }
-        const list = this.mailbox.pending(device.id, now).map(actionView);
-        for (const observation of this.observationsOf(device.id, 'actions')) this.notify(device.id, observation, list);
-        for (const wake of this.fetchWaiters.get(device.id) ?? []) wake();
+        const list = this.mailbox.pending(owner, now).map(actionView);
+        for (const observation of this.observationsOf(owner, 'actions')) this.notify(owner, observation, list);
+        for (const wake of this.fetchWaiters.get(owner) ?? []) wake();
         return;
       }
       case 'errors': {
         const line = this.line(device);
         line.notices.unshift(request.notice);
         if (line.notices.length > this.limits.noticesKept) line.notices.length = this.limits.noticesKept;
-        for (const observation of this.observationsOf(device.id, 'errors')) this.notify(device.id, observation, request.notice);
+        for (const observation of this.observationsOf(owner, 'errors')) this.notify(owner, observation, request.notice);
         return;
       }
     }
   }
 
   health(device: DeviceRecord): BindingHealth {
-    const line = this.devices.get(device.id);
+    const line = this.devices.get(fleetKey(device));
     const now = this.uplink?.now() ?? Date.now();
     const heardFor = device.network.sleepy ? this.limits.listenWindowMs : device.network.reportIntervalMs * (1 + PRESENCE_GRACE);
     const connected =
-      this.observationsOf(device.id).length > 0 ||
+      this.observationsOf(fleetKey(device)).length > 0 ||
       (line?.lastHeard !== null && line?.lastHeard !== undefined && now - line.lastHeard <= heardFor);
     return {
       protocol: 'coap',
@@ -324,13 +330,14 @@ export class CoapBinding implements DeviceBinding {
       };
     }
     const device = await withTimeout(
-      this.options.registry.authenticate(deviceId, presented.token),
+      this.options.fleet.authenticate(deviceId, presented.token),
       this.limits.requestTimeoutMs,
       'the credential check',
     );
     if (device) return { device };
     this.options.brake.failed(address);
-    const known = await this.options.registry.find(deviceId).catch(() => undefined);
+    // Whether the id exists in some tenant only picks the refusal's reason; the answer is the same.
+    const known = (await this.options.fleet.anyWithId(deviceId).catch(() => [])).length > 0;
     uplink.refused('coap', known ? 'bad_token' : 'unknown_device');
     this.options.logger.info({ address, ...(known ? { device: deviceId } : {}) }, 'coap request refused: bad device id or token');
     return { refusal: { code: '4.01', reason: 'unauthorized', message: 'bad device id or token' } };
@@ -395,7 +402,7 @@ export class CoapBinding implements DeviceBinding {
     res: OutgoingMessage | ObserveWriteStream,
   ): Promise<Answer | undefined> {
     const observe = req.headers.Observe;
-    if (observe === 1) this.unobserve(device.id, this.observationKey(req));
+    if (observe === 1) this.unobserve(fleetKey(device), this.observationKey(req));
     const presence = this.send(device, { kind: 'presence', state: 'uplink' });
     switch (resource.kind) {
       case 'telemetry':
@@ -427,7 +434,7 @@ export class CoapBinding implements DeviceBinding {
           // The gateway's answer to the twin-get reached this observer already (as its first notification) unless another delivery raced it.
           if (observation.version !== state.version) {
             observation.version = state.version;
-            this.notify(device.id, observation, state);
+            this.notify(fleetKey(device), observation, state);
           }
           this.line(device).lastGood = this.uplink?.now() ?? Date.now();
           return undefined;
@@ -443,11 +450,15 @@ export class CoapBinding implements DeviceBinding {
         const observation = observe === 0 && res instanceof ObserveWriteStream ? this.observe(device, req, res, 'actions') : undefined;
         await this.send(device, { kind: 'presence', state: 'listening' });
         if (observation) {
-          this.notify(device.id, observation, this.mailbox.pending(device.id, this.uplink?.now() ?? Date.now()).map(actionView));
+          this.notify(
+            fleetKey(device),
+            observation,
+            this.mailbox.pending(fleetKey(device), this.uplink?.now() ?? Date.now()).map(actionView),
+          );
           return undefined;
         }
-        await this.deliveriesSettled(device.id);
-        return { code: '2.05', body: this.mailbox.pending(device.id, this.uplink?.now() ?? Date.now()).map(actionView) };
+        await this.deliveriesSettled(fleetKey(device));
+        return { code: '2.05', body: this.mailbox.pending(fleetKey(device), this.uplink?.now() ?? Date.now()).map(actionView) };
       }
       case 'errors': {
         await presence;
@@ -455,7 +466,7 @@ export class CoapBinding implements DeviceBinding {
         if (observe === 0 && res instanceof ObserveWriteStream) {
           const observation = this.observe(device, req, res, 'errors');
           if (observation) {
-            this.notify(device.id, observation, notices);
+            this.notify(fleetKey(device), observation, notices);
             return undefined;
           }
         }
@@ -527,14 +538,15 @@ export class CoapBinding implements DeviceBinding {
 
   /** The device's desired state, through the gateway (a twin-get answered with a `desired` delivery). */
   private async desiredNow(device: DeviceRecord): Promise<DesiredState> {
+    const owner = fleetKey(device);
     let resolveState: (state: DesiredState) => void = () => undefined;
     const delivered = new Promise<DesiredState>((resolve) => {
       resolveState = resolve;
     });
-    let waiters = this.desiredWaiters.get(device.id);
+    let waiters = this.desiredWaiters.get(owner);
     if (!waiters) {
       waiters = new Set();
-      this.desiredWaiters.set(device.id, waiters);
+      this.desiredWaiters.set(owner, waiters);
     }
     waiters.add(resolveState);
     try {
@@ -544,7 +556,7 @@ export class CoapBinding implements DeviceBinding {
       return await withTimeout(delivered, this.limits.requestTimeoutMs, 'the desired state');
     } finally {
       waiters.delete(resolveState);
-      if (waiters.size === 0) this.desiredWaiters.delete(device.id);
+      if (waiters.size === 0) this.desiredWaiters.delete(owner);
     }
   }
 
@@ -552,16 +564,16 @@ export class CoapBinding implements DeviceBinding {
    * The gateway wakes a device without waiting: invocations it delivers for a fetch may land a
    * moment after the fetch arrived. An empty list waits briefly for the first of them.
    */
-  private async deliveriesSettled(deviceId: string): Promise<void> {
-    if (this.mailbox.pending(deviceId, this.uplink?.now() ?? Date.now()).length > 0) return;
+  private async deliveriesSettled(owner: string): Promise<void> {
+    if (this.mailbox.pending(owner, this.uplink?.now() ?? Date.now()).length > 0) return;
     let wake: () => void = () => undefined;
     const landed = new Promise<void>((resolve) => {
       wake = resolve;
     });
-    let waiters = this.fetchWaiters.get(deviceId);
+    let waiters = this.fetchWaiters.get(owner);
     if (!waiters) {
       waiters = new Set();
-      this.fetchWaiters.set(deviceId, waiters);
+      this.fetchWaiters.set(owner, waiters);
     }
     waiters.add(wake);
     const timer = setTimeout(wake, this.limits.fetchWaitMs);
@@ -572,18 +584,19 @@ export class CoapBinding implements DeviceBinding {
     } finally {
       clearTimeout(timer);
       waiters.delete(wake);
-      if (waiters.size === 0) this.fetchWaiters.delete(deviceId);
+      if (waiters.size === 0) this.fetchWaiters.delete(owner);
     }
   }
 
   private answered(device: DeviceRecord, payload: DevicePayload): void {
     if (!('body' in payload)) return;
     const body = payload.body;
-    if (body !== null && typeof body === 'object' && 'id' in body && typeof body.id === 'string') this.mailbox.answered(device.id, body.id);
+    if (body !== null && typeof body === 'object' && 'id' in body && typeof body.id === 'string')
+      this.mailbox.answered(fleetKey(device), body.id);
   }
 
   private listening(device: DeviceRecord, now: number): boolean {
-    const line = this.devices.get(device.id);
+    const line = this.devices.get(fleetKey(device));
     if (!line) return false;
     const within = (ts: number | null) => ts !== null && now - ts <= this.limits.listenWindowMs;
     return within(line.lastFetch) || (device.network.sleepy && within(line.lastHeard));
@@ -595,12 +608,13 @@ export class CoapBinding implements DeviceBinding {
     return `${req.rsinfo.address}:${req.rsinfo.port}/${req._packet.token?.toString('hex') ?? ''}`;
   }
 
-  private observes(deviceId: string, resource: ObservedResource): boolean {
-    return this.observationsOf(deviceId, resource).length > 0;
+  /** `owner`: the device's fleet key. */
+  private observes(owner: string, resource: ObservedResource): boolean {
+    return this.observationsOf(owner, resource).length > 0;
   }
 
-  private observationsOf(deviceId: string, resource?: ObservedResource): Observation[] {
-    const all = this.observations.get(deviceId);
+  private observationsOf(owner: string, resource?: ObservedResource): Observation[] {
+    const all = this.observations.get(owner);
     if (!all) return [];
     return [...all.values()].filter((observation) => resource === undefined || observation.resource === resource);
   }
@@ -612,44 +626,45 @@ export class CoapBinding implements DeviceBinding {
     resource: ObservedResource,
   ): Observation | undefined {
     const key = this.observationKey(req);
+    const owner = fleetKey(device);
     // The same token from the same endpoint re-registers (RFC 7641 §4.1): the old stream is replaced.
-    this.unobserve(device.id, key);
-    let all = this.observations.get(device.id);
+    this.unobserve(owner, key);
+    let all = this.observations.get(owner);
     if ((all?.size ?? 0) >= this.limits.maxObserversPerDevice || this.observationCount >= this.limits.maxObservers) {
       this.uplink?.refused('coap', 'too_many_observers');
       return undefined;
     }
     if (!all) {
       all = new Map();
-      this.observations.set(device.id, all);
+      this.observations.set(owner, all);
     }
     const observation: Observation = { resource, stream };
     all.set(key, observation);
     this.observationCount++;
     stream.setOption('Content-Format', 'application/json');
-    const end = () => this.unobserve(device.id, key, observation);
+    const end = () => this.unobserve(owner, key, observation);
     stream.once('finish', end);
     stream.once('close', end);
     stream.on('error', end);
     return observation;
   }
 
-  private unobserve(deviceId: string, key: string, only?: Observation): void {
-    const all = this.observations.get(deviceId);
+  private unobserve(owner: string, key: string, only?: Observation): void {
+    const all = this.observations.get(owner);
     const observation = all?.get(key);
     if (!all || !observation || (only && observation !== only)) return;
     all.delete(key);
     this.observationCount--;
-    if (all.size === 0) this.observations.delete(deviceId);
+    if (all.size === 0) this.observations.delete(owner);
     if (!observation.stream.writableEnded) observation.stream.end();
   }
 
-  private notify(deviceId: string, observation: Observation, body: unknown): void {
+  private notify(owner: string, observation: Observation, body: unknown): void {
     if (observation.stream.destroyed || observation.stream.writableEnded) return;
     try {
       observation.stream.write(Buffer.from(JSON.stringify(body)));
     } catch (error) {
-      this.options.logger.debug({ device: deviceId, err: (error as Error).message }, 'coap notification failed');
+      this.options.logger.debug({ device: owner, err: (error as Error).message }, 'coap notification failed');
     }
   }
 
@@ -673,10 +688,10 @@ export class CoapBinding implements DeviceBinding {
   }
 
   private line(device: DeviceRecord): DeviceLine {
-    let line = this.devices.get(device.id);
+    let line = this.devices.get(fleetKey(device));
     if (!line) {
       line = { lastHeard: null, lastGood: null, lastFetch: null, errors: 0, notices: [] };
-      this.devices.set(device.id, line);
+      this.devices.set(fleetKey(device), line);
     }
     return line;
   }

@@ -13,7 +13,8 @@ export interface PendingAction {
  * The invocations handed to the binding for each device and not yet answered: a CoAP device
  * cannot be pushed to unless it observes, so delivered invocations wait here until it fetches
  * them (`GET things/{id}/actions`), answers them or their result deadline passes. Bounded per
- * device; expired entries go on every read.
+ * device; expired entries go on every read. A device is named by the binding's key for it (its
+ * tenant and id: ids repeat across tenants).
  */
 export class ActionMailbox {
   private readonly boxes = new Map<string, Map<string, PendingAction>>();

@@ -1,5 +1,5 @@
 import type { BindingHealth, DeviceBinding, DeviceInbox, DeviceMessage, DownlinkRequest, MessageOutcomes } from '../../gateway/index.js';
-import { type DeviceRecord, PRESENCE_GRACE } from '../../registry/index.js';
+import { type DeviceRecord, type FleetDeviceRef, fleetKey, PRESENCE_GRACE } from '../../registry/index.js';
 
 /** A request whose every value was refused (telemetry with nothing stored, a refused event). */
 function nothingTaken(outcome: unknown): boolean {
@@ -15,6 +15,7 @@ function nothingTaken(outcome: unknown): boolean {
  */
 export class HttpBinding implements DeviceBinding {
   readonly protocol = 'http' as const;
+  // By tenant and id (fleetKey): one binding serves every tenant, and ids repeat across tenants.
   private readonly lastGood = new Map<string, number>();
   private readonly refusedCounts = new Map<string, number>();
 
@@ -26,8 +27,9 @@ export class HttpBinding implements DeviceBinding {
   /** A device's request, handed to the gateway; the outcome is the response. */
   async accept<M extends DeviceMessage>(device: DeviceRecord, message: M): Promise<MessageOutcomes[M['kind']]> {
     const outcome = await this.inbox.accept(device, message, 'http');
-    if (nothingTaken(outcome)) this.refusedCounts.set(device.id, (this.refusedCounts.get(device.id) ?? 0) + 1);
-    else this.lastGood.set(device.id, this.now());
+    const key = fleetKey(device);
+    if (nothingTaken(outcome)) this.refusedCounts.set(key, (this.refusedCounts.get(key) ?? 0) + 1);
+    else this.lastGood.set(key, this.now());
     return outcome;
   }
 
@@ -36,9 +38,9 @@ export class HttpBinding implements DeviceBinding {
   async stop(): Promise<void> {}
 
   /** The device is gone: nothing kept for it. */
-  async detach(deviceId: string): Promise<void> {
-    this.lastGood.delete(deviceId);
-    this.refusedCounts.delete(deviceId);
+  async detach(device: FleetDeviceRef): Promise<void> {
+    this.lastGood.delete(fleetKey(device));
+    this.refusedCounts.delete(fleetKey(device));
   }
 
   reachable(_device: DeviceRecord, _request: DownlinkRequest): boolean {
@@ -52,14 +54,14 @@ export class HttpBinding implements DeviceBinding {
   }
 
   health(device: DeviceRecord): BindingHealth {
-    const last = this.lastGood.get(device.id) ?? null;
+    const last = this.lastGood.get(fleetKey(device)) ?? null;
     // Pushing devices have no session: one heard within its reporting interval counts as connected.
     const recent = last !== null && this.now() - last <= device.network.reportIntervalMs * (1 + PRESENCE_GRACE);
     return {
       protocol: 'http',
       state: recent ? 'connected' : 'idle',
       lastGoodReadTs: last,
-      errors: this.refusedCounts.get(device.id) ?? 0,
+      errors: this.refusedCounts.get(fleetKey(device)) ?? 0,
       latencyMs: null,
     };
   }

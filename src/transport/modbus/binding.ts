@@ -8,7 +8,7 @@ import {
   type DownlinkRequest,
 } from '../../gateway/index.js';
 import type { Logger } from '../../observability/index.js';
-import type { DeviceRecord } from '../../registry/index.js';
+import { type DeviceRecord, type FleetDeviceRef, fleetKey } from '../../registry/index.js';
 import type { JsonValue } from '../../telemetry/index.js';
 import { type ConnectionOptions, ModbusFault, PlcConnection } from './connection.js';
 import {
@@ -43,6 +43,7 @@ export interface ModbusBindingOptions {
 }
 
 export interface PollRound {
+  tenant: string;
   deviceId: string;
   intervalMs: number;
   /** How late the round started against its schedule. */
@@ -93,6 +94,8 @@ interface Poller {
 }
 
 const connectionKey = (address: Pick<PlcAddress, 'host' | 'port'>) => `${address.host}:${address.port}`;
+/** Tenants never share a socket: one tenant's devices cannot close or stall another's connection. */
+const tenantConnectionKey = (tenant: string, address: Pick<PlcAddress, 'host' | 'port'>) => `${tenant}|${connectionKey(address)}`;
 
 /**
  * The Modbus TCP binding: the node is the client and polls PLCs. Each device's register map comes
@@ -103,7 +106,9 @@ const connectionKey = (address: Pick<PlcAddress, 'host' | 'port'>) => `${address
 export class ModbusBinding implements DeviceBinding {
   readonly protocol = PROTOCOL;
   private uplink: DeviceUplink | undefined;
+  /** By tenant and id (fleetKey): one binding polls every tenant's PLCs, and ids repeat across tenants. */
   private readonly pollers = new Map<string, Poller>();
+  /** By tenant and host:port; users are fleet keys. */
   private readonly connections = new Map<string, { connection: PlcConnection; users: Set<string> }>();
   private readonly settings: Required<Omit<ModbusBindingOptions, 'logger' | 'onRound' | 'coalesce'>> & { coalesce: CoalesceLimits };
   private running = false;
@@ -126,11 +131,12 @@ export class ModbusBinding implements DeviceBinding {
 
   async stop(): Promise<void> {
     this.running = false;
-    await Promise.all([...this.pollers.keys()].map((id) => this.detach(id)));
+    await Promise.all([...this.pollers.values()].map((poller) => this.detach(poller.device)));
   }
 
   async attach({ device, model }: AttachedDevice): Promise<void> {
-    await this.detach(device.id);
+    await this.detach(device);
+    const key = fleetKey(device);
     const { forms, problems } = boundForms(model.document, device.binding);
     const map = registerMap(model.document, forms, { pollingMs: this.settings.defaultPollingMs });
     map.problems.unshift(...problems.map((problem) => `${problem.path}: ${problem.message}`));
@@ -149,15 +155,15 @@ export class ModbusBinding implements DeviceBinding {
       stopped: false,
       work: new Set(),
     };
-    this.pollers.set(device.id, poller);
+    this.pollers.set(key, poller);
     for (const address of this.addressesOf(map)) {
-      const key = connectionKey(address);
-      let entry = this.connections.get(key);
+      const at = tenantConnectionKey(device.tenant, address);
+      let entry = this.connections.get(at);
       if (!entry) {
         entry = { connection: new PlcConnection(address.host, address.port, this.connectionOptions()), users: new Set() };
-        this.connections.set(key, entry);
+        this.connections.set(at, entry);
       }
-      entry.users.add(device.id);
+      entry.users.add(key);
     }
     for (const problem of map.problems) {
       this.uplink?.refused(PROTOCOL, 'invalid_binding_form');
@@ -166,31 +172,32 @@ export class ModbusBinding implements DeviceBinding {
     if (this.running) this.schedule(poller);
   }
 
-  async detach(deviceId: string): Promise<void> {
-    const poller = this.pollers.get(deviceId);
+  async detach(device: FleetDeviceRef): Promise<void> {
+    const key = fleetKey(device);
+    const poller = this.pollers.get(key);
     if (!poller) return;
     poller.stopped = true;
     for (const group of poller.groups) clearTimeout(group.timer);
-    this.pollers.delete(deviceId);
+    this.pollers.delete(key);
     await Promise.allSettled([...poller.work]);
-    for (const [key, entry] of this.connections) {
-      entry.users.delete(deviceId);
+    for (const [at, entry] of this.connections) {
+      entry.users.delete(key);
       if (entry.users.size === 0) {
         entry.connection.close();
-        this.connections.delete(key);
+        this.connections.delete(at);
       }
     }
   }
 
   reachable(device: DeviceRecord, request: DownlinkRequest): boolean {
     if (request.kind === 'errors') return true;
-    return this.pollers.get(device.id)?.health.state === 'polling';
+    return this.pollers.get(fleetKey(device))?.health.state === 'polling';
   }
 
   async deliver(device: DeviceRecord, request: DownlinkRequest): Promise<void> {
     // A PLC has nowhere to show an error list; operators see it on the device's errors.
     if (request.kind === 'errors') return;
-    const poller = this.pollers.get(device.id);
+    const poller = this.pollers.get(fleetKey(device));
     if (!poller) throw new Error(`${device.id} is not attached to the modbus-tcp binding`);
     const work =
       request.kind === 'desired'
@@ -200,12 +207,12 @@ export class ModbusBinding implements DeviceBinding {
   }
 
   health(device: DeviceRecord): BindingHealth | undefined {
-    const health = this.pollers.get(device.id)?.health;
+    const health = this.pollers.get(fleetKey(device))?.health;
     return health ? { ...health } : undefined;
   }
 
-  pollState(deviceId: string): PollState | undefined {
-    const poller = this.pollers.get(deviceId);
+  pollState(device: FleetDeviceRef): PollState | undefined {
+    const poller = this.pollers.get(fleetKey(device));
     if (!poller) return undefined;
     return {
       state: poller.health.state,
@@ -240,8 +247,9 @@ export class ModbusBinding implements DeviceBinding {
       .map(([intervalMs, group]) => ({ intervalMs, blocks: coalesce(group, this.settings.coalesce), dueAt: 0, inFlight: false }));
   }
 
-  private connectionFor(address: PlcAddress): PlcConnection {
-    const entry = this.connections.get(connectionKey(address));
+  /** The tenant's connection to the PLC at the address. */
+  private connectionFor(poller: Poller, address: PlcAddress): PlcConnection {
+    const entry = this.connections.get(tenantConnectionKey(poller.device.tenant, address));
     if (!entry) throw new ModbusFault('unreachable', `no connection to ${connectionKey(address)}`);
     return entry.connection;
   }
@@ -271,6 +279,7 @@ export class ModbusBinding implements DeviceBinding {
     const round = this.round(poller, group)
       .then((ok) => {
         this.options.onRound?.({
+          tenant: poller.device.tenant,
           deviceId: poller.device.id,
           intervalMs: group.intervalMs,
           lateMs,
@@ -316,7 +325,7 @@ export class ModbusBinding implements DeviceBinding {
     for (const block of group.blocks) {
       if (unreachable) break;
       try {
-        const result = await this.readBlock(block);
+        const result = await this.readBlock(poller, block);
         answered = true;
         latencyMs = result.latencyMs;
         Object.assign(values, result.values);
@@ -372,7 +381,7 @@ export class ModbusBinding implements DeviceBinding {
     const values: Record<string, JsonValue> = {};
     for (const point of block.points) {
       try {
-        const result = await this.readBlock(this.blockOf(point));
+        const result = await this.readBlock(poller, this.blockOf(point));
         Object.assign(values, result.values);
         this.clearError(poller, point.property);
       } catch (error) {
@@ -384,8 +393,8 @@ export class ModbusBinding implements DeviceBinding {
     return values;
   }
 
-  private async readBlock(block: ReadBlock): Promise<{ values: Record<string, JsonValue>; latencyMs: number }> {
-    const result = await this.connectionFor(block).read(block.unitId, block.entity, block.address, block.quantity);
+  private async readBlock(poller: Poller, block: ReadBlock): Promise<{ values: Record<string, JsonValue>; latencyMs: number }> {
+    const result = await this.connectionFor(poller, block).read(block.unitId, block.entity, block.address, block.quantity);
     const values: Record<string, JsonValue> = {};
     for (const point of block.points) {
       const offset = point.address - block.address;
@@ -395,8 +404,8 @@ export class ModbusBinding implements DeviceBinding {
     return { values, latencyMs: result.latencyMs };
   }
 
-  private async readPoint(point: RegisterPoint): Promise<JsonValue> {
-    const { values } = await this.readBlock(this.blockOf(point));
+  private async readPoint(poller: Poller, point: RegisterPoint): Promise<JsonValue> {
+    const { values } = await this.readBlock(poller, this.blockOf(point));
     return values[point.property] ?? null;
   }
 
@@ -466,8 +475,8 @@ export class ModbusBinding implements DeviceBinding {
         continue;
       }
       try {
-        await this.writePoint(point, value);
-        const read = await this.readPoint(point);
+        await this.writePoint(poller, point, value);
+        const read = await this.readPoint(poller, point);
         if (!confirms(point, value, read)) {
           this.failure(poller, `${property}: wrote ${JSON.stringify(value)} but read back ${JSON.stringify(read)}`, 'readback_mismatch');
           continue;
@@ -494,8 +503,8 @@ export class ModbusBinding implements DeviceBinding {
     this.uplink?.reportError(poller.device, message, reason);
   }
 
-  private async writePoint(point: RegisterPoint | WriteStep, value: unknown): Promise<void> {
-    const connection = this.connectionFor(point);
+  private async writePoint(poller: Poller, point: RegisterPoint | WriteStep, value: unknown): Promise<void> {
+    const connection = this.connectionFor(poller, point);
     if (point.entity === 'Coil') {
       if (typeof value !== 'boolean' && value !== 0 && value !== 1)
         throw new InvalidValue(`${JSON.stringify(value)} is not a coil value (true or false)`);
@@ -520,7 +529,7 @@ export class ModbusBinding implements DeviceBinding {
       for (const [index, step] of mapping.steps.entries()) {
         const value = stepInput(step, input);
         if (value === undefined) throw new InvalidValue(`write ${index + 1} takes ${describeInput(step)}, which the input does not have`);
-        await this.writePoint(step, value);
+        await this.writePoint(poller, step, value);
       }
       await result({ id, output: await this.outputOf(poller, mapping) });
     } catch (error) {
@@ -535,7 +544,7 @@ export class ModbusBinding implements DeviceBinding {
     const output: Record<string, JsonValue> = {};
     for (const property of mapping.output) {
       const point = poller.map.reads.find((read) => read.property === property);
-      if (point) output[property] = await this.readPoint(point);
+      if (point) output[property] = await this.readPoint(poller, point);
     }
     return output;
   }

@@ -11,7 +11,7 @@ import type {
 } from '../../gateway/index.js';
 import type { CompiledThingModel } from '../../model/index.js';
 import type { Logger } from '../../observability/index.js';
-import type { DeviceRecord } from '../../registry/index.js';
+import { type DeviceRecord, type FleetDeviceRef, fleetKey } from '../../registry/index.js';
 import type { JsonValue } from '../../telemetry/index.js';
 import { type ConnectionState, EndpointConnection, loadOpcua, type OpcuaModule, type PointReading, RequestFailed } from './connection.js';
 import { endpointKey, type OpcuaDeviceMapping, readDeviceMapping } from './mapping.js';
@@ -37,6 +37,7 @@ interface ServedDevice {
   device: DeviceRecord;
   model: CompiledThingModel;
   mapping: OpcuaDeviceMapping;
+  /** Its connection's: the tenant and the endpoint. */
   key: string;
   errors: number;
   lastGoodReadTs: number | null;
@@ -47,6 +48,7 @@ interface ServedDevice {
 
 interface SharedConnection {
   connection: EndpointConnection;
+  /** Fleet keys of the devices behind it. */
   devices: Set<string>;
 }
 
@@ -75,7 +77,9 @@ async function narrowPermissions(folder: string): Promise<void> {
 export class OpcuaBinding implements DeviceBinding {
   readonly protocol = 'opcua' as const;
   private uplink: DeviceUplink | undefined;
+  /** By tenant and id (fleetKey): one binding serves every tenant, and ids repeat across tenants. */
   private readonly devices = new Map<string, ServedDevice>();
+  /** By tenant and endpoint: tenants never share a session (nor its subscriptions or its failures). */
   private readonly connections = new Map<string, SharedConnection>();
   private runtime: Promise<{ opcua: OpcuaModule; certificates: OPCUACertificateManager }> | undefined;
   private stopped = false;
@@ -139,7 +143,8 @@ export class OpcuaBinding implements DeviceBinding {
 
   async attach({ device, model }: AttachedDevice): Promise<void> {
     const uplink = this.up;
-    await this.detach(device.id);
+    await this.detach(device);
+    const id = fleetKey(device);
     const binding = opcuaBindingOf(device);
     if (!binding) {
       uplink.refused('opcua', 'no_binding');
@@ -154,16 +159,16 @@ export class OpcuaBinding implements DeviceBinding {
       device,
       model,
       mapping,
-      key: endpointKey(mapping.endpoint),
+      key: `${device.tenant}|${endpointKey(mapping.endpoint)}`,
       errors: 0,
       lastGoodReadTs: null,
       bad: new Set(),
     };
-    this.devices.set(device.id, served);
+    this.devices.set(id, served);
     for (const problem of mapping.problems) this.fault(served, problem, 'invalid_form');
     const { opcua, certificates } = await this.loadRuntime();
     // Detached or stopped while node-opcua loaded.
-    if (this.stopped || this.devices.get(device.id) !== served) return;
+    if (this.stopped || this.devices.get(id) !== served) return;
     let shared = this.connections.get(served.key);
     if (!shared) {
       const key = served.key;
@@ -182,28 +187,29 @@ export class OpcuaBinding implements DeviceBinding {
       this.connections.set(key, shared);
       connection.start();
     }
-    shared.devices.add(device.id);
+    shared.devices.add(id);
     if (shared.connection.state === 'connected') this.send(served, { kind: 'presence', state: 'online' });
     if (mapping.properties.length > 0) {
-      shared.connection.watch(device.id, {
+      shared.connection.watch(id, {
         points: mapping.properties,
-        readings: (readings) => this.readings(device.id, readings),
+        readings: (readings) => this.readings(id, readings),
         itemRefused: (point, status) => {
-          const current = this.devices.get(device.id);
+          const current = this.devices.get(id);
           if (current) this.fault(current, `${point.property} (${point.nodeId}) cannot be monitored: ${status}`, 'bad_status');
         },
       });
     }
   }
 
-  async detach(deviceId: string): Promise<void> {
-    const served = this.devices.get(deviceId);
+  async detach(device: FleetDeviceRef): Promise<void> {
+    const id = fleetKey(device);
+    const served = this.devices.get(id);
     if (!served) return;
-    this.devices.delete(deviceId);
+    this.devices.delete(id);
     const shared = this.connections.get(served.key);
     if (!shared) return;
-    shared.devices.delete(deviceId);
-    shared.connection.unwatch(deviceId);
+    shared.devices.delete(id);
+    shared.connection.unwatch(id);
     // The last device behind a server gone: its session goes too.
     if (shared.devices.size === 0) {
       this.connections.delete(served.key);
@@ -214,8 +220,8 @@ export class OpcuaBinding implements DeviceBinding {
   private connectionChanged(key: string, state: ConnectionState, message: string | undefined): void {
     const shared = this.connections.get(key);
     if (!shared || this.stopped) return;
-    for (const deviceId of shared.devices) {
-      const served = this.devices.get(deviceId);
+    for (const id of shared.devices) {
+      const served = this.devices.get(id);
       if (!served) continue;
       if (state === 'connected') {
         this.send(served, { kind: 'presence', state: 'online' });
@@ -237,8 +243,8 @@ export class OpcuaBinding implements DeviceBinding {
   private attemptFailed(key: string, message: string): void {
     // Once per attempt, not per device behind the server.
     this.up.refused('opcua', 'unreachable');
-    for (const deviceId of this.connections.get(key)?.devices ?? []) {
-      const served = this.devices.get(deviceId);
+    for (const id of this.connections.get(key)?.devices ?? []) {
+      const served = this.devices.get(id);
       if (!served) continue;
       served.errors++;
       served.lastError = { ts: this.up.now(), message: `OPC UA server ${served.mapping.endpoint.url} unreachable: ${message}` };
@@ -246,8 +252,8 @@ export class OpcuaBinding implements DeviceBinding {
   }
 
   /** Good readings go up as telemetry (one sample per source timestamp); Bad ones are errors. */
-  private readings(deviceId: string, readings: PointReading[]): void {
-    const served = this.devices.get(deviceId);
+  private readings(id: string, readings: PointReading[]): void {
+    const served = this.devices.get(id);
     if (!served) return;
     const samples = new Map<number, Record<string, JsonValue>>();
     for (const reading of readings) {
@@ -271,14 +277,14 @@ export class OpcuaBinding implements DeviceBinding {
 
   reachable(device: DeviceRecord, request: DownlinkRequest): boolean {
     if (request.kind === 'errors') return true;
-    const served = this.devices.get(device.id);
+    const served = this.devices.get(fleetKey(device));
     return served !== undefined && this.connections.get(served.key)?.connection.state === 'connected';
   }
 
   async deliver(device: DeviceRecord, request: DownlinkRequest): Promise<void> {
     // An OPC UA server has nowhere to show a device's error list: operators see it on the API.
     if (request.kind === 'errors') return;
-    const served = this.devices.get(device.id);
+    const served = this.devices.get(fleetKey(device));
     if (!served) throw new Error(`device ${device.id} is not served by the OPC UA binding (no "opcua" binding or model forms)`);
     const shared = this.connections.get(served.key);
     if (shared?.connection.state !== 'connected') {
@@ -345,7 +351,7 @@ export class OpcuaBinding implements DeviceBinding {
   }
 
   health(device: DeviceRecord): BindingHealth | undefined {
-    const served = this.devices.get(device.id);
+    const served = this.devices.get(fleetKey(device));
     if (!served) return undefined;
     const connection = this.connections.get(served.key)?.connection;
     const state = connection?.state;

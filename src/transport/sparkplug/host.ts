@@ -2,7 +2,13 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { BindingHealth, DesiredState, DeviceBinding, DeviceMessage, DeviceUplink, DownlinkRequest } from '../../gateway/index.js';
 import type { ModelCatalog } from '../../model/index.js';
 import type { Logger } from '../../observability/index.js';
-import { DEVICE_ID_PATTERN, type DeviceBindingConfig, type DeviceRecord, type DeviceRegistry } from '../../registry/index.js';
+import {
+  DEVICE_ID_PATTERN,
+  type DeviceBindingConfig,
+  type DeviceRecord,
+  type DeviceRegistry,
+  type FleetDeviceRef,
+} from '../../registry/index.js';
 import type { JsonValue } from '../../telemetry/index.js';
 import {
   BD_SEQ_METRIC,
@@ -40,8 +46,21 @@ export interface SparkplugHostOptions {
   hostId: string;
   /** Read at start: the embedded broker's port is known only once it listens. */
   broker: () => SparkplugBrokerEndpoint;
-  registry: DeviceRegistry;
-  models: ModelCatalog;
+  /**
+   * The one tenant whose devices the host serves (`--sparkplug-tenant`, the default tenant unless set):
+   * births carry no credentials that could say a tenant, so every edge node on the broker is one
+   * tenant's. Devices of other tenants are none of its business, whatever their id.
+   */
+  tenant: string;
+  /**
+   * Where the tenant's Sparkplug topics live on the broker: '' on an external broker and for the
+   * default tenant; the tenant's mount (`$tenant/{tenant}/`) on the embedded broker, whose edge
+   * nodes of that tenant publish inside it.
+   */
+  topicPrefix?: string;
+  /** That tenant's registry and models: births register devices and their derived models there. */
+  registry: Pick<DeviceRegistry, 'find' | 'register' | 'patch'>;
+  models: Pick<ModelCatalog, 'put'>;
   logger: Logger;
   /** How long a rebirth request holds before the same edge node is asked again. */
   rebirthHoldMs?: number;
@@ -182,7 +201,7 @@ export class SparkplugHost implements DeviceBinding {
   async start(uplink: DeviceUplink): Promise<void> {
     this.uplink = uplink;
     const endpoint = this.options.broker();
-    const stateTopic = sparkplugTopics.state(this.options.hostId);
+    const stateTopic = this.mounted(sparkplugTopics.state(this.options.hostId));
     this.stateTs = uplink.now();
     const clientOptions: IClientOptions = {
       clientId: `thingloop-host-${this.options.hostId}`.slice(0, 64),
@@ -231,14 +250,14 @@ export class SparkplugHost implements DeviceBinding {
   /** On every connection: STATE subscription, STATE birth (retained), then the edge nodes' topics (spec 7.5). */
   private async online(client: MqttClient): Promise<void> {
     this.birthPublished = false;
-    const stateTopic = sparkplugTopics.state(this.options.hostId);
+    const stateTopic = this.mounted(sparkplugTopics.state(this.options.hostId));
     await client.subscribeAsync(stateTopic, { qos: 1 });
     await client.publishAsync(stateTopic, statePayload(true, this.stateTs), { qos: 1, retain: true });
     this.birthPublished = true;
     await client.subscribeAsync(
       ['NBIRTH', 'NDEATH', 'NDATA']
-        .map((type) => `spBv1.0/+/${type}/+`)
-        .concat(['DBIRTH', 'DDEATH', 'DDATA'].map((type) => `spBv1.0/+/${type}/+/+`)),
+        .map((type) => this.mounted(`spBv1.0/+/${type}/+`))
+        .concat(['DBIRTH', 'DDEATH', 'DDATA'].map((type) => this.mounted(`spBv1.0/+/${type}/+/+`))),
       { qos: 0 },
     );
     this.connected = true;
@@ -267,7 +286,10 @@ export class SparkplugHost implements DeviceBinding {
     if (client.connected) {
       // Spec 7.5: a host that disconnects on purpose publishes its STATE death first.
       await withTimeout(
-        client.publishAsync(sparkplugTopics.state(this.options.hostId), statePayload(false, this.stateTs), { qos: 1, retain: true }),
+        client.publishAsync(this.mounted(sparkplugTopics.state(this.options.hostId)), statePayload(false, this.stateTs), {
+          qos: 1,
+          retain: true,
+        }),
         this.publishTimeoutMs,
         'STATE death',
       ).catch((error: Error) => this.options.logger.warn({ err: error.message }, 'sparkplug host could not publish its STATE death'));
@@ -281,7 +303,8 @@ export class SparkplugHost implements DeviceBinding {
   private onMessage(topic: string, payload: Buffer): void {
     const uplink = this.uplink;
     if (!uplink || this.stopping) return;
-    const parsed = parseSparkplugTopic(topic);
+    const prefix = this.options.topicPrefix ?? '';
+    const parsed = topic.startsWith(prefix) ? parseSparkplugTopic(topic.slice(prefix.length)) : undefined;
     if (!parsed) {
       uplink.refused(PROTOCOL, 'invalid_topic');
       return;
@@ -326,7 +349,7 @@ export class SparkplugHost implements DeviceBinding {
     // Someone (a stale will, another process with our id) says we are offline while we are not: say otherwise.
     if (state && !state.online && this.birthPublished && client?.connected) {
       client
-        .publishAsync(sparkplugTopics.state(this.options.hostId), statePayload(true, this.stateTs), { qos: 1, retain: true })
+        .publishAsync(this.mounted(sparkplugTopics.state(this.options.hostId)), statePayload(true, this.stateTs), { qos: 1, retain: true })
         .catch((error: Error) => this.options.logger.warn({ err: error.message }, 'sparkplug host could not restate its STATE'));
     }
   }
@@ -583,7 +606,7 @@ export class SparkplugHost implements DeviceBinding {
     this.options.logger.info({ group: session.group, edgeNode: session.edgeNode, why }, 'sparkplug rebirth requested');
     await withTimeout(
       client.publishAsync(
-        sparkplugTopics.edgeNode('NCMD', session.group, session.edgeNode),
+        this.mounted(sparkplugTopics.edgeNode('NCMD', session.group, session.edgeNode)),
         Buffer.from(encodeCommandPayload([write], now)),
         {
           qos: 0,
@@ -596,8 +619,19 @@ export class SparkplugHost implements DeviceBinding {
 
   // --- downlink --------------------------------------------------------------------------------
 
-  private thingOf(deviceId: string): { session: EdgeNodeSession; thing: BornThing; device?: string } | undefined {
-    const address = this.addresses.get(deviceId);
+  /** A Sparkplug topic or filter where the tenant's edge nodes use it on the broker. */
+  private mounted(topic: string): string {
+    return `${this.options.topicPrefix ?? ''}${topic}`;
+  }
+
+  /** The tenant's devices only: the addresses are by id, and ids repeat across tenants. */
+  private serves(device: FleetDeviceRef): boolean {
+    return device.tenant === this.options.tenant;
+  }
+
+  private thingOf(device: FleetDeviceRef): { session: EdgeNodeSession; thing: BornThing; device?: string } | undefined {
+    if (!this.serves(device)) return undefined;
+    const address = this.addresses.get(device.id);
     const session = address ? this.sessions.get(address.session) : undefined;
     if (!address || !session) return undefined;
     const thing = address.device !== undefined ? session.devices.get(address.device) : session.node;
@@ -607,13 +641,13 @@ export class SparkplugHost implements DeviceBinding {
   reachable(device: DeviceRecord, request: DownlinkRequest): boolean {
     // Sparkplug has no channel for error notices: they stay on the device's error list.
     if (request.kind === 'errors') return false;
-    const found = this.thingOf(device.id);
+    const found = this.thingOf(device);
     return this.connected && found?.session.born === true && found.thing.online && found.thing.certificate !== undefined;
   }
 
   async deliver(device: DeviceRecord, request: DownlinkRequest): Promise<void> {
     if (request.kind === 'errors') return;
-    const found = this.thingOf(device.id);
+    const found = this.thingOf(device);
     if (request.kind === 'desired') {
       if (!found || !this.reachable(device, request)) {
         // Written when the device is next born (a dead edge node hears nothing).
@@ -652,7 +686,7 @@ export class SparkplugHost implements DeviceBinding {
 
   private async writeDesired(device: DeviceRecord, thing: BornThing, state: DesiredState): Promise<void> {
     const certificate = thing.certificate;
-    const found = this.thingOf(device.id);
+    const found = this.thingOf(device);
     if (!certificate || !found) return;
     const writes: MetricWrite[] = [];
     const problems: string[] = [];
@@ -687,7 +721,11 @@ export class SparkplugHost implements DeviceBinding {
         ? sparkplugTopics.device('DCMD', session.group, session.edgeNode, device)
         : sparkplugTopics.edgeNode('NCMD', session.group, session.edgeNode);
     const bytes = Buffer.from(encodeCommandPayload(writes, this.uplink?.now() ?? Date.now()));
-    await withTimeout(client.publishAsync(topic, bytes, { qos: 0 }), timeoutMs, `${device !== undefined ? 'DCMD' : 'NCMD'} publish`);
+    await withTimeout(
+      client.publishAsync(this.mounted(topic), bytes, { qos: 0 }),
+      timeoutMs,
+      `${device !== undefined ? 'DCMD' : 'NCMD'} publish`,
+    );
   }
 
   // --- health ----------------------------------------------------------------------------------
@@ -713,13 +751,13 @@ export class SparkplugHost implements DeviceBinding {
     // Devices are learnt from births; nothing to open per device.
   }
 
-  async detach(deviceId: string): Promise<void> {
-    this.stats.delete(deviceId);
+  async detach(device: FleetDeviceRef): Promise<void> {
+    if (this.serves(device)) this.stats.delete(device.id);
   }
 
   health(device: DeviceRecord): BindingHealth {
-    const stats = this.stats.get(device.id);
-    const found = this.thingOf(device.id);
+    const stats = this.serves(device) ? this.stats.get(device.id) : undefined;
+    const found = this.thingOf(device);
     const state: BindingHealth['state'] = !found
       ? stats
         ? 'unreachable'
