@@ -277,6 +277,11 @@ describe('tenant isolation over HTTP', () => {
       Object.keys(methods).map((method) => ({ method: method.toUpperCase(), path })),
     );
     assert.ok(operations.length > 60, `the document lists ${operations.length} operations`);
+    // B hits its device quota once: node-wide counters then carry B's name (thingloop_quota_refusals_total{tenant}).
+    const quota = await t.api(`/api/v1/tenants/${B}`, { method: 'PATCH', body: { quotas: { devices: 2 } } });
+    assert.equal(quota.status, 200, JSON.stringify(quota.body));
+    const over = await t.api('/api/v1/devices', { method: 'POST', auth: b.adminKey, body: { id: 'b-one-too-many', model: 'pump' } });
+    assert.equal(over.status, 429, JSON.stringify(over.body));
     bBefore = await stateOf(b);
   });
   after(async () => {
@@ -354,6 +359,24 @@ describe('tenant isolation over HTTP', () => {
       assert.ok(text.includes('Acme') || text.includes('a-') || path === '/api/v1/alarms', `${path} holds A's own`);
     }
   });
+  test("the node's own endpoints (metrics, API document) show A's members nothing of B", async () => {
+    const secrets = [...secretsOf(b), B];
+    const credentials = [...MEMBER_ROLES.map((role) => a.keys[role]?.key ?? ''), a.session];
+    for (const secret of credentials) {
+      for (const path of ['/metrics', '/api/v1/openapi.json', '/health']) {
+        const answer = await t.api<unknown>(path, { auth: secret });
+        const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+        assert.deepEqual(
+          secrets.filter((value) => text.includes(value)),
+          [],
+          `${path}: ${answer.status}`,
+        );
+      }
+    }
+    // The platform's operators do see every tenant there.
+    assert.match(String((await t.api<string>('/metrics')).body), /thingloop_quota_refusals_total\{tenant="tenant-b",quota="devices"\} 1/);
+  });
+
   test("A's device and edge tokens against B's device and edge routes", async () => {
     const secrets = secretsOf(b);
     const leaks: string[] = [];

@@ -66,7 +66,11 @@ const READS: Permission[] = [
   'edges:read',
 ];
 
-const TENANT_ADMIN: Permission[] = PERMISSIONS.filter((permission) => !permission.startsWith('tenants:'));
+/**
+ * Everything in its own tenant. Not the node's metrics: they count every tenant's traffic and name
+ * tenants in labels (quota refusals), so they are the platform's, like the tenants themselves.
+ */
+const TENANT_ADMIN: Permission[] = PERMISSIONS.filter((permission) => !permission.startsWith('tenants:') && permission !== 'metrics:read');
 
 /** The table. A role not listed for a permission does not have it. */
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
