@@ -398,4 +398,18 @@ describe('MQTT with several tenants', () => {
     assert.equal(after - before, 2);
     await assert.rejects(connect('$key', 'tlk_not-a-key'), /bad API key|Bad username or password/i);
   });
+  test("deleting acme's pump-0001 ends its session only; globex's pump-0001 keeps its session and its messages", async () => {
+    const acmePump = await connect('pump-0001', tokens['acme/pump-0001'] as string, { clientId: 'pump-0001' });
+    const globexPump = await connect('pump-0001', tokens['globex/pump-0001'] as string, { clientId: 'pump-0001' });
+    const globexHeard = new Recorder(globexPump);
+    await globexPump.subscribeAsync('things/pump-0001/telemetry', { qos: 1 });
+    const acmeGone = closed(acmePump);
+    const deleted = await api(admins.acme as string, '/api/v1/devices/pump-0001', { method: 'DELETE' });
+    assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
+    await acmeGone;
+    await globexPump.publishAsync('things/pump-0001/telemetry', JSON.stringify({ speed: 51 }), { qos: 1 });
+    await globexHeard.until((m) => m.payload.includes('"speed":51'));
+    assert.ok(globexPump.connected, "globex's pump-0001 kept its session");
+    await assert.rejects(connect('pump-0001', tokens['acme/pump-0001'] as string));
+  });
 });
