@@ -2,15 +2,20 @@
  * The listeners and pollers every tenant shares, with two tenants on one node: a CoAP device of
  * the same id in tenants A and B (each token reaches its own tenant's store, observations and
  * action fetches only), and a Modbus PLC device of the same id in A and B polled from two
- * simulated PLCs (each tenant's samples from its own PLC; deleting A's device leaves B's polled).
+ * simulated PLCs (each tenant's samples from its own PLC; deleting A's device leaves B's polled),
+ * an OPC UA device of the same id in A and B at two pumps of one server (a write reaches its own
+ * tenant's pump), and the Sparkplug B host serving the tenant `--sparkplug-tenant` names.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it, test } from 'node:test';
 import type { Agent } from 'coap';
 import { ModbusPlc } from '../src/sim/modbus-plc.js';
+import { type OpcuaLine, opcuaPumpModel, startOpcuaLine } from '../src/sim/opcua-line.js';
 import { closeAgent, coapAgent, coapObserve, coapRequest } from './support/coap.js';
 import type { ApiInit } from './support/harness.js';
-import { PUMP_MODEL, startTestNode, type TestNode } from './support/harness.js';
+import { PUMP_MODEL, startTestNode, type TestNode, tempDir } from './support/harness.js';
 import { TestEdgeNode } from './support/sparkplug.js';
 import { until } from './support/wait.js';
 
@@ -291,6 +296,84 @@ describe('Sparkplug B serves the tenant --sparkplug-tenant names', () => {
     assert.equal((await t.api(path)).status, 404, 'nothing in the default tenant');
     const health = await api<Health>(A, `/api/v1/devices/${encodeURIComponent('plant1:gw1:tank1')}/binding`);
     assert.equal(health.body.protocol, 'sparkplug-b');
+    assert.equal(health.body.state, 'connected');
+  });
+});
+
+describe('OPC UA: a device of one id in A and B, at two pumps of one server', () => {
+  const root = tempDir('thingloop-tenant-opcua-');
+  let line: OpcuaLine;
+  let t: TestNode;
+  const PUMP_ID = 'line-pump';
+  const pumpOf: Record<string, string> = { [A]: 'Pump1', [B]: 'Pump2' };
+  const api = <T>(tenant: string, path: string, init: ApiInit = {}) =>
+    t.api<T>(path, { ...init, headers: { ...init.headers, 'x-thingloop-tenant': tenant } });
+
+  before(async () => {
+    line = await startOpcuaLine({ port: 0, pumps: 2, pkiDir: join(root, 'line-pki'), trustAllClients: true, tickMs: 200 });
+    t = await startTestNode({ dataDir: join(root, 'node') });
+    for (const tenant of TENANTS) {
+      assert.equal((await t.api('/api/v1/tenants', { method: 'POST', body: { id: tenant, name: tenant } })).status, 201);
+      assert.ok((await api(tenant, '/api/v1/models/line2-pump', { method: 'PUT', body: opcuaPumpModel })).status < 300);
+      const created = await api(tenant, '/api/v1/devices', {
+        method: 'POST',
+        body: { id: PUMP_ID, model: 'line2-pump', binding: { protocol: 'opcua', endpoint: line.endpointUrl, pump: pumpOf[tenant] } },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+    }
+  });
+
+  after(async () => {
+    await t.stop({ keepData: true });
+    await line.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("monitors both; a desired write reaches its own tenant's pump; deleting A's leaves B's connected", async () => {
+    for (const tenant of TENANTS) {
+      await until(
+        `${tenant}'s telemetry`,
+        async () => {
+          const { body } = await api<Samples>(tenant, `/api/v1/devices/${PUMP_ID}/telemetry?property=bearingTemperature`);
+          return body.items?.length ? true : undefined;
+        },
+        20_000,
+      );
+    }
+    const twin = await api<Desired>(A, `/api/v1/devices/${PUMP_ID}/twin`);
+    const patched = await api(A, `/api/v1/devices/${PUMP_ID}/twin`, {
+      method: 'PATCH',
+      body: { desired: { speedSetpoint: 42.5 } },
+      headers: { 'if-match': `"${twin.body.version}"` },
+    });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    await until("A's setpoint on A's pump", () => (line.pump('Pump1').speedSetpoint === 42.5 ? true : undefined), 15_000);
+    await until(
+      "A's twin reports it",
+      async () => {
+        const { body } = await api<{ reported: Record<string, unknown> }>(A, `/api/v1/devices/${PUMP_ID}/twin`);
+        return body.reported.speedSetpoint === 42.5 ? true : undefined;
+      },
+      15_000,
+    );
+    assert.notEqual(line.pump('Pump2').speedSetpoint, 42.5, "B's pump was not written");
+    const twinB = await api<{ desired: Record<string, unknown>; reported: Record<string, unknown> }>(B, `/api/v1/devices/${PUMP_ID}/twin`);
+    assert.equal(twinB.body.desired.speedSetpoint, undefined);
+    assert.notEqual(twinB.body.reported.speedSetpoint, 42.5);
+
+    assert.equal((await api(A, `/api/v1/devices/${PUMP_ID}`, { method: 'DELETE' })).status, 204);
+    const before = await api<Samples>(B, `/api/v1/devices/${PUMP_ID}/telemetry?property=bearingTemperature&limit=1000`);
+    const seen = before.body.items.length;
+    await until(
+      "B's pump still monitored",
+      async () => {
+        const { body } = await api<Samples>(B, `/api/v1/devices/${PUMP_ID}/telemetry?property=bearingTemperature&limit=1000`);
+        return body.items.length > seen ? true : undefined;
+      },
+      20_000,
+    );
+    const health = await api<Health>(B, `/api/v1/devices/${PUMP_ID}/binding`);
+    assert.equal(health.body.protocol, 'opcua');
     assert.equal(health.body.state, 'connected');
   });
 });
