@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { type JsonObject, PUMP_MODEL, startTestNode, type TestNode } from './support/harness.js';
 
 const A = 'tenant-a';
@@ -427,6 +428,83 @@ describe('tenant isolation over HTTP', () => {
     assert.equal((aLatest.body.values.vibration as JsonObject | undefined)?.value, 3.25);
     console.log(`${attempts} device/edge token attempts on B's routes, ${refused} refused`);
     assert.deepEqual(leaks, []);
+  });
+
+  test("live streams: A's keys and tickets never open B's device, and A's stream of its namesake carries only A's samples", async () => {
+    const streamUrl = (id: string, ticket?: string) =>
+      `${t.node.httpUrl.replace('http', 'ws')}/api/v1/devices/${id}/stream${ticket ? `?ticket=${ticket}` : ''}`;
+    /** Opens a socket; resolves with the HTTP status it was refused with, or its messages until it closed. */
+    const open = (url: string, headers: Record<string, string> = {}) => {
+      const socket = new WebSocket(url, { headers });
+      const messages: JsonObject[] = [];
+      let arrived: () => void = () => {};
+      socket.on('message', (data: WebSocket.RawData) => {
+        messages.push(JSON.parse(data.toString()) as JsonObject);
+        arrived();
+      });
+      const outcome = new Promise<{ refused?: number; code?: number; reason?: string }>((resolve) => {
+        socket.on('unexpected-response', (_request, response) => resolve({ refused: response.statusCode ?? 0 }));
+        socket.on('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }));
+      });
+      const messageCount = (count: number) =>
+        new Promise<void>((resolve) => {
+          arrived = () => {
+            if (messages.length >= count) resolve();
+          };
+          arrived();
+        });
+      return { socket, messages, outcome, messageCount };
+    };
+    const key = a.keys.operator?.key ?? '';
+    const ticket = async () => (await t.api<{ ticket: string }>('/api/v1/stream-tickets', { method: 'POST', auth: key })).body.ticket;
+    for (const [label, url, headers] of [
+      ['key', streamUrl(b.onlyDevice), { authorization: `Bearer ${key}` }],
+      ['ticket', streamUrl(b.onlyDevice, await ticket()), {}],
+    ] as const) {
+      const ghostUrl = label === 'key' ? streamUrl('ghost-pump') : streamUrl('ghost-pump', await ticket());
+      const answer = await open(url, headers).outcome;
+      const ghost = await open(ghostUrl, headers).outcome;
+      assert.equal(answer.code, 4404, `${label}: ${JSON.stringify(answer)}`);
+      assert.deepEqual({ ...answer, reason: answer.reason?.replace(b.onlyDevice, 'ghost-pump') }, ghost, label);
+    }
+    const named = await open(streamUrl(b.onlyDevice), { authorization: `Bearer ${key}`, [TENANT_HEADER]: B }).outcome;
+    assert.equal(named.refused, 403);
+
+    // B's namesake reports while A watches its own: A's stream carries A's sample only.
+    const beforeB = await stateOf(b);
+    assert.deepEqual(beforeB, bBefore, 'B is unchanged so far');
+    const stream = open(streamUrl(SHARED_DEVICE), { authorization: `Bearer ${key}` });
+    await stream.messageCount(1);
+    assert.deepEqual(stream.messages[0], { subscribed: SHARED_DEVICE });
+    const bToken = b.devices[SHARED_DEVICE]?.token ?? '';
+    const aToken = a.devices[SHARED_DEVICE]?.token ?? '';
+    assert.equal(
+      (await t.api(`/api/v1/devices/${SHARED_DEVICE}/telemetry`, { method: 'POST', auth: bToken, body: { speed: 77 } })).status,
+      200,
+    );
+    assert.equal(
+      (await t.api(`/api/v1/devices/${SHARED_DEVICE}/telemetry`, { method: 'POST', auth: aToken, body: { speed: 21 } })).status,
+      200,
+    );
+    // B's report is in B's store, so anything it sends to streams has been sent: a last sample of A's closes the window.
+    for (;;) {
+      const latest = await t.api<{ values: JsonObject }>(`/api/v1/devices/${SHARED_DEVICE}/latest`, { headers: { [TENANT_HEADER]: B } });
+      if ((latest.body.values?.speed as JsonObject | undefined)?.value === 77) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(
+      (await t.api(`/api/v1/devices/${SHARED_DEVICE}/telemetry`, { method: 'POST', auth: aToken, body: { speed: 22 } })).status,
+      200,
+    );
+    await stream.messageCount(3);
+    stream.socket.close();
+    await stream.outcome;
+    assert.deepEqual(
+      stream.messages.slice(1).map((message) => (message.values as JsonObject).speed),
+      [21, 22],
+    );
+    // That report was B's own doing: the rest of the run is measured from here.
+    bBefore = await stateOf(b);
   });
 
   test("a viewer's credentials against every operation that changes something: 403", async () => {
