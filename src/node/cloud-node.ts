@@ -231,16 +231,10 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       return oidc;
     };
 
-    if (outbox) {
-      const { cloudUrl, edgeId, edgeToken } = config;
-      if (!cloudUrl || !edgeId || !edgeToken) {
-        throw new StartupError(
-          `the edge role needs the cloud, its edge id and token: ${howToSet('cloudUrl')}, ${howToSet('edgeId')}, ${howToSet('edgeToken')}`,
-        );
-      }
-      defaultTenant.bus.on('event.accepted', () => edgeSync?.appended());
-      defaultTenant.bus.on('telemetry.accepted', () => edgeSync?.appended());
-      edgeSync = startEdgeSync(
+    /** An edge's link to the cloud for one tenant: its outbox feeds the link, the cloud's configuration reconciles its parts. */
+    const linkToCloud = (scope: TenantScope, scopeOutbox: SqliteOutbox, edgeId: string, token: string): EdgeSync => {
+      const cloudUrl = config.cloudUrl as string;
+      const sync = startEdgeSync(
         {
           cloudUrl,
           edgeId,
@@ -249,23 +243,52 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
           drainRatePerSecond: config.drainRate,
         },
         {
-          outbox,
+          outbox: scopeOutbox,
           link: (handlers, outboxEpoch) =>
-            new EdgeLinkClient({ cloudUrl, edgeId, token: edgeToken, outboxEpoch, ca: cloudTrust(config), ...handlers }),
-          registry,
-          models,
-          agents,
-          alarms,
-          twins,
-          commands,
-          logger: logger.child({ component: 'edge-sync' }),
+            new EdgeLinkClient({ cloudUrl, edgeId, token, outboxEpoch, ca: cloudTrust(config), ...handlers }),
+          registry: scope.registry,
+          models: scope.models,
+          agents: scope.agents,
+          alarms: scope.alarms,
+          twins: scope.twins,
+          commands: scope.commands,
+          logger: logger.child({ component: 'edge-sync', ...(scope.id === DEFAULT_TENANT ? {} : { tenant: scope.id }) }),
           now,
           dataDir: config.dataDir,
-          bindingHealth: (device) => gateway.health(device),
+          bindingHealth: (device) => scope.gateway.health(device),
         },
       );
-      const sync = edgeSync;
-      cleanups.push('edge sync (cloud link, outbox feed)', () => sync.stop());
+      scope.bus.on('event.accepted', () => sync.appended());
+      scope.bus.on('telemetry.accepted', () => sync.appended());
+      cleanups.push(`edge sync (cloud link, outbox feed${scope.id === DEFAULT_TENANT ? '' : ` of tenant ${scope.id}`})`, () => sync.stop());
+      return sync;
+    };
+    if (outbox) {
+      const { cloudUrl, edgeId, edgeToken } = config;
+      if (!cloudUrl || !edgeId || !edgeToken) {
+        throw new StartupError(
+          `the edge role needs the cloud, its edge id and token: ${howToSet('cloudUrl')}, ${howToSet('edgeId')}, ${howToSet('edgeToken')}`,
+        );
+      }
+      edgeSync = linkToCloud(defaultTenant, outbox, edgeId, edgeToken);
+      // Further tenants on the same edge: each its own store, outbox and link, as separate as on the cloud.
+      for (const link of config.edgeTenants) {
+        if (tenants.has(link.tenant)) throw new StartupError(`tenant ${link.tenant} is named twice in ${howToSet('edgeTenants')}`);
+        const tenantDb = openTenantDatabase(config, link.tenant);
+        const tenantOutbox = new SqliteOutbox(tenantDb, now);
+        let tenantSync: EdgeSync | undefined;
+        const scope = await startTenantScope({
+          id: link.tenant,
+          db: tenantDb,
+          shared,
+          edges: false,
+          edgeOutbox: { outbox: tenantOutbox, onDecision: (decision) => tenantSync?.onDecision(decision) },
+        });
+        tenants.set(link.tenant, scope);
+        fleet.add(link.tenant, scope.registry);
+        await scope.serve(nodeBindings.all);
+        tenantSync = linkToCloud(scope, tenantOutbox, link.edgeId, link.token);
+      }
     }
 
     let stopping = false;

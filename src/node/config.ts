@@ -34,6 +34,8 @@ export interface NodeConfig {
   cloudUrl: string | undefined;
   edgeId: string | undefined;
   edgeToken: string | undefined;
+  /** Edge role: further tenants this edge serves, each over its own link to the cloud. */
+  edgeTenants: EdgeTenantLink[];
   outboxQuotaBytes: number;
   outboxPolicy: 'drop-oldest' | 'downsample';
   drainRate: number;
@@ -107,6 +109,34 @@ export interface SettingSpec<K extends keyof NodeConfig = keyof NodeConfig> {
   secret?: boolean;
   /** How the default reads in --help when the raw value would not (30d, not 2592000000). */
   display?: string;
+}
+
+/** One more tenant an edge serves: its edge id in that tenant and the token the cloud issued, read from a file. */
+export interface EdgeTenantLink {
+  tenant: string;
+  edgeId: string;
+  token: string;
+}
+
+/** `tenant=edgeId:tokenFile`, comma-separated: the tokens stay in files, never on a command line. */
+function edgeTenantLinks(text: string): EdgeTenantLink[] {
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0)
+    .map((part) => {
+      const match = /^([a-z0-9][a-z0-9-]{0,62})=([A-Za-z0-9][A-Za-z0-9._:-]{0,127}?):(.+)$/.exec(part);
+      if (!match) throw new Error(`"${part}" is not tenant=edgeId:tokenFile (e.g. acme=site-1:/etc/thingloop/acme-edge.token)`);
+      const [, tenant, edgeId, file] = match as unknown as [string, string, string, string];
+      let token: string;
+      try {
+        token = readFileSync(file, 'utf8').trim();
+      } catch (error) {
+        throw new Error(`cannot read the edge token file ${file} of tenant ${tenant}: ${(error as Error).message}`);
+      }
+      if (token === '') throw new Error(`the edge token file ${file} of tenant ${tenant} is empty`);
+      return { tenant, edgeId, token };
+    });
 }
 
 /** Decimal digits only: Number() would also take '', ' ', '0x1F90', '1e3' and '-0'. */
@@ -473,6 +503,16 @@ export const SETTINGS: SettingSpec[] = [
     defaultValue: undefined,
     parse: String,
     secret: true,
+  }),
+  spec({
+    key: 'edgeTenants',
+    flag: 'edge-tenants',
+    env: 'THINGLOOP_EDGE_TENANTS',
+    description:
+      'edge role: more tenants this edge serves, each with its own link: tenant=edgeId:tokenFile, comma-separated (the edge registered in that tenant, its token in the file)',
+    defaultValue: [],
+    display: 'none',
+    parse: edgeTenantLinks,
   }),
   spec({
     key: 'outboxQuotaBytes',
