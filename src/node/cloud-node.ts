@@ -168,7 +168,7 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       metrics.watchAuditTrail(() => trail.audit.stats());
       cleanups.push('audit trail (entries not yet written)', () => trail.audit.close());
     }
-    const { registry, models, twins, commands, agents, alarms, gateway } = defaultTenant;
+    const { registry, models, twins, commands, agents, alarms } = defaultTenant;
     if (config.agentsDir) {
       const loaded = await loadAgentFiles(agents, config.agentsDir, logger);
       logger.info({ directory: config.agentsDir, agents: loaded }, 'agent definitions loaded');
