@@ -148,6 +148,8 @@ describe('tenancy', () => {
       "only acme's trail",
     );
     assert.ok(page.body.entries.some((entry) => entry.action === 'session.sign-in' && entry.actor === 'user:ana'));
+    // Sensitive reads are on the trail too: who listed the tenant's keys.
+    assert.ok(page.body.entries.some((entry) => entry.action === 'GET /api/v1/keys' && entry.actor === 'key:tenant-admin'));
 
     const csv = await acmeAdmin.api<string>('/api/v1/audit/export?format=csv');
     assert.equal(csv.status, 200);

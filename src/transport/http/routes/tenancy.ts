@@ -244,7 +244,7 @@ export const tenancyRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = as
   app.get(
     '/keys',
     {
-      config: { access: 'keys:read' },
+      config: { access: 'keys:read', auditReads: true },
       schema: {
         summary: "The tenant's API keys (never their secrets), with last use and expiry",
         tags: ['tenancy'],
@@ -299,7 +299,7 @@ export const tenancyRoutes: FastifyPluginAsync<{ context: HttpApiContext }> = as
   app.get(
     '/users',
     {
-      config: { access: 'users:read' },
+      config: { access: 'users:read', auditReads: true },
       schema: { summary: "The tenant's people", tags: ['tenancy'], response: { 200: Type.Object({ items: Type.Array(User) }) } },
     },
     async (request) => ({ items: await users.list(callerTenant(request)) }),
