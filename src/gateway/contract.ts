@@ -85,8 +85,12 @@ export interface BindingHealth {
 export interface DeviceUplink {
   /** Resolves once the message is durable (telemetry stored, event stored, result recorded). */
   receive(device: DeviceRecord, message: DeviceMessage, source: MessageSource): Promise<void>;
-  /** A binding-level problem (a PLC exception, a Bad status, an unknown alias) for the device's error list. */
-  reportError(device: DeviceRecord, message: string, reason?: string): void;
+  /**
+   * A binding-level problem (a PLC exception, a Bad status, an unknown alias, a refused topic) for
+   * the device's error list. It may return a promise that settles once the notice has gone out to
+   * the device (never rejects): the MQTT broker waits for it before it closes a refused connection.
+   */
+  reportError(device: DeviceRecord, message: string, reason?: string): void | Promise<void>;
   /**
    * Counts a refusal or fault that has no device to blame (a malformed frame, an unknown client, an
    * unreachable peer): `thingloop_refusals_total{listener: protocol, reason}` in `/metrics`.

@@ -293,8 +293,8 @@ export class DeviceGateway implements DeviceUplink, DeviceInbox {
     }
   }
 
-  reportError(device: DeviceRecord, message: string, reason = 'binding_error'): void {
-    this.reportErrors(device, 'binding', [{ reason, message }]).catch(() => undefined);
+  reportError(device: DeviceRecord, message: string, reason = 'binding_error'): Promise<void> {
+    return this.reportErrors(device, 'binding', [{ reason, message }]).catch(() => undefined);
   }
 
   refused(protocol: BindingProtocol, reason: string): void {

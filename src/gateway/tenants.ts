@@ -33,8 +33,8 @@ export class TenantUplink implements DeviceUplink, DeviceInbox {
     return this.gateway(device).accept(device, message, source);
   }
 
-  reportError(device: DeviceRecord, message: string, reason?: string): void {
-    this.gatewayOf(device.tenant)?.reportError(device, message, reason);
+  reportError(device: DeviceRecord, message: string, reason?: string): Promise<void> {
+    return this.gatewayOf(device.tenant)?.reportError(device, message, reason) ?? Promise.resolve();
   }
 
   refused(protocol: BindingProtocol, reason: string): void {

@@ -4,7 +4,7 @@ import { isQuotaRefusal } from '../../tenancy/index.js';
 import { EmbeddedMqttBroker, type MqttBrokerOptions, type SessionObserver } from './broker.js';
 import { type DeviceTopic, thingTopics, topicMatches } from './topics.js';
 
-export type MqttBindingOptions = Omit<MqttBrokerOptions, 'handleDeviceMessage' | 'sessions'>;
+export type MqttBindingOptions = Omit<MqttBrokerOptions, 'handleDeviceMessage' | 'sessions' | 'noticeAclRefusal'>;
 
 /** A device topic and its payload as the message every binding hands the gateway. */
 export function messageOf(topic: DeviceTopic, payload: Buffer): DeviceMessage {
@@ -79,6 +79,10 @@ export class MqttBinding implements DeviceBinding {
     const broker = new EmbeddedMqttBroker({
       ...this.options,
       sessions,
+      // Recorded in the device's error list and sent on things/{id}/errors like every other notice.
+      noticeAclRefusal: async (device, message) => {
+        await uplink.reportError(device, message, 'acl_denied');
+      },
       handleDeviceMessage: async (device, topic, payload) => {
         try {
           await uplink.receive(device, messageOf(topic, payload), 'mqtt');

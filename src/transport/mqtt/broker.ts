@@ -77,6 +77,16 @@ function isUnsubscribe(packet: unknown): packet is { cmd: 'unsubscribe'; unsubsc
  */
 export type DeviceMessageHandler = (device: DeviceRecord, topic: DeviceTopic, payload: Buffer) => Promise<void>;
 
+/**
+ * Tells a device why the ACL refused it (a publish or subscription outside its topics): the
+ * node lists it in the device's recent errors and sends it on `things/{id}/errors`. Settles once
+ * the notice has gone out (never rejects); a refused publish's connection closes only then.
+ */
+export type AclRefusalNotice = (device: DeviceRecord, message: string) => Promise<void>;
+
+/** How long a refused publish's connection waits for its notice to go out before it closes anyway. */
+const ACL_NOTICE_DEADLINE_MS = 2_000;
+
 /** Session facts the node turns into presence and wake-up delivery. */
 export interface SessionObserver {
   opened(device: DeviceRecord): void;
@@ -154,6 +164,7 @@ export interface MqttBrokerOptions {
   fleet: MqttFleet;
   handleDeviceMessage: DeviceMessageHandler;
   sessions: SessionObserver;
+  noticeAclRefusal: AclRefusalNotice;
   isAdminKey(secret: string): boolean;
   /** An integration's API key (username `$key`): its tenant and role, or undefined. */
   identify(secret: string): Promise<MqttMember | undefined>;
@@ -550,8 +561,19 @@ export class EmbeddedMqttBroker {
     if (!topic || relative === undefined) {
       this.options.metrics.aclDenied('publish');
       this.options.logger.warn({ device: device.id, topic: packet.topic }, "mqtt publish outside the device's topics refused");
-      // MQTT 3.1.1 has no negative PUBACK: the connection is closed, as AWS IoT and others do.
-      done(new Error(`device ${device.id} may not publish to ${packet.topic}`));
+      // MQTT 3.1.1 has no negative PUBACK: the connection is closed, as AWS IoT and others do, but
+      // only once the reason is on its way to the device's errors topic (its error list keeps it
+      // for a device that was not listening). Aedes writes a QoS 0 notice to the socket before
+      // the publish settles, and closing after that keeps the order on the wire.
+      const message =
+        `publish to ${packet.topic} refused: a device publishes only its own telemetry, events, ` +
+        `twin reports and action results under ${thingTopics.prefix(device.id)}; the connection is closed`;
+      const told = Promise.race([
+        this.options.noticeAclRefusal(device, message).catch(() => undefined),
+        sleep(ACL_NOTICE_DEADLINE_MS, undefined, { ref: false }),
+      ]).then(() => done(new Error(`device ${device.id} may not publish to ${packet.topic}`)));
+      this.handling.add(told);
+      told.finally(() => this.handling.delete(told));
       return;
     }
     // Subscribers of the device's tenant (its integrations) hear it in their mount.
@@ -690,6 +712,16 @@ export class EmbeddedMqttBroker {
           ? `mqtt subscription refused: outside the tenant's topics or role ${principal.member.role} lacks telemetry:read`
           : "mqtt subscription outside the device's topics refused",
       );
+      // The SUBACK says 0x80 (failure) for this filter; the device's error list says why.
+      if (principal?.kind === 'device') {
+        const { device } = principal;
+        this.options
+          .noticeAclRefusal(
+            device,
+            `subscription to ${subscription.topic} refused (SUBACK 0x80): a device subscribes only under ${thingTopics.prefix(device.id)}`,
+          )
+          .catch(() => undefined);
+      }
       return null;
     }
     // Mounted in place: Aedes reads this object for the retained messages it sends and the session it stores.
