@@ -11,7 +11,7 @@ const BEGIN = '<!-- roles table: generated from ROLE_PERMISSIONS (test/readme-ro
 const END = '<!-- end of roles table -->';
 
 /** One row per permission, one column per role, ✓ where the role has it. */
-export function rolesTable(): string {
+function rolesTable(): string {
   const header = `| permission | ${ROLES.map((role) => `\`${role}\``).join(' | ')} |`;
   const rule = `|---|${ROLES.map(() => ':-:').join('|')}|`;
   const rows = PERMISSIONS.map(
