@@ -390,6 +390,44 @@ describe('TLS listeners', () => {
   });
 });
 
+describe('TLS start-up', () => {
+  test('a taken MQTTS port stops start-up naming --mqtts-port', async () => {
+    const pki = await makePki();
+    const taken = await startTestNode({ tlsCert: pki.file('server.pem'), tlsKey: pki.file('server-key.pem'), mqttsPort: 0, httpsPort: 0 });
+    try {
+      await assert.rejects(
+        startCloudNode(
+          testConfig({
+            tlsCert: pki.file('server.pem'),
+            tlsKey: pki.file('server-key.pem'),
+            mqttsPort: taken.node.mqttsPort,
+            httpsPort: 0,
+          }),
+          { logger: createLogger({ level: 'silent' }) },
+        ),
+        (error: Error) =>
+          error instanceof StartupError && /MQTTS port \d+ is already in use/.test(error.message) && /--mqtts-port/.test(error.message),
+      );
+    } finally {
+      await taken.stop();
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a key that does not belong to the certificate stops start-up naming the files', async () => {
+    const pki = await makePki();
+    const other = await pki.ca.issueServer(['localhost'], { days: 1 });
+    const wrongKey = pki.write('other-key.pem', other.privateKeyPem);
+    await assert.rejects(
+      startCloudNode(testConfig({ tlsCert: pki.file('server.pem'), tlsKey: wrongKey, mqttsPort: 0, httpsPort: 0 }), {
+        logger: createLogger({ level: 'silent' }),
+      }),
+      (error: Error) => error instanceof StartupError && error.message.includes(wrongKey),
+    );
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+});
+
 describe('--plaintext false', () => {
   test('refuses to start without a certificate, with a clear message', async () => {
     await assert.rejects(

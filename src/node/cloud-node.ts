@@ -19,7 +19,7 @@ import { alarmSinks } from './agents-wiring.js';
 import { createBindings, type NodeBindings } from './bindings.js';
 import { howToSet, type NodeConfig, oidcRedirectUrl } from './config.js';
 import { openTenantDatabase, type SharedParts, startTenantScope, type TenantScope } from './tenant-scope.js';
-import { cloudTrust, openNodeTls } from './tls.js';
+import { cloudTrust, mqttListenerOf, openNodeTls } from './tls.js';
 import { VERSION } from './version.js';
 
 export interface NodeOptions {
@@ -197,7 +197,8 @@ export async function startCloudNode(config: NodeConfig, options: NodeOptions = 
       running = await startBindings(nodeBindings.all, uplink, logger);
     } catch (error) {
       if (error instanceof BindingStartError && error.protocol === 'mqtt') {
-        throw portError(error.reason, 'MQTT', config.mqttPort, 'mqttPort');
+        const listener = mqttListenerOf(error.reason, config);
+        throw portError(error.reason, listener.what, listener.port, listener.key);
       }
       if (error instanceof BindingStartError && error.protocol === 'coap') {
         throw portError(error.reason, 'CoAP', config.coapPort, 'coapPort');

@@ -136,3 +136,13 @@ function httpsPortError(error: unknown, port: number): Error {
     return new StartupError(`HTTPS port ${port} needs privileges: choose a port above 1023 with ${howToSet('httpsPort')}`);
   return error as Error;
 }
+
+/**
+ * Which MQTT listener a failed broker start was about: the TLS port when the error names it (a
+ * taken port says which), else the plaintext one. For the start-up message naming the flag to change.
+ */
+export function mqttListenerOf(error: unknown, config: NodeConfig): { what: string; port: number; key: 'mqttPort' | 'mqttsPort' } {
+  const port = typeof error === 'object' && error !== null && 'port' in error ? error.port : undefined;
+  const onTls = config.tlsCert !== undefined && port === config.mqttsPort && port !== config.mqttPort;
+  return onTls ? { what: 'MQTTS', port: config.mqttsPort, key: 'mqttsPort' } : { what: 'MQTT', port: config.mqttPort, key: 'mqttPort' };
+}

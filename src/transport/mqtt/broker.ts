@@ -285,7 +285,17 @@ export class EmbeddedMqttBroker {
       this.server = createServer((socket) => this.accept(socket, socket.remoteAddress, 'mqtt', packetLimits));
       this.boundPort = await listen(this.server, options.port, options.host);
     }
-    if (options.tls) await this.startTls(options.tls, packetLimits);
+    if (options.tls) {
+      try {
+        await this.startTls(options.tls, packetLimits);
+      } catch (error) {
+        // Nothing half-started outlives a failed start: the plaintext port and the broker close again.
+        const plain = this.server;
+        if (plain) await new Promise<void>((resolve) => plain.close(() => resolve()));
+        await new Promise<void>((resolve) => this.broker.close(() => resolve()));
+        throw error;
+      }
+    }
     options.fleet.events.on('removed', (device) => {
       this.disconnectDevice(device.tenant, device.id, 'device deleted');
       this.clientIds.forgetOwner(deviceOwner(device.tenant, device.id));
