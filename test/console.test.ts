@@ -212,7 +212,7 @@ describe('web console in chromium', () => {
     await desired.getByLabel('speed').fill('42');
     await desired.getByRole('button', { name: 'Save desired state' }).click();
     await page.getByTestId('desired-saved').waitFor();
-    await page.getByTestId('twin-desired-speed').getByText('42 percent').waitFor();
+    await page.getByTestId('twin-desired-speed').getByText('42%').waitFor();
     const twin = await t.api<{ desired: { speed: number }; version: number }>('/api/v1/devices/pump-0001/twin');
     assert.equal(twin.body.desired.speed, 42);
     // The simulated pump applies the setpoint and reports its speed converging on it.
@@ -235,7 +235,7 @@ describe('web console in chromium', () => {
     const conflict = page.getByTestId('desired-conflict');
     await conflict.waitFor();
     assert.match((await conflict.textContent()) ?? '', /someone else changed the desired state first/i);
-    await page.getByTestId('twin-desired-speed').getByText('55 percent').waitFor();
+    await page.getByTestId('twin-desired-speed').getByText('55%').waitFor();
     await shot('06-device-twin-conflict');
     assert.equal((await t.api<{ desired: { speed: number } }>('/api/v1/devices/pump-0001/twin')).body.desired.speed, 55);
   });

@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { unitLabel } from '../lib/format';
 import type { Series } from '../lib/series';
 
 interface ChartProps {
@@ -59,7 +60,7 @@ export function Chart({ property, unit, series, xRange }: ChartProps) {
     <figure className="chart" data-testid={`chart-${property}`} data-points={points}>
       <figcaption>
         {property}
-        {unit ? <span className="unit"> ({unit})</span> : null}
+        {unit ? <span className="unit"> ({unitLabel(unit)})</span> : null}
         <span className="points"> · {points} points</span>
       </figcaption>
       <div ref={host} className="chart-canvas" role="img" aria-label={`${property} over time, ${points} points`} />

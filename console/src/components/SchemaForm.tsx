@@ -1,4 +1,5 @@
 import type { ReactNode } from 'react';
+import { unitLabel } from '../lib/format';
 import type { Field, FormValues } from '../lib/schemaForm';
 
 interface FieldControlProps {
@@ -13,7 +14,7 @@ interface FieldControlProps {
 export function FieldControl({ idPrefix, field, value, error, onChange }: FieldControlProps) {
   const id = `${idPrefix}-${field.name}`;
   const hintParts = [
-    field.unit ? `in ${field.unit}` : '',
+    field.unit ? `in ${unitLabel(field.unit)}` : '',
     field.minimum !== undefined || field.maximum !== undefined ? `${field.minimum ?? '…'} to ${field.maximum ?? '…'}` : '',
     field.kind === 'json' ? 'JSON' : '',
     field.description ?? '',
