@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { backupDataDirectory, type DataDirectoryProgress, resetAdminKey, restoreDataDirectory } from '../node/index.js';
+import { backupDataDirectory, type DataDirectoryProgress, resetAdminKey, restoreDataDirectory, VERSION } from '../node/index.js';
 import { printJson } from './table.js';
 
 const DEFAULT_DATA_DIR = './.thingloop';
@@ -58,7 +58,7 @@ export function addDataDirCommands(program: Command): void {
       ].join('\n'),
     )
     .action(async (target: string, options: DataDirOptions) => {
-      const manifest = await backupDataDirectory(dataDirOf(options), target, progressPrinter('backed up'));
+      const manifest = await backupDataDirectory(dataDirOf(options), target, VERSION, progressPrinter('backed up'));
       if (options.json) return printJson(manifest);
       const databases = manifest.files.filter((file) => file.kind === 'database');
       const bytes = manifest.files.reduce((sum, file) => sum + file.bytes, 0);

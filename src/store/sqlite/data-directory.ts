@@ -6,9 +6,10 @@
  */
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { AdminAccess, newSecret } from '../access/index.js';
-import { backupDatabase, databaseInUse, databaseProblems, openDatabase, SqliteSettings } from '../store/sqlite/index.js';
-import { VERSION } from './version.js';
+import { AdminAccess, newSecret } from '../../access/index.js';
+import { backupDatabase, databaseInUse, databaseProblems } from './backup.js';
+import { openDatabase } from './database.js';
+import { SqliteSettings } from './metadata.js';
 
 /** The system database (settings, tenants, people, keys, audit) and the default tenant's store. */
 const SYSTEM_DATABASE = 'thingloop.db';
@@ -78,6 +79,8 @@ async function assertDataDirectory(dataDir: string): Promise<void> {
 export async function backupDataDirectory(
   dataDir: string,
   target: string,
+  /** The Thingloop version that writes the backup, recorded in its manifest. */
+  thingloopVersion: string,
   progress: (step: DataDirectoryProgress) => void = () => {},
   now: () => number = Date.now,
 ): Promise<BackupManifest> {
@@ -101,7 +104,7 @@ export async function backupDataDirectory(
       files.push({ path: portable(path), kind: 'file', bytes: size });
     }
   }
-  const manifest: BackupManifest = { format: 1, thingloopVersion: VERSION, createdAt: now(), files };
+  const manifest: BackupManifest = { format: 1, thingloopVersion, createdAt: now(), files };
   await writeFile(join(target, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
   return manifest;
 }

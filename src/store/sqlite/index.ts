@@ -5,6 +5,13 @@
 
 export { SqliteAgentStore, SqliteAlarms } from './agents.js';
 export { type BackupProgress, backupDatabase, databaseInUse, databaseProblems } from './backup.js';
+export {
+  type BackupManifest,
+  backupDataDirectory,
+  type DataDirectoryProgress,
+  resetAdminKey,
+  restoreDataDirectory,
+} from './data-directory.js';
 export { type OpenOptions, openDatabase, type SqliteDatabase } from './database.js';
 export { SqliteEdges, SqliteOutbox } from './edge.js';
 export { type DeviceEventWriterOptions, SqliteDeviceEvents } from './events.js';
